@@ -1,0 +1,882 @@
+//! The one configuration type, with Django's settings and defaults.
+//!
+//! Build it in code with [`Config::builder`], from `SESSIO_*` environment variables with
+//! [`ConfigBuilder::env`], or from a TOML file with [`ConfigBuilder::toml_file`]; the three
+//! can be layered (later calls win).
+//!
+//! | setting | Django | env variable | TOML key | default |
+//! |---|---|---|---|---|
+//! | engine | `SESSION_ENGINE` | `SESSIO_ENGINE` | `engine` | `db` |
+//! | database URL | `DATABASES` | `SESSIO_DATABASE_URL` | `database_url` | `sqlite://sessio.sqlite3` |
+//! | secret key | `SECRET_KEY` | `SESSIO_SECRET_KEY` | `secret_key` | none: required |
+//! | fallback keys | `SECRET_KEY_FALLBACKS` | `SESSIO_SECRET_KEY_FALLBACKS` (comma-separated) | `secret_key_fallbacks` | none |
+//! | cookie name | `SESSION_COOKIE_NAME` | `SESSIO_COOKIE_NAME` | `cookie_name` | `sessionid` |
+//! | cookie age (s) | `SESSION_COOKIE_AGE` | `SESSIO_COOKIE_AGE` | `cookie_age` | 1209600 (two weeks) |
+//! | cookie domain | `SESSION_COOKIE_DOMAIN` | `SESSIO_COOKIE_DOMAIN` | `cookie_domain` | none |
+//! | cookie path | `SESSION_COOKIE_PATH` | `SESSIO_COOKIE_PATH` | `cookie_path` | `/` |
+//! | Secure | `SESSION_COOKIE_SECURE` | `SESSIO_COOKIE_SECURE` | `cookie_secure` | false |
+//! | HttpOnly | `SESSION_COOKIE_HTTPONLY` | `SESSIO_COOKIE_HTTPONLY` | `cookie_httponly` | true |
+//! | SameSite | `SESSION_COOKIE_SAMESITE` | `SESSIO_COOKIE_SAMESITE` | `cookie_samesite` | `Lax` (`Strict`, `None`, `off`) |
+//! | save every request | `SESSION_SAVE_EVERY_REQUEST` | `SESSIO_SAVE_EVERY_REQUEST` | `save_every_request` | false |
+//! | expire at browser close | `SESSION_EXPIRE_AT_BROWSER_CLOSE` | `SESSIO_EXPIRE_AT_BROWSER_CLOSE` | `expire_at_browser_close` | false |
+//! | auto-migrate | – | `SESSIO_AUTO_MIGRATE` | `auto_migrate` | false |
+//!
+//! ```
+//! use sessio::{Config, EngineKind};
+//!
+//! let config = Config::builder()
+//!     .secret_key("q1w2e3r4t5y6u7i8o9p0-a-long-random-secret-key-of-50-chars!")
+//!     .engine(EngineKind::SignedCookies)
+//!     .cookie_secure(true)
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(config.cookie_name(), "sessionid");
+//! assert_eq!(config.cookie_age(), 1_209_600);
+//! ```
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::signing;
+
+/// Django's default `SESSION_COOKIE_AGE`: two weeks, in seconds.
+pub const DEFAULT_COOKIE_AGE: i64 = 60 * 60 * 24 * 7 * 2;
+/// The shortest secret key accepted (Django's deploy check asks for 50 characters).
+pub const MIN_SECRET_KEY_LEN: usize = 50;
+
+const HOW_TO_MAKE_A_KEY: &str = "set SESSIO_SECRET_KEY to 50+ random characters, \
+     for example the output of `sessio generate-key` or `openssl rand -base64 48`";
+
+/// Where session data lives: Django's `SESSION_ENGINE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EngineKind {
+    /// All data in the cookie, signed with HMAC-SHA256 (readable by the client).
+    SignedCookies,
+    /// A row per session in a `django_session` table (SQLite by default).
+    Db,
+}
+
+impl EngineKind {
+    /// The setting's value: `signed-cookies` or `db`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::SignedCookies => "signed-cookies",
+            EngineKind::Db => "db",
+        }
+    }
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EngineKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "signed-cookies" | "signed-cookie" | "cookies" | "cookie" => {
+                Ok(EngineKind::SignedCookies)
+            }
+            "db" | "database" => Ok(EngineKind::Db),
+            other => Err(Error::Config(format!(
+                "unknown session engine `{other}`: use `signed-cookies` or `db`"
+            ))),
+        }
+    }
+}
+
+/// The cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent on top-level navigations and same-site requests (Django's default).
+    Lax,
+    /// Sent on same-site requests only.
+    Strict,
+    /// Sent on cross-site requests too; browsers require `Secure` with it.
+    None,
+}
+
+impl SameSite {
+    /// The attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+            SameSite::None => "None",
+        }
+    }
+}
+
+/// Parses `Lax`, `Strict`, `None`, or `off`/`false` (no attribute) into the setting.
+fn parse_samesite(s: &str) -> Result<Option<SameSite>> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "lax" => Ok(Some(SameSite::Lax)),
+        "strict" => Ok(Some(SameSite::Strict)),
+        "none" => Ok(Some(SameSite::None)),
+        "off" | "false" | "" => Ok(None),
+        other => Err(Error::Config(format!(
+            "cookie_samesite `{other}` is not one of Lax, Strict, None, off"
+        ))),
+    }
+}
+
+/// A secret key. Its `Debug` output never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(Arc<str>);
+
+impl SecretKey {
+    /// Wraps a key without checking it.
+    pub fn new(key: impl Into<Arc<str>>) -> Self {
+        SecretKey(key.into())
+    }
+
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// Why this key is too weak for production, if it is (the same rules as Django's
+    /// `check --deploy`).
+    pub fn weakness(&self) -> Option<String> {
+        let unique = self
+            .0
+            .chars()
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        if self.0.len() < MIN_SECRET_KEY_LEN {
+            Some(format!(
+                "the secret key is {} characters; at least {MIN_SECRET_KEY_LEN} are needed",
+                self.0.len()
+            ))
+        } else if unique < 5 {
+            Some("the secret key has fewer than 5 distinct characters".into())
+        } else if self.0.starts_with("django-insecure-") {
+            Some("the secret key is Django's generated `django-insecure-` development key".into())
+        } else {
+            None
+        }
+    }
+
+    /// A new random key of 64 URL-safe characters from the OS CSPRNG.
+    pub fn generate() -> Result<Self> {
+        const CHARS: &[u8] =
+            b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_!@#%^&*(=+)";
+        Ok(SecretKey::new(
+            crate::key::random_string(64, CHARS)?.as_str(),
+        ))
+    }
+
+    /// The key itself. Handle with care: never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey(<{} chars, hidden>)", self.0.len())
+    }
+}
+
+/// Session settings. Built with [`Config::builder`]; read with the getters.
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) engine: EngineKind,
+    pub(crate) database_url: String,
+    pub(crate) secret_key: SecretKey,
+    pub(crate) fallback_keys: Vec<SecretKey>,
+    pub(crate) weak_key_allowed: bool,
+    pub(crate) cookie_name: String,
+    pub(crate) cookie_age: i64,
+    pub(crate) cookie_domain: Option<String>,
+    pub(crate) cookie_path: String,
+    pub(crate) cookie_secure: bool,
+    pub(crate) cookie_httponly: bool,
+    pub(crate) cookie_samesite: Option<SameSite>,
+    pub(crate) save_every_request: bool,
+    pub(crate) expire_at_browser_close: bool,
+    pub(crate) auto_migrate: bool,
+    pub(crate) signed_cookies_salt: String,
+    pub(crate) store_salt: String,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("engine", &self.engine)
+            .field("database_url", &crate::error::redact_url(&self.database_url))
+            .field("secret_key", &self.secret_key)
+            .field("fallback_keys", &self.fallback_keys.len())
+            .field("cookie_name", &self.cookie_name)
+            .field("cookie_age", &self.cookie_age)
+            .field("cookie_domain", &self.cookie_domain)
+            .field("cookie_path", &self.cookie_path)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("cookie_httponly", &self.cookie_httponly)
+            .field("cookie_samesite", &self.cookie_samesite)
+            .field("save_every_request", &self.save_every_request)
+            .field("expire_at_browser_close", &self.expire_at_browser_close)
+            .field("auto_migrate", &self.auto_migrate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// A builder with Django's defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// The settings from `SESSIO_*` environment variables, on top of the TOML file named by
+    /// `SESSIO_CONFIG` when that is set.
+    pub fn from_env() -> Result<Self> {
+        let mut builder = Config::builder();
+        if let Ok(path) = std::env::var("SESSIO_CONFIG") {
+            builder = builder.toml_file(path)?;
+        }
+        builder.env()?.build()
+    }
+
+    /// The engine (`SESSION_ENGINE`).
+    pub fn engine(&self) -> EngineKind {
+        self.engine
+    }
+    /// The database URL of the `db` engine, e.g. `sqlite://sessions.db`.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+    /// The key that signs (`SECRET_KEY`).
+    pub fn secret_key(&self) -> &SecretKey {
+        &self.secret_key
+    }
+    /// Keys that still verify but never sign (`SECRET_KEY_FALLBACKS`).
+    pub fn fallback_keys(&self) -> &[SecretKey] {
+        &self.fallback_keys
+    }
+    /// Whether a weak secret key was explicitly allowed.
+    pub fn weak_key_allowed(&self) -> bool {
+        self.weak_key_allowed
+    }
+    /// `SESSION_COOKIE_NAME`.
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie_name
+    }
+    /// `SESSION_COOKIE_AGE`, in seconds.
+    pub fn cookie_age(&self) -> i64 {
+        self.cookie_age
+    }
+    /// `SESSION_COOKIE_DOMAIN`.
+    pub fn cookie_domain(&self) -> Option<&str> {
+        self.cookie_domain.as_deref()
+    }
+    /// `SESSION_COOKIE_PATH`.
+    pub fn cookie_path(&self) -> &str {
+        &self.cookie_path
+    }
+    /// `SESSION_COOKIE_SECURE`.
+    pub fn cookie_secure(&self) -> bool {
+        self.cookie_secure
+    }
+    /// `SESSION_COOKIE_HTTPONLY`.
+    pub fn cookie_httponly(&self) -> bool {
+        self.cookie_httponly
+    }
+    /// `SESSION_COOKIE_SAMESITE`; `None` omits the attribute.
+    pub fn cookie_samesite(&self) -> Option<SameSite> {
+        self.cookie_samesite
+    }
+    /// `SESSION_SAVE_EVERY_REQUEST`.
+    pub fn save_every_request(&self) -> bool {
+        self.save_every_request
+    }
+    /// `SESSION_EXPIRE_AT_BROWSER_CLOSE`.
+    pub fn expire_at_browser_close(&self) -> bool {
+        self.expire_at_browser_close
+    }
+    /// Whether server engines create their schema when they start.
+    pub fn auto_migrate(&self) -> bool {
+        self.auto_migrate
+    }
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+    /// The salt of signed-cookie values.
+    pub fn signed_cookies_salt(&self) -> &str {
+        &self.signed_cookies_salt
+    }
+    /// The salt of `session_data` in server stores.
+    pub fn store_salt(&self) -> &str {
+        &self.store_salt
+    }
+
+    /// A signer for `salt` with this configuration's keys.
+    pub(crate) fn signer(&self, salt: &str) -> signing::Signer {
+        let fallbacks: Vec<&[u8]> = self.fallback_keys.iter().map(|k| k.as_bytes()).collect();
+        signing::Signer::new(self.secret_key.as_bytes(), &fallbacks, salt)
+    }
+
+    /// Settings that are unsafe in production, like Django's `check --deploy`.
+    /// Each entry is `(id, message)`.
+    pub fn deploy_warnings(&self) -> Vec<(&'static str, String)> {
+        let mut w = Vec::new();
+        if let Some(why) = self.secret_key.weakness() {
+            w.push(("sessio.W001", format!("{why}. {HOW_TO_MAKE_A_KEY}")));
+        }
+        for (i, k) in self.fallback_keys.iter().enumerate() {
+            if let Some(why) = k.weakness() {
+                w.push(("sessio.W002", format!("fallback key #{}: {why}", i + 1)));
+            }
+        }
+        if !self.cookie_secure {
+            w.push((
+                "sessio.W010",
+                "cookie_secure is off: the session cookie is sent over plain HTTP too. \
+                 Set SESSIO_COOKIE_SECURE=true in production (browsers accept Secure cookies \
+                 on http://localhost)"
+                    .into(),
+            ));
+        }
+        if !self.cookie_httponly {
+            w.push((
+                "sessio.W011",
+                "cookie_httponly is off: scripts on the page (and any XSS) can read the session cookie".into(),
+            ));
+        }
+        if self.cookie_samesite == Some(SameSite::None) && !self.cookie_secure {
+            w.push((
+                "sessio.W012",
+                "cookie_samesite=None without cookie_secure: browsers reject the cookie".into(),
+            ));
+        }
+        if self.cookie_samesite.is_none() {
+            w.push((
+                "sessio.W013",
+                "cookie_samesite is off: the cookie is sent on cross-site requests (CSRF risk)"
+                    .into(),
+            ));
+        }
+        if self.engine == EngineKind::SignedCookies {
+            w.push((
+                "sessio.I020",
+                "signed-cookies: the client can read the session data, and logout cannot \
+                 revoke a copied cookie before it expires"
+                    .into(),
+            ));
+        }
+        if self.cookie_age > 60 * 60 * 24 * 30 {
+            w.push((
+                "sessio.W021",
+                format!(
+                    "cookie_age is {} days: long-lived sessions widen the window of a stolen cookie",
+                    self.cookie_age / 86400
+                ),
+            ));
+        }
+        w
+    }
+}
+
+/// Builds a [`Config`]. Every setter is optional except the secret key.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ConfigBuilder {
+    engine: EngineKind,
+    database_url: String,
+    secret_key: Option<SecretKey>,
+    fallback_keys: Vec<SecretKey>,
+    allow_weak_secret_key: bool,
+    cookie_name: String,
+    cookie_age: i64,
+    cookie_domain: Option<String>,
+    cookie_path: String,
+    cookie_secure: bool,
+    cookie_httponly: bool,
+    cookie_samesite: Option<SameSite>,
+    save_every_request: bool,
+    expire_at_browser_close: bool,
+    auto_migrate: bool,
+    signed_cookies_salt: String,
+    store_salt: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        Self {
+            engine: EngineKind::Db,
+            database_url: "sqlite://sessio.sqlite3".into(),
+            secret_key: None,
+            fallback_keys: Vec::new(),
+            allow_weak_secret_key: false,
+            cookie_name: "sessionid".into(),
+            cookie_age: DEFAULT_COOKIE_AGE,
+            cookie_domain: None,
+            cookie_path: "/".into(),
+            cookie_secure: false,
+            cookie_httponly: true,
+            cookie_samesite: Some(SameSite::Lax),
+            save_every_request: false,
+            expire_at_browser_close: false,
+            auto_migrate: false,
+            signed_cookies_salt: signing::SIGNED_COOKIES_SALT.into(),
+            store_salt: signing::STORE_SALT.into(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The TOML file's shape: every key optional, names as in the table above.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    engine: Option<String>,
+    database_url: Option<String>,
+    secret_key: Option<String>,
+    secret_key_fallbacks: Option<Vec<String>>,
+    cookie_name: Option<String>,
+    cookie_age: Option<i64>,
+    cookie_domain: Option<String>,
+    cookie_path: Option<String>,
+    cookie_secure: Option<bool>,
+    cookie_httponly: Option<bool>,
+    cookie_samesite: Option<String>,
+    save_every_request: Option<bool>,
+    expire_at_browser_close: Option<bool>,
+    auto_migrate: Option<bool>,
+    signed_cookies_salt: Option<String>,
+    store_salt: Option<String>,
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        other => Err(Error::Config(format!(
+            "{name}=`{other}` is not a boolean: use true or false"
+        ))),
+    }
+}
+
+impl ConfigBuilder {
+    /// The engine (`SESSION_ENGINE`).
+    pub fn engine(mut self, engine: EngineKind) -> Self {
+        self.engine = engine;
+        self
+    }
+    /// The database URL of the `db` engine: `sqlite://path/to/file.db` or `sqlite::memory:`.
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = url.into();
+        self
+    }
+    /// The secret key that signs (`SECRET_KEY`). Required; at least 50 characters.
+    pub fn secret_key(mut self, key: impl Into<Arc<str>>) -> Self {
+        self.secret_key = Some(SecretKey::new(key));
+        self
+    }
+    /// Old keys that still verify but never sign (`SECRET_KEY_FALLBACKS`), newest first.
+    pub fn fallback_keys<I, K>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<Arc<str>>,
+    {
+        self.fallback_keys = keys.into_iter().map(SecretKey::new).collect();
+        self
+    }
+    /// Accepts a secret key shorter than 50 characters. Only for sharing sessions with an
+    /// existing Django deployment whose key cannot change yet, and for tests; `sessio
+    /// check` keeps warning about it.
+    pub fn allow_weak_secret_key(mut self, allow: bool) -> Self {
+        self.allow_weak_secret_key = allow;
+        self
+    }
+    /// `SESSION_COOKIE_NAME`.
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+    /// `SESSION_COOKIE_AGE`, in seconds.
+    pub fn cookie_age(mut self, seconds: i64) -> Self {
+        self.cookie_age = seconds;
+        self
+    }
+    /// `SESSION_COOKIE_DOMAIN`.
+    pub fn cookie_domain(mut self, domain: Option<String>) -> Self {
+        self.cookie_domain = domain;
+        self
+    }
+    /// `SESSION_COOKIE_PATH`.
+    pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
+        self.cookie_path = path.into();
+        self
+    }
+    /// `SESSION_COOKIE_SECURE`.
+    pub fn cookie_secure(mut self, secure: bool) -> Self {
+        self.cookie_secure = secure;
+        self
+    }
+    /// `SESSION_COOKIE_HTTPONLY`.
+    pub fn cookie_httponly(mut self, httponly: bool) -> Self {
+        self.cookie_httponly = httponly;
+        self
+    }
+    /// `SESSION_COOKIE_SAMESITE`; `None` omits the attribute.
+    pub fn cookie_samesite(mut self, samesite: Option<SameSite>) -> Self {
+        self.cookie_samesite = samesite;
+        self
+    }
+    /// `SESSION_SAVE_EVERY_REQUEST`.
+    pub fn save_every_request(mut self, on: bool) -> Self {
+        self.save_every_request = on;
+        self
+    }
+    /// `SESSION_EXPIRE_AT_BROWSER_CLOSE`.
+    pub fn expire_at_browser_close(mut self, on: bool) -> Self {
+        self.expire_at_browser_close = on;
+        self
+    }
+    /// Create or upgrade the schema when a server engine starts.
+    pub fn auto_migrate(mut self, on: bool) -> Self {
+        self.auto_migrate = on;
+        self
+    }
+    /// The salt of signed-cookie values (Django's default unless sharing with a custom
+    /// engine).
+    pub fn signed_cookies_salt(mut self, salt: impl Into<String>) -> Self {
+        self.signed_cookies_salt = salt.into();
+        self
+    }
+    /// The salt of `session_data` in server stores: `django.contrib.sessions.` + the
+    /// Django store's class name.
+    pub fn store_salt(mut self, salt: impl Into<String>) -> Self {
+        self.store_salt = salt.into();
+        self
+    }
+    /// The clock (tests use [`crate::clock::ManualClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Applies the settings of a TOML file (see the module docs for the keys).
+    pub fn toml_file(self, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            context: format!("cannot read config file {}", path.display()),
+            source,
+        })?;
+        self.toml_str(&text)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Applies the settings of a TOML document.
+    pub fn toml_str(mut self, text: &str) -> Result<Self> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        if let Some(v) = file.engine {
+            self.engine = v.parse()?;
+        }
+        if let Some(v) = file.database_url {
+            self.database_url = v;
+        }
+        if let Some(v) = file.secret_key {
+            self.secret_key = Some(SecretKey::new(v));
+        }
+        if let Some(v) = file.secret_key_fallbacks {
+            self.fallback_keys = v.into_iter().map(SecretKey::new).collect();
+        }
+        if let Some(v) = file.cookie_name {
+            self.cookie_name = v;
+        }
+        if let Some(v) = file.cookie_age {
+            self.cookie_age = v;
+        }
+        if let Some(v) = file.cookie_domain {
+            self.cookie_domain = Some(v).filter(|d| !d.is_empty());
+        }
+        if let Some(v) = file.cookie_path {
+            self.cookie_path = v;
+        }
+        if let Some(v) = file.cookie_secure {
+            self.cookie_secure = v;
+        }
+        if let Some(v) = file.cookie_httponly {
+            self.cookie_httponly = v;
+        }
+        if let Some(v) = file.cookie_samesite {
+            self.cookie_samesite = parse_samesite(&v)?;
+        }
+        if let Some(v) = file.save_every_request {
+            self.save_every_request = v;
+        }
+        if let Some(v) = file.expire_at_browser_close {
+            self.expire_at_browser_close = v;
+        }
+        if let Some(v) = file.auto_migrate {
+            self.auto_migrate = v;
+        }
+        if let Some(v) = file.signed_cookies_salt {
+            self.signed_cookies_salt = v;
+        }
+        if let Some(v) = file.store_salt {
+            self.store_salt = v;
+        }
+        Ok(self)
+    }
+
+    /// Applies the `SESSIO_*` environment variables that are set.
+    pub fn env(self) -> Result<Self> {
+        self.env_from(|name| std::env::var(name).ok())
+    }
+
+    /// Applies `SESSIO_*` variables read through `lookup` (for tests and embedding).
+    pub fn env_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| lookup(name);
+        if let Some(v) = get("SESSIO_ENGINE") {
+            self.engine = v.parse()?;
+        }
+        if let Some(v) = get("SESSIO_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = get("SESSIO_SECRET_KEY") {
+            self.secret_key = Some(SecretKey::new(v));
+        }
+        if let Some(v) = get("SESSIO_SECRET_KEY_FALLBACKS") {
+            self.fallback_keys = v
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(SecretKey::new)
+                .collect();
+        }
+        if let Some(v) = get("SESSIO_COOKIE_NAME") {
+            self.cookie_name = v;
+        }
+        if let Some(v) = get("SESSIO_COOKIE_AGE") {
+            self.cookie_age = v.trim().parse().map_err(|_| {
+                Error::Config(format!("SESSIO_COOKIE_AGE=`{v}` is not a number of seconds"))
+            })?;
+        }
+        if let Some(v) = get("SESSIO_COOKIE_DOMAIN") {
+            self.cookie_domain = Some(v).filter(|d| !d.is_empty());
+        }
+        if let Some(v) = get("SESSIO_COOKIE_PATH") {
+            self.cookie_path = v;
+        }
+        if let Some(v) = get("SESSIO_COOKIE_SECURE") {
+            self.cookie_secure = parse_bool("SESSIO_COOKIE_SECURE", &v)?;
+        }
+        if let Some(v) = get("SESSIO_COOKIE_HTTPONLY") {
+            self.cookie_httponly = parse_bool("SESSIO_COOKIE_HTTPONLY", &v)?;
+        }
+        if let Some(v) = get("SESSIO_COOKIE_SAMESITE") {
+            self.cookie_samesite = parse_samesite(&v)?;
+        }
+        if let Some(v) = get("SESSIO_SAVE_EVERY_REQUEST") {
+            self.save_every_request = parse_bool("SESSIO_SAVE_EVERY_REQUEST", &v)?;
+        }
+        if let Some(v) = get("SESSIO_EXPIRE_AT_BROWSER_CLOSE") {
+            self.expire_at_browser_close = parse_bool("SESSIO_EXPIRE_AT_BROWSER_CLOSE", &v)?;
+        }
+        if let Some(v) = get("SESSIO_AUTO_MIGRATE") {
+            self.auto_migrate = parse_bool("SESSIO_AUTO_MIGRATE", &v)?;
+        }
+        Ok(self)
+    }
+
+    /// Whether a secret key has been set.
+    pub fn has_secret_key(&self) -> bool {
+        self.secret_key.is_some()
+    }
+
+    /// Checks the settings and builds the [`Config`].
+    pub fn build(self) -> Result<Config> {
+        let secret_key = self.secret_key.ok_or_else(|| {
+            Error::Config(format!("no secret key is set: {HOW_TO_MAKE_A_KEY}"))
+        })?;
+        if !self.allow_weak_secret_key {
+            if let Some(why) = secret_key.weakness() {
+                return Err(Error::Config(format!("{why}: {HOW_TO_MAKE_A_KEY}")));
+            }
+        }
+        if secret_key.as_bytes().is_empty() {
+            return Err(Error::Config(format!(
+                "the secret key is empty: {HOW_TO_MAKE_A_KEY}"
+            )));
+        }
+        validate_cookie_name(&self.cookie_name)?;
+        if !self.cookie_path.starts_with('/') || self.cookie_path.bytes().any(is_bad_attr_byte) {
+            return Err(Error::Config(format!(
+                "cookie_path `{}` must start with `/` and contain no control characters or `;`",
+                self.cookie_path
+            )));
+        }
+        if let Some(domain) = &self.cookie_domain {
+            let ok = domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            if !ok {
+                return Err(Error::Config(format!(
+                    "cookie_domain `{domain}` may contain only letters, digits, `.` and `-`"
+                )));
+            }
+        }
+        if self.cookie_age <= 0 {
+            return Err(Error::Config(format!(
+                "cookie_age must be a positive number of seconds, not {}",
+                self.cookie_age
+            )));
+        }
+        if self.cookie_name.starts_with("__Host-")
+            && (self.cookie_domain.is_some() || self.cookie_path != "/" || !self.cookie_secure)
+        {
+            return Err(Error::Config(
+                "a `__Host-` cookie needs cookie_secure=true, cookie_path=/ and no cookie_domain"
+                    .into(),
+            ));
+        }
+        if self.cookie_name.starts_with("__Secure-") && !self.cookie_secure {
+            return Err(Error::Config(
+                "a `__Secure-` cookie needs cookie_secure=true".into(),
+            ));
+        }
+        Ok(Config {
+            engine: self.engine,
+            database_url: self.database_url,
+            secret_key,
+            fallback_keys: self.fallback_keys,
+            weak_key_allowed: self.allow_weak_secret_key,
+            cookie_name: self.cookie_name,
+            cookie_age: self.cookie_age,
+            cookie_domain: self.cookie_domain,
+            cookie_path: self.cookie_path,
+            cookie_secure: self.cookie_secure,
+            cookie_httponly: self.cookie_httponly,
+            cookie_samesite: self.cookie_samesite,
+            save_every_request: self.save_every_request,
+            expire_at_browser_close: self.expire_at_browser_close,
+            auto_migrate: self.auto_migrate,
+            signed_cookies_salt: self.signed_cookies_salt,
+            store_salt: self.store_salt,
+            clock: self.clock,
+        })
+    }
+}
+
+fn is_bad_attr_byte(b: u8) -> bool {
+    b < 0x20 || b == 0x7f || b == b';'
+}
+
+/// RFC 6265 cookie-name: a token (no separators, no controls, no spaces).
+fn validate_cookie_name(name: &str) -> Result<()> {
+    const SEPARATORS: &[u8] = b"()<>@,;:\\\"/[]?={} \t";
+    if name.is_empty()
+        || name
+            .bytes()
+            .any(|b| b <= 0x20 || b >= 0x7f || SEPARATORS.contains(&b))
+    {
+        return Err(Error::Config(format!(
+            "cookie_name `{name}` is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH";
+
+    #[test]
+    fn defaults_match_django() {
+        let c = Config::builder().secret_key(KEY).build().unwrap();
+        assert_eq!(c.cookie_name(), "sessionid");
+        assert_eq!(c.cookie_age(), 1_209_600);
+        assert_eq!(c.cookie_path(), "/");
+        assert_eq!(c.cookie_domain(), None);
+        assert!(!c.cookie_secure());
+        assert!(c.cookie_httponly());
+        assert_eq!(c.cookie_samesite(), Some(SameSite::Lax));
+        assert!(!c.save_every_request());
+        assert!(!c.expire_at_browser_close());
+        assert_eq!(c.engine(), EngineKind::Db);
+    }
+
+    #[test]
+    fn missing_or_short_keys_are_refused_with_a_hint() {
+        let e = Config::builder().build().unwrap_err().to_string();
+        assert!(e.contains("SESSIO_SECRET_KEY"), "{e}");
+        let e = Config::builder()
+            .secret_key("short")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("50") && e.contains("SESSIO_SECRET_KEY"), "{e}");
+        assert!(Config::builder()
+            .secret_key("short")
+            .allow_weak_secret_key(true)
+            .build()
+            .is_ok());
+    }
+
+    #[test]
+    fn env_and_toml_layer() {
+        let b = Config::builder()
+            .toml_str("engine = 'signed-cookies'\ncookie_age = 60\ncookie_samesite = 'Strict'\n")
+            .unwrap()
+            .env_from(|n| match n {
+                "SESSIO_SECRET_KEY" => Some(KEY.into()),
+                "SESSIO_COOKIE_AGE" => Some("120".into()),
+                "SESSIO_COOKIE_SECURE" => Some("true".into()),
+                _ => None,
+            })
+            .unwrap();
+        let c = b.build().unwrap();
+        assert_eq!(c.engine(), EngineKind::SignedCookies);
+        assert_eq!(c.cookie_age(), 120);
+        assert!(c.cookie_secure());
+        assert_eq!(c.cookie_samesite(), Some(SameSite::Strict));
+        assert!(Config::builder().toml_str("nonsense = 1").is_err());
+        assert!(Config::builder()
+            .env_from(|n| (n == "SESSIO_COOKIE_SECURE").then(|| "maybe".into()))
+            .is_err());
+    }
+
+    #[test]
+    fn cookie_attributes_are_validated() {
+        let b = || Config::builder().secret_key(KEY);
+        assert!(b().cookie_name("bad name").build().is_err());
+        assert!(b().cookie_name("a;b").build().is_err());
+        assert!(b().cookie_path("nope").build().is_err());
+        assert!(b().cookie_domain(Some("a;b".into())).build().is_err());
+        assert!(b().cookie_name("__Host-s").build().is_err());
+        assert!(b()
+            .cookie_name("__Host-s")
+            .cookie_secure(true)
+            .build()
+            .is_ok());
+        assert!(b()
+            .cookie_name("__Host-s")
+            .cookie_secure(true)
+            .cookie_path("/app")
+            .build()
+            .is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let c = Config::builder().secret_key(KEY).build().unwrap();
+        assert!(!format!("{c:?}").contains(KEY));
+    }
+}

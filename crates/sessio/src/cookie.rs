@@ -1,0 +1,193 @@
+//! Reading the `Cookie` request header and writing `Set-Cookie`, as Django does.
+
+use http::HeaderValue;
+use time::OffsetDateTime;
+
+use crate::config::Config;
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+///
+/// Several headers are read in order (HTTP/2 splits cookies across them); when a name
+/// repeats, the last one wins, as in Django's `parse_cookie`. Values in double quotes are
+/// unquoted.
+pub fn find<'a>(headers: impl Iterator<Item = &'a HeaderValue>, name: &str) -> Option<String> {
+    let mut found = None;
+    for header in headers {
+        let Ok(text) = header.to_str() else {
+            // Non-ASCII bytes: read what is ASCII-safe, as a lossy view.
+            let text = String::from_utf8_lossy(header.as_bytes()).into_owned();
+            if let Some(v) = find_in(&text, name) {
+                found = Some(v);
+            }
+            continue;
+        };
+        if let Some(v) = find_in(text, name) {
+            found = Some(v);
+        }
+    }
+    found
+}
+
+fn find_in(header: &str, name: &str) -> Option<String> {
+    let mut found = None;
+    for chunk in header.split(';') {
+        let (k, v) = match chunk.split_once('=') {
+            Some((k, v)) => (k.trim(), v.trim()),
+            // Django reads `name` with no `=` as a cookie with an empty name.
+            None => ("", chunk.trim()),
+        };
+        if k == name {
+            found = Some(unquote(v));
+        }
+    }
+    found
+}
+
+/// Python's `http.cookies._unquote`: strips surrounding double quotes and undoes `\"`,
+/// `\\` and `\ooo` escapes.
+fn unquote(v: &str) -> String {
+    let Some(inner) = v
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .filter(|_| v.len() >= 2)
+    else {
+        return v.to_owned();
+    };
+    let bytes = inner.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 1 < bytes.len() {
+            let oct = &bytes[i + 1..bytes.len().min(i + 4)];
+            if oct.len() == 3 && oct.iter().all(|b| (b'0'..=b'3').contains(&oct[0]) && (b'0'..=b'7').contains(b)) {
+                out.push((oct[0] - b'0') * 64 + (oct[1] - b'0') * 8 + (oct[2] - b'0'));
+                i += 4;
+            } else {
+                out.push(bytes[i + 1]);
+                i += 2;
+            }
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `Wdy, DD Mon YYYY HH:MM:SS GMT` (Python's `formatdate(usegmt=True)`).
+pub fn http_date(at: OffsetDateTime) -> String {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        DAYS[at.weekday().number_days_from_monday() as usize],
+        at.day(),
+        MONTHS[at.month() as usize - 1],
+        at.year(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+/// The session cookie. Attributes come in Django's (alphabetical) order:
+/// `Domain; expires; HttpOnly; Max-Age; Path; SameSite; Secure`.
+pub(crate) fn set_cookie(
+    config: &Config,
+    value: &str,
+    lifetime: Option<(i64, OffsetDateTime)>,
+) -> String {
+    let mut s = String::with_capacity(value.len() + 120);
+    s.push_str(config.cookie_name());
+    s.push('=');
+    s.push_str(value);
+    if let Some(domain) = config.cookie_domain() {
+        s.push_str("; Domain=");
+        s.push_str(domain);
+    }
+    if let Some((_, expires)) = lifetime {
+        s.push_str("; expires=");
+        s.push_str(&http_date(expires));
+    }
+    if config.cookie_httponly() {
+        s.push_str("; HttpOnly");
+    }
+    if let Some((max_age, _)) = lifetime {
+        s.push_str("; Max-Age=");
+        s.push_str(&max_age.to_string());
+    }
+    s.push_str("; Path=");
+    s.push_str(config.cookie_path());
+    if let Some(samesite) = config.cookie_samesite() {
+        s.push_str("; SameSite=");
+        s.push_str(samesite.as_str());
+    }
+    if config.cookie_secure() {
+        s.push_str("; Secure");
+    }
+    s
+}
+
+/// The cookie that removes the session cookie: same name, Domain, Path, SameSite and
+/// Secure as the one it removes (a browser ignores a removal whose attributes differ),
+/// an empty value, `Max-Age=0` and an expiry in 1970.
+pub(crate) fn removal_cookie(config: &Config) -> String {
+    let mut s = format!("{}=\"\"", config.cookie_name());
+    if let Some(domain) = config.cookie_domain() {
+        s.push_str("; Domain=");
+        s.push_str(domain);
+    }
+    s.push_str("; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=");
+    s.push_str(config.cookie_path());
+    if let Some(samesite) = config.cookie_samesite() {
+        s.push_str("; SameSite=");
+        s.push_str(samesite.as_str());
+    }
+    let name = config.cookie_name();
+    if config.cookie_secure()
+        || name.starts_with("__Secure-")
+        || name.starts_with("__Host-")
+        || config.cookie_samesite() == Some(crate::config::SameSite::None)
+    {
+        s.push_str("; Secure");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hv(s: &str) -> HeaderValue {
+        HeaderValue::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn finds_cookies_like_django() {
+        let h = [hv("a=1; sessionid=abc; b=2")];
+        assert_eq!(find(h.iter(), "sessionid").as_deref(), Some("abc"));
+        let h = [hv("sessionid=first"), hv("x=1; sessionid=second")];
+        assert_eq!(find(h.iter(), "sessionid").as_deref(), Some("second"));
+        let h = [hv("sessionid=\"\"")];
+        assert_eq!(find(h.iter(), "sessionid").as_deref(), Some(""));
+        let h = [hv("sessionid=\"a\\\"b\\054c\"")];
+        assert_eq!(find(h.iter(), "sessionid").as_deref(), Some("a\"b,c"));
+        let h = [hv("other=1")];
+        assert_eq!(find(h.iter(), "sessionid"), None);
+        let h = [hv("  sessionid = spaced ;")];
+        assert_eq!(find(h.iter(), "sessionid").as_deref(), Some("spaced"));
+    }
+
+    #[test]
+    fn http_dates() {
+        let t = OffsetDateTime::from_unix_timestamp(1_700_000_000 + 1_209_600).unwrap();
+        assert_eq!(http_date(t), "Tue, 28 Nov 2023 22:13:20 GMT");
+        assert_eq!(
+            http_date(OffsetDateTime::UNIX_EPOCH),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+    }
+}

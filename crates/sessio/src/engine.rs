@@ -1,0 +1,85 @@
+//! The one abstraction every engine implements, client-side and server-side alike.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::config::{Config, EngineKind};
+use crate::error::Result;
+
+/// A session's data: a JSON object, in insertion order (as Django's dict).
+pub type SessionData = Map<String, Value>;
+
+/// A place where sessions live: inside the cookie, or in a store found by the cookie's key.
+///
+/// The "key" is whatever the cookie carries: a random id for server engines, the signed
+/// data itself for cookie engines. Engines follow Django's store semantics:
+///
+/// * `load` of an unknown, expired or invalid key is `Ok(None)`, and never creates anything;
+/// * `create` stores a new session under a fresh key and never overwrites one;
+/// * `save` updates an existing session and fails with
+///   [`Error::SessionInterrupted`](crate::Error::SessionInterrupted) when it is gone, so a
+///   session deleted by a concurrent logout is never resurrected.
+///
+/// To write an engine, implement this trait and run the conformance suite against it
+/// (`crates/sessio/tests/conformance`).
+#[async_trait]
+pub trait SessionEngine: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs and errors (`db`, `signed-cookies`).
+    fn name(&self) -> &'static str;
+
+    /// True when the data travels in the cookie (nothing to delete or clean on the server).
+    fn is_client_side(&self) -> bool;
+
+    /// The session stored under `key`, if there is a live one.
+    async fn load(&self, key: &str) -> Result<Option<SessionData>>;
+
+    /// Stores `data` under a new key that expires at `expires`, and returns the cookie value.
+    async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String>;
+
+    /// Replaces the data of the existing session `key`, and returns the cookie value
+    /// (the same key for server engines, the newly signed value for cookie engines).
+    async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime)
+        -> Result<String>;
+
+    /// Deletes the session `key`; deleting an unknown key is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Whether a session is stored under `key` (expired or not).
+    async fn exists(&self, key: &str) -> Result<bool>;
+
+    /// How many expired sessions are stored, when the engine can tell cheaply.
+    async fn count_expired(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// Deletes at most `limit` expired sessions and returns how many it deleted. Callers
+    /// loop until it returns less than `limit`, so no single call holds a lock for long.
+    async fn clear_expired_batch(&self, limit: usize) -> Result<u64>;
+
+    /// Creates or upgrades the engine's schema. Engines without one do nothing.
+    async fn migrate(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Opens the engine the configuration names.
+///
+/// ```no_run
+/// # async fn run() -> sessio::Result<()> {
+/// let config = sessio::Config::from_env()?;
+/// let engine = sessio::engine::open(&config).await?;
+/// println!("sessions live in the {} engine", engine.name());
+/// # Ok(()) }
+/// ```
+pub async fn open(config: &Config) -> Result<Arc<dyn SessionEngine>> {
+    match config.engine() {
+        EngineKind::SignedCookies => Ok(Arc::new(
+            crate::signed_cookies::SignedCookieEngine::new(config),
+        )),
+        EngineKind::Db => crate::db::open(config).await,
+    }
+}

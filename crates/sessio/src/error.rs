@@ -1,0 +1,190 @@
+//! The one error type of sessio.
+
+use std::fmt;
+
+/// A `Result` whose error defaults to sessio's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in sessio.
+///
+/// Each variant says what happened and, where there is something to do, what to do.
+/// Errors from drivers are kept as the [`source`](std::error::Error::source), never
+/// flattened into a string.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid; the message names the setting and how to fix it.
+    #[error("invalid session configuration: {0}")]
+    Config(String),
+
+    /// The session was deleted (for example by a logout in a concurrent request) before
+    /// this request could save it. Django answers this with 400 Bad Request; so does sessio.
+    #[error(
+        "The request's session was deleted before the request completed. \
+         The user may have logged out in a concurrent request, for example."
+    )]
+    SessionInterrupted,
+
+    /// The session table does not exist yet.
+    #[error("the session table `{table}` does not exist in {database}: run `sessio migrate` (or enable auto-migrate)")]
+    SchemaMissing {
+        /// The missing table.
+        table: String,
+        /// Where it was looked for (a URL with any password hidden).
+        database: String,
+    },
+
+    /// A new, unique session key could not be created after many attempts.
+    #[error("unable to create a new session key after {attempts} attempts; the store is likely unavailable")]
+    KeyCreation {
+        /// How many keys were tried.
+        attempts: u32,
+    },
+
+    /// The session store could not be reached or failed.
+    #[error("session store `{engine}` failed: {message}")]
+    Store {
+        /// The engine that failed.
+        engine: &'static str,
+        /// What it was doing, and what to check.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// A session value could not be converted to or from JSON.
+    #[error("session value for key `{key}` could not be (de)serialized: {source}")]
+    Serde {
+        /// The session key (the name in the session dictionary, not the session id).
+        key: String,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// This engine cannot do what was asked (for example, clearing expired cookie sessions).
+    #[error("session engine `{engine}` does not support {operation}")]
+    Unsupported {
+        /// The engine.
+        engine: &'static str,
+        /// The operation.
+        operation: &'static str,
+    },
+
+    /// Reading or writing a local file failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// A store error with a driver error as its source.
+    pub fn store<E>(engine: &'static str, message: impl Into<String>, source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Error::Store {
+            engine,
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// The HTTP status that fits this error when it ends a request.
+    ///
+    /// `SessionInterrupted` is the client's race (400), an unreachable store is a
+    /// temporary condition (503), anything else is the server's fault (500).
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            Error::SessionInterrupted => http::StatusCode::BAD_REQUEST,
+            Error::Store { .. } | Error::KeyCreation { .. } => {
+                http::StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The text sent to the client when this error ends a request: no internals, only
+    /// what the client can act on.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            Error::SessionInterrupted => {
+                "The request's session was deleted before the request completed. \
+                 The user may have logged out in a concurrent request, for example."
+            }
+            Error::Store { .. } | Error::KeyCreation { .. } => {
+                "The session store is temporarily unavailable. Please try again."
+            }
+            _ => "Internal server error (session).",
+        }
+    }
+}
+
+/// Hides the password in a database or cache URL, for error messages and logs.
+pub(crate) fn redact_url(url: &str) -> String {
+    // scheme://user:password@host/...  ->  scheme://user:***@host/...
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        if let Some(at) = authority.rfind('@') {
+            let userinfo = &authority[..at];
+            if let Some(colon) = userinfo.find(':') {
+                return format!(
+                    "{}://{}:***{}",
+                    &url[..scheme_end],
+                    &userinfo[..colon],
+                    &rest[at..]
+                );
+            }
+        }
+    }
+    url.to_string()
+}
+
+/// A keyed, short fingerprint of a session id for logs: lets an operator correlate log
+/// lines of one session without the log ever holding a usable id.
+pub(crate) struct LogId<'a>(pub(crate) &'a str);
+
+impl fmt::Display for LogId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use sha2::{Digest, Sha256};
+        // A per-process random key: fingerprints correlate within one process's logs, and
+        // a leaked log cannot be matched against guessed or stolen ids.
+        static KEY: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
+        let key = KEY.get_or_init(|| {
+            let mut k = [0u8; 16];
+            let _ = getrandom::fill(&mut k);
+            k
+        });
+        let digest = Sha256::new()
+            .chain_update(key)
+            .chain_update(self.0.as_bytes())
+            .finalize();
+        for b in &digest[..6] {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:secret@localhost:5432/db"),
+            "postgres://u:***@localhost:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://data/s.db"), "sqlite://data/s.db");
+        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+    }
+}

@@ -1,0 +1,67 @@
+//! # sessio
+//!
+//! Web sessions for Rust with Django's design and Django's wire formats: a visitor's data
+//! lives either inside the cookie (signed, so it cannot be tampered with) or on the server
+//! (a `django_session` row found by a random id in the cookie), and one setting switches
+//! between the two without touching handler code.
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use sessio::{Config, Session, SessionManager};
+//!
+//! async fn counter(session: Session) -> sessio::Result<String> {
+//!     let n: u32 = session.get("n").await?.unwrap_or(0) + 1;
+//!     session.insert("n", n).await?;
+//!     Ok(format!("you have been here {n} times"))
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // SESSIO_SECRET_KEY=... SESSIO_ENGINE=db|signed-cookies SESSIO_DATABASE_URL=sqlite://s.db
+//!     let sessions = SessionManager::open(Config::from_env()?).await?;
+//!     let app = Router::new().route("/", get(counter)).layer(sessions.layer());
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Concepts
+//!
+//! * [`Config`]: every setting, with Django's names and defaults.
+//! * [`SessionManager`]: the configuration and its open engine; gives the [`layer`](SessionManager::layer).
+//! * [`Session`]: the per-request handle (an axum extractor), loaded on first use.
+//! * [`SessionEngine`]: where data lives. Engines: [`signed_cookies`], [`db`].
+//! * [`signing`]: Django's `django.core.signing`, byte for byte.
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `axum` | yes | `Session` as an axum extractor, `IntoResponse` for [`Error`] |
+//! | `sqlite` | yes | the `db` engine on embedded SQLite |
+
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod cookie;
+pub mod db;
+pub mod engine;
+mod error;
+pub mod expiry;
+pub mod key;
+mod manager;
+pub mod middleware;
+pub mod pyjson;
+mod session;
+pub mod signed_cookies;
+pub mod signing;
+
+pub use config::{Config, ConfigBuilder, EngineKind, SameSite, SecretKey};
+pub use engine::{SessionData, SessionEngine};
+pub use error::{Error, Result};
+pub use expiry::Expiry;
+pub use manager::{SessionManager, DEFAULT_CLEAR_BATCH};
+pub use middleware::{SessionLayer, SessionService};
+pub use session::Session;

@@ -1,0 +1,261 @@
+//! The tower middleware: loads sessions lazily, saves them when they changed, and writes
+//! the cookie, following Django's `SessionMiddleware` rule for rule.
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use sessio::{Config, Session, SessionManager};
+//!
+//! async fn visits(session: Session) -> sessio::Result<String> {
+//!     let n: u64 = session.get("visits").await?.unwrap_or(0) + 1;
+//!     session.insert("visits", n).await?;
+//!     Ok(format!("visit number {n}"))
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let sessions = SessionManager::open(Config::from_env()?).await?;
+//! let app: Router = Router::new().route("/", get(visits)).layer(sessions.layer());
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE, VARY};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::config::Config;
+use crate::engine::SessionEngine;
+use crate::error::{Error, LogId};
+use crate::session::Session;
+
+/// Adds a [`Session`] to every request. Made by [`SessionManager::layer`](crate::SessionManager::layer).
+#[derive(Clone, Debug)]
+pub struct SessionLayer {
+    engine: Arc<dyn SessionEngine>,
+    config: Arc<Config>,
+}
+
+impl SessionLayer {
+    /// A layer over an engine with a configuration.
+    pub fn new(engine: Arc<dyn SessionEngine>, config: Arc<Config>) -> Self {
+        Self { engine, config }
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            engine: self.engine.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service made by [`SessionLayer`].
+#[derive(Clone, Debug)]
+pub struct SessionService<S> {
+    inner: S,
+    engine: Arc<dyn SessionEngine>,
+    config: Arc<Config>,
+}
+
+/// The error that ended a request in the session middleware, put in the extensions of the
+/// error response so an outer layer can inspect it.
+#[derive(Clone, Debug)]
+pub struct SessionError(pub Arc<Error>);
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<String> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let session = Session::from_headers(
+            self.engine.clone(),
+            self.config.clone(),
+            req.headers().get_all(COOKIE).iter(),
+        );
+        req.extensions_mut().insert(session.clone());
+        // The clone that was made ready is the one that must be called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        Box::pin(async move {
+            let mut res = inner.call(req).await?;
+            if let Err(error) = finish(&session, &config, &mut res).await {
+                return Ok(error_response(error, &session));
+            }
+            Ok(res)
+        })
+    }
+}
+
+/// Django's `SessionMiddleware.process_response`.
+async fn finish<B>(session: &Session, config: &Config, res: &mut Response<B>) -> Result<(), Error> {
+    let server_error = res.status().is_server_error();
+    if config.save_every_request() && !server_error && !session.is_loaded() && session.id().is_some() {
+        // Django would save an unloaded session under an unknown key and fail; loading first
+        // lets an unknown key turn into an empty session instead.
+        session.load_for_save().await?;
+    }
+    let accessed = session.accessed();
+    let modified = session.modified();
+    let empty = session.is_empty();
+    let mut need_vary = accessed;
+    if empty && session.request_had_cookie() {
+        append(res.headers_mut(), SET_COOKIE, crate::cookie::removal_cookie(config));
+        need_vary = true;
+    } else if (modified || config.save_every_request()) && !empty && !server_error {
+        // No save and no cookie on any 5xx: the handler's changes may be half-made.
+        session.save().await?;
+        let value = session.id().unwrap_or_default();
+        let cookie = crate::cookie::set_cookie(config, &value, session.cookie_lifetime());
+        append(res.headers_mut(), SET_COOKIE, cookie);
+        need_vary = true;
+    }
+    if need_vary {
+        patch_vary_cookie(res.headers_mut());
+    }
+    Ok(())
+}
+
+fn append(headers: &mut HeaderMap, name: http::HeaderName, value: String) {
+    match HeaderValue::try_from(value) {
+        Ok(v) => {
+            headers.append(name, v);
+        }
+        // Unreachable with validated config and engine-made values; never panic on it.
+        Err(e) => tracing::error!(error = %e, "session cookie is not a valid header value"),
+    }
+}
+
+/// Adds `Cookie` to `Vary` unless it is already there (Django's `patch_vary_headers`).
+fn patch_vary_cookie(headers: &mut HeaderMap) {
+    let mut existing: Vec<String> = Vec::new();
+    for v in headers.get_all(VARY) {
+        if let Ok(s) = v.to_str() {
+            existing.extend(
+                s.split(',')
+                    .map(|p| p.trim().to_owned())
+                    .filter(|p| !p.is_empty()),
+            );
+        }
+    }
+    if existing
+        .iter()
+        .any(|v| v == "*" || v.eq_ignore_ascii_case("cookie"))
+    {
+        return;
+    }
+    if existing.is_empty() {
+        headers.insert(VARY, HeaderValue::from_static("Cookie"));
+    } else {
+        existing.push("Cookie".into());
+        if let Ok(v) = HeaderValue::try_from(existing.join(", ")) {
+            headers.insert(VARY, v);
+        }
+    }
+}
+
+fn error_response<B: From<String>>(error: Error, session: &Session) -> Response<B> {
+    let id = session.id().unwrap_or_default();
+    match &error {
+        Error::SessionInterrupted => tracing::warn!(
+            session = %LogId(&id),
+            "session deleted by a concurrent request before this one could save it"
+        ),
+        _ => tracing::error!(
+            session = %LogId(&id),
+            engine = session.engine().name(),
+            error = %error,
+            source = ?std::error::Error::source(&error),
+            "session could not be saved"
+        ),
+    }
+    let mut res = Response::new(B::from(error.public_message().to_owned()));
+    *res.status_mut() = error.status();
+    let headers = res.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(VARY, HeaderValue::from_static("Cookie"));
+    res.extensions_mut().insert(SessionError(Arc::new(error)));
+    res
+}
+
+#[cfg(feature = "axum")]
+mod axum_support {
+    use axum_core::extract::FromRequestParts;
+    use axum_core::response::{IntoResponse, Response};
+    use http::request::Parts;
+    use http::StatusCode;
+
+    use crate::{Error, Session};
+
+    /// The handler asked for a [`Session`] but no `SessionLayer` is installed.
+    #[derive(Debug, Clone, Copy)]
+    pub struct MissingSessionLayer;
+
+    impl IntoResponse for MissingSessionLayer {
+        fn into_response(self) -> Response {
+            tracing::error!(
+                "a handler extracts sessio::Session but the router has no SessionLayer: \
+                 add `.layer(sessions.layer())`"
+            );
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error: the session middleware is not installed.",
+            )
+                .into_response()
+        }
+    }
+
+    impl<S: Send + Sync> FromRequestParts<S> for Session {
+        type Rejection = MissingSessionLayer;
+
+        async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+            parts
+                .extensions
+                .get::<Session>()
+                .cloned()
+                .ok_or(MissingSessionLayer)
+        }
+    }
+
+    /// Lets handlers use `?` on session calls: the error becomes a response with a fitting
+    /// status and a log line.
+    impl IntoResponse for Error {
+        fn into_response(self) -> Response {
+            if matches!(self, Error::SessionInterrupted) {
+                tracing::warn!(error = %self, "session interrupted");
+            } else {
+                tracing::error!(error = %self, source = ?std::error::Error::source(&self), "session error");
+            }
+            (self.status(), self.public_message()).into_response()
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+pub use axum_support::MissingSessionLayer;

@@ -1,0 +1,536 @@
+//! The `Session` handle that handlers use.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+
+use http::HeaderValue;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use time::{Duration, OffsetDateTime};
+
+use crate::config::Config;
+use crate::engine::{SessionData, SessionEngine};
+use crate::error::{Error, Result};
+use crate::expiry::{self, Expiry};
+
+/// The name Django gives the custom expiry inside the session data.
+pub(crate) const EXPIRY_KEY: &str = "_session_expiry";
+
+/// One visitor's session: a cheap-to-clone handle for the current request.
+///
+/// Data is loaded from the engine on first use, not before: a handler that never touches
+/// the session costs no store round trip. Reads set the *accessed* flag, writes the
+/// *modified* flag, exactly as Django's `SessionBase` does, and the middleware decides from
+/// those flags whether to save and what cookie to send.
+///
+/// ```
+/// use sessio::Session;
+///
+/// async fn add_to_cart(session: Session, item: u32) -> sessio::Result<usize> {
+///     let mut cart: Vec<u32> = session.get("cart").await?.unwrap_or_default();
+///     cart.push(item);
+///     let n = cart.len();
+///     session.insert("cart", cart).await?;
+///     Ok(n)
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Arc<dyn SessionEngine>,
+    config: Arc<Config>,
+    cookie: RequestCookie,
+    state: Mutex<State>,
+    // Serialises the first load so two tasks sharing a handle do not both hit the store.
+    load_gate: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct State {
+    key_initialised: bool,
+    key: Option<String>,
+    // None until loaded (Django's `_session_cache` is absent until first access).
+    data: Option<SessionData>,
+    accessed: bool,
+    modified: bool,
+}
+
+/// The session cookie of the request, parsed only when someone asks for it.
+enum RequestCookie {
+    Value(Option<String>),
+    Headers {
+        name: String,
+        headers: Vec<HeaderValue>,
+        parsed: OnceLock<Option<String>>,
+    },
+}
+
+impl RequestCookie {
+    fn get(&self) -> Option<&str> {
+        match self {
+            RequestCookie::Value(v) => v.as_deref(),
+            RequestCookie::Headers {
+                name,
+                headers,
+                parsed,
+            } => parsed
+                .get_or_init(|| crate::cookie::find(headers.iter(), name))
+                .as_deref(),
+        }
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.lock();
+        f.debug_struct("Session")
+            .field("engine", &self.inner.engine.name())
+            .field("loaded", &st.data.is_some())
+            .field("accessed", &st.accessed)
+            .field("modified", &st.modified)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session for the given cookie value (or none), outside any HTTP middleware: for
+    /// background jobs, tools and tests.
+    ///
+    /// ```
+    /// # async fn run() -> sessio::Result<()> {
+    /// use std::sync::Arc;
+    /// let config = Arc::new(
+    ///     sessio::Config::builder()
+    ///         .secret_key("an-example-secret-key-that-is-long-enough-to-pass-checks")
+    ///         .engine(sessio::EngineKind::SignedCookies)
+    ///         .build()?,
+    /// );
+    /// let engine = sessio::engine::open(&config).await?;
+    /// let session = sessio::Session::new(engine, config, None);
+    /// session.insert("user_id", 42).await?;
+    /// session.save().await?;
+    /// let cookie_value = session.id().unwrap();
+    /// # Ok(()) }
+    /// ```
+    pub fn new(
+        engine: Arc<dyn SessionEngine>,
+        config: Arc<Config>,
+        cookie_value: Option<String>,
+    ) -> Self {
+        Self::build(engine, config, RequestCookie::Value(cookie_value))
+    }
+
+    pub(crate) fn from_headers<'a>(
+        engine: Arc<dyn SessionEngine>,
+        config: Arc<Config>,
+        headers: impl Iterator<Item = &'a HeaderValue>,
+    ) -> Self {
+        let name = config.cookie_name().to_owned();
+        let cookie = RequestCookie::Headers {
+            name,
+            headers: headers.cloned().collect(),
+            parsed: OnceLock::new(),
+        };
+        Self::build(engine, config, cookie)
+    }
+
+    fn build(engine: Arc<dyn SessionEngine>, config: Arc<Config>, cookie: RequestCookie) -> Self {
+        Session {
+            inner: Arc::new(Inner {
+                engine,
+                config,
+                cookie,
+                state: Mutex::new(State::default()),
+                load_gate: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn init_key(&self, st: &mut State) {
+        if !st.key_initialised {
+            st.key_initialised = true;
+            st.key = crate::key::validate(self.inner.cookie.get()).map(str::to_owned);
+        }
+    }
+
+    /// Loads the data if it is not loaded yet, and marks the session accessed.
+    async fn ensure_loaded(&self) -> Result<()> {
+        {
+            let mut st = self.lock();
+            st.accessed = true;
+            if st.data.is_some() {
+                return Ok(());
+            }
+        }
+        let _gate = self.inner.load_gate.lock().await;
+        let key = {
+            let mut st = self.lock();
+            if st.data.is_some() {
+                return Ok(());
+            }
+            self.init_key(&mut st);
+            st.key.clone()
+        };
+        let loaded = match &key {
+            Some(k) => self.inner.engine.load(k).await?,
+            None => None,
+        };
+        let mut st = self.lock();
+        if st.data.is_some() {
+            // cleared while we were loading: the clear wins.
+            return Ok(());
+        }
+        match loaded {
+            Some(data) => st.data = Some(data),
+            None => {
+                st.data = Some(SessionData::new());
+                if key.is_some() {
+                    if self.inner.engine.is_client_side() {
+                        // Django's signed_cookies calls create() on a bad cookie, which marks
+                        // the session modified: the response replaces the cookie.
+                        st.modified = true;
+                    } else {
+                        // Never adopt a key the store does not know (CVE-2015-5143).
+                        st.key = None;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn with_data<R>(&self, f: impl FnOnce(&mut State) -> R) -> Result<R> {
+        self.ensure_loaded().await?;
+        let mut st = self.lock();
+        Ok(f(&mut st))
+    }
+
+    /// The value stored under `key`, deserialised into `T`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.get_value(key).await? {
+            None => Ok(None),
+            Some(v) => serde_json::from_value(v)
+                .map(Some)
+                .map_err(|source| Error::Serde {
+                    key: key.to_owned(),
+                    source,
+                }),
+        }
+    }
+
+    /// The raw JSON value stored under `key`.
+    pub async fn get_value(&self, key: &str) -> Result<Option<Value>> {
+        self.with_data(|st| st.data.as_ref().and_then(|d| d.get(key).cloned()))
+            .await
+    }
+
+    /// Stores `value` under `key`.
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
+        let value = serde_json::to_value(value).map_err(|source| Error::Serde {
+            key: key.to_owned(),
+            source,
+        })?;
+        self.insert_value(key, value).await
+    }
+
+    /// Stores a raw JSON value under `key`.
+    pub async fn insert_value(&self, key: &str, value: Value) -> Result<()> {
+        self.with_data(|st| {
+            st.data
+                .get_or_insert_with(SessionData::new)
+                .insert(key.to_owned(), value);
+            st.modified = true;
+        })
+        .await
+    }
+
+    /// Removes `key` and returns its value (Django's `pop`). The session counts as modified
+    /// only if the key was there.
+    pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.remove_value(key).await? {
+            None => Ok(None),
+            Some(v) => serde_json::from_value(v)
+                .map(Some)
+                .map_err(|source| Error::Serde {
+                    key: key.to_owned(),
+                    source,
+                }),
+        }
+    }
+
+    /// Removes `key` and returns its raw value.
+    pub async fn remove_value(&self, key: &str) -> Result<Option<Value>> {
+        self.with_data(|st| {
+            let removed = st.data.as_mut().and_then(|d| d.shift_remove(key));
+            st.modified |= removed.is_some();
+            removed
+        })
+        .await
+    }
+
+    /// Whether `key` is in the session.
+    pub async fn contains(&self, key: &str) -> Result<bool> {
+        self.with_data(|st| st.data.as_ref().is_some_and(|d| d.contains_key(key)))
+            .await
+    }
+
+    /// The keys, in insertion order.
+    pub async fn keys(&self) -> Result<Vec<String>> {
+        self.with_data(|st| {
+            st.data
+                .as_ref()
+                .map(|d| d.keys().cloned().collect())
+                .unwrap_or_default()
+        })
+        .await
+    }
+
+    /// A copy of all the data.
+    pub async fn data(&self) -> Result<SessionData> {
+        self.with_data(|st| st.data.clone().unwrap_or_default())
+            .await
+    }
+
+    /// Stores every entry of `entries` (Django's `update`).
+    pub async fn update(&self, entries: SessionData) -> Result<()> {
+        self.with_data(|st| {
+            st.data.get_or_insert_with(SessionData::new).extend(entries);
+            st.modified = true;
+        })
+        .await
+    }
+
+    /// Returns the value under `key`, storing `default` first if there is none (Django's
+    /// `setdefault`).
+    pub async fn get_or_insert<T: Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        default: T,
+    ) -> Result<T> {
+        if let Some(v) = self.get(key).await? {
+            return Ok(v);
+        }
+        self.insert(key, &default).await?;
+        Ok(default)
+    }
+
+    /// Empties the session without loading it; the record stays (use [`Session::flush`]
+    /// to log out).
+    pub fn clear(&self) {
+        let mut st = self.lock();
+        st.data = Some(SessionData::new());
+        st.accessed = true;
+        st.modified = true;
+    }
+
+    /// Logs out: deletes the data and the stored record, and forgets the id, so the
+    /// response expires the cookie.
+    pub async fn flush(&self) -> Result<()> {
+        let key = {
+            let mut st = self.lock();
+            st.data = Some(SessionData::new());
+            st.accessed = true;
+            st.modified = true;
+            self.init_key(&mut st);
+            st.key.take()
+        };
+        if let Some(key) = key {
+            self.inner.engine.delete(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives the session a new id and keeps its data (call it on login, against session
+    /// fixation). The new record is stored before the old one is deleted, so a failure in
+    /// between loses nothing.
+    pub async fn cycle_id(&self) -> Result<()> {
+        self.ensure_loaded().await?;
+        if self.inner.engine.is_client_side() {
+            // A cookie engine's "id" is its signed content: re-signing is the cycle.
+            self.lock().modified = true;
+            return Ok(());
+        }
+        let (old_key, data, expires) = {
+            let mut st = self.lock();
+            self.init_key(&mut st);
+            let data = st.data.clone().unwrap_or_default();
+            let expires = self.expiry_date_of(&data);
+            (st.key.clone(), data, expires)
+        };
+        let new_key = self.inner.engine.create(&data, expires).await?;
+        {
+            let mut st = self.lock();
+            st.key = Some(new_key);
+            st.modified = true;
+        }
+        if let Some(old) = old_key {
+            self.inner.engine.delete(&old).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets when the session expires. See [`Expiry`].
+    pub async fn set_expiry(&self, expiry: Expiry) -> Result<()> {
+        let value = match expiry {
+            Expiry::Default => return self.remove_value(EXPIRY_KEY).await.map(|_| ()),
+            Expiry::OnInactivity(d) => Value::from(d.whole_seconds()),
+            Expiry::AtDateTime(at) => Value::String(expiry::isoformat(at)),
+            Expiry::OnBrowserClose => Value::from(0),
+        };
+        self.insert_value(EXPIRY_KEY, value).await
+    }
+
+    /// The expiry as set with [`Session::set_expiry`] (`Expiry::Default` when unset).
+    pub async fn expiry(&self) -> Result<Expiry> {
+        self.with_data(|st| expiry::from_data(st.data.as_ref()))
+            .await
+    }
+
+    /// Seconds until the session expires, counted from now (Django's `get_expiry_age`).
+    pub async fn expiry_age(&self) -> Result<i64> {
+        let now = self.inner.config.clock().now();
+        self.with_data(|st| {
+            expiry::age(
+                st.data.as_ref(),
+                now,
+                self.inner.config.cookie_age(),
+            )
+        })
+        .await
+    }
+
+    /// When the session expires, if saved now (Django's `get_expiry_date`).
+    pub async fn expiry_date(&self) -> Result<OffsetDateTime> {
+        self.with_data(|st| self.expiry_date_of(st.data.as_ref().unwrap_or(&SessionData::new())))
+            .await
+    }
+
+    fn expiry_date_of(&self, data: &SessionData) -> OffsetDateTime {
+        expiry::date(
+            Some(data),
+            self.inner.config.clock().now(),
+            self.inner.config.cookie_age(),
+        )
+    }
+
+    /// Whether the cookie ends when the browser closes (Django's
+    /// `get_expire_at_browser_close`).
+    pub async fn expires_at_browser_close(&self) -> Result<bool> {
+        self.with_data(|st| {
+            expiry::at_browser_close(
+                st.data.as_ref(),
+                self.inner.config.expire_at_browser_close(),
+            )
+        })
+        .await
+    }
+
+    /// True when there is neither an id nor data (Django's `is_empty`).
+    pub fn is_empty(&self) -> bool {
+        let mut st = self.lock();
+        self.init_key(&mut st);
+        st.key.is_none() && st.data.as_ref().is_none_or(|d| d.is_empty())
+    }
+
+    /// The session id: the store's key for server engines, the signed value for cookie
+    /// engines. `None` until the session has been saved under a key.
+    pub fn id(&self) -> Option<String> {
+        let mut st = self.lock();
+        self.init_key(&mut st);
+        st.key.clone()
+    }
+
+    /// Whether the data was read or written in this request.
+    pub fn accessed(&self) -> bool {
+        self.lock().accessed
+    }
+
+    /// Whether the data was changed in this request.
+    pub fn modified(&self) -> bool {
+        self.lock().modified
+    }
+
+    /// The engine this session lives in.
+    pub fn engine(&self) -> &Arc<dyn SessionEngine> {
+        &self.inner.engine
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+
+    /// Saves the session now: a new record (and id) when it has none, otherwise an update.
+    /// The middleware calls this for you at the end of a request.
+    ///
+    /// Fails with [`Error::SessionInterrupted`] when the record was deleted in the
+    /// meantime, for example by a logout in a concurrent request.
+    pub async fn save(&self) -> Result<()> {
+        let key = {
+            let mut st = self.lock();
+            self.init_key(&mut st);
+            st.key.clone()
+        };
+        if key.is_some() {
+            // An existing session saves what it holds, so load it first (the load may also
+            // find the key unknown, and then a new session is created instead).
+            self.ensure_loaded().await?;
+        }
+        let (key, data) = {
+            let mut st = self.lock();
+            (st.key.clone(), st.data.get_or_insert_with(SessionData::new).clone())
+        };
+        let expires = self.expiry_date_of(&data);
+        let cookie_value = match key {
+            Some(k) => self.inner.engine.save(&k, &data, expires).await?,
+            None => self.inner.engine.create(&data, expires).await?,
+        };
+        let mut st = self.lock();
+        st.key = Some(cookie_value);
+        Ok(())
+    }
+
+    /// What the middleware needs at the end of a request.
+    pub(crate) fn request_had_cookie(&self) -> bool {
+        self.inner.cookie.get().is_some()
+    }
+
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.lock().data.is_some()
+    }
+
+    pub(crate) async fn load_for_save(&self) -> Result<()> {
+        let accessed = self.accessed();
+        self.ensure_loaded().await?;
+        // Loading on the middleware's behalf is not the handler's access.
+        self.lock().accessed = accessed;
+        Ok(())
+    }
+
+    /// `(max_age, expires)` for the cookie; `None` when it ends with the browser.
+    pub(crate) fn cookie_lifetime(&self) -> Option<(i64, OffsetDateTime)> {
+        let st = self.lock();
+        let data = st.data.as_ref();
+        if expiry::at_browser_close(data, self.inner.config.expire_at_browser_close()) {
+            return None;
+        }
+        let now = self.inner.config.clock().now();
+        let age = expiry::age(data, now, self.inner.config.cookie_age());
+        // Django: http_date(time.time() + max_age), truncated to whole seconds.
+        let expires = OffsetDateTime::from_unix_timestamp(now.unix_timestamp())
+            .unwrap_or(now)
+            + Duration::seconds(age);
+        Some((age, expires))
+    }
+}
