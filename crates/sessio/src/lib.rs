@@ -65,3 +65,8 @@ pub use expiry::Expiry;
 pub use manager::{SessionManager, DEFAULT_CLEAR_BATCH};
 pub use middleware::{SessionLayer, SessionService};
 pub use session::Session;
+
+/// The README's examples compile as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
