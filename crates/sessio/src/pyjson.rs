@@ -62,7 +62,13 @@ fn write_value(value: &Value, out: &mut String) {
 }
 
 fn write_number(n: &Number, out: &mut String) {
-    if let Some(i) = n.as_i64() {
+    // Integers of any size keep their digits (Python ints are unbounded; serde_json's
+    // `arbitrary_precision` keeps the text).
+    let text = n.to_string();
+    let digits = text.strip_prefix('-').unwrap_or(&text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        out.push_str(&text);
+    } else if let Some(i) = n.as_i64() {
         let _ = write!(out, "{i}");
     } else if let Some(u) = n.as_u64() {
         let _ = write!(out, "{u}");
