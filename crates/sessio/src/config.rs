@@ -215,7 +215,10 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("engine", &self.engine)
-            .field("database_url", &crate::error::redact_url(&self.database_url))
+            .field(
+                "database_url",
+                &crate::error::redact_url(&self.database_url),
+            )
             .field("secret_key", &self.secret_key)
             .field("fallback_keys", &self.fallback_keys.len())
             .field("cookie_name", &self.cookie_name)
@@ -664,7 +667,9 @@ impl ConfigBuilder {
         }
         if let Some(v) = get("SESSIO_COOKIE_AGE") {
             self.cookie_age = v.trim().parse().map_err(|_| {
-                Error::Config(format!("SESSIO_COOKIE_AGE=`{v}` is not a number of seconds"))
+                Error::Config(format!(
+                    "SESSIO_COOKIE_AGE=`{v}` is not a number of seconds"
+                ))
             })?;
         }
         if let Some(v) = get("SESSIO_COOKIE_DOMAIN") {
@@ -701,9 +706,9 @@ impl ConfigBuilder {
 
     /// Checks the settings and builds the [`Config`].
     pub fn build(self) -> Result<Config> {
-        let secret_key = self.secret_key.ok_or_else(|| {
-            Error::Config(format!("no secret key is set: {HOW_TO_MAKE_A_KEY}"))
-        })?;
+        let secret_key = self
+            .secret_key
+            .ok_or_else(|| Error::Config(format!("no secret key is set: {HOW_TO_MAKE_A_KEY}")))?;
         if !self.allow_weak_secret_key {
             if let Some(why) = secret_key.weakness() {
                 return Err(Error::Config(format!("{why}: {HOW_TO_MAKE_A_KEY}")));

@@ -59,7 +59,11 @@ fn unquote(v: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'\\' && i + 1 < bytes.len() {
             let oct = &bytes[i + 1..bytes.len().min(i + 4)];
-            if oct.len() == 3 && oct.iter().all(|b| (b'0'..=b'3').contains(&oct[0]) && (b'0'..=b'7').contains(b)) {
+            if oct.len() == 3
+                && oct
+                    .iter()
+                    .all(|b| (b'0'..=b'3').contains(&oct[0]) && (b'0'..=b'7').contains(b))
+            {
                 out.push((oct[0] - b'0') * 64 + (oct[1] - b'0') * 8 + (oct[2] - b'0'));
                 i += 4;
             } else {

@@ -42,8 +42,7 @@ pub trait SessionEngine: Send + Sync + fmt::Debug + 'static {
 
     /// Replaces the data of the existing session `key`, and returns the cookie value
     /// (the same key for server engines, the newly signed value for cookie engines).
-    async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime)
-        -> Result<String>;
+    async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String>;
 
     /// Deletes the session `key`; deleting an unknown key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
@@ -77,9 +76,9 @@ pub trait SessionEngine: Send + Sync + fmt::Debug + 'static {
 /// ```
 pub async fn open(config: &Config) -> Result<Arc<dyn SessionEngine>> {
     match config.engine() {
-        EngineKind::SignedCookies => Ok(Arc::new(
-            crate::signed_cookies::SignedCookieEngine::new(config),
-        )),
+        EngineKind::SignedCookies => Ok(Arc::new(crate::signed_cookies::SignedCookieEngine::new(
+            config,
+        ))),
         EngineKind::Db => crate::db::open(config).await,
     }
 }

@@ -112,7 +112,11 @@ where
 /// Django's `SessionMiddleware.process_response`.
 async fn finish<B>(session: &Session, config: &Config, res: &mut Response<B>) -> Result<(), Error> {
     let server_error = res.status().is_server_error();
-    if config.save_every_request() && !server_error && !session.is_loaded() && session.id().is_some() {
+    if config.save_every_request()
+        && !server_error
+        && !session.is_loaded()
+        && session.id().is_some()
+    {
         // Django would save an unloaded session under an unknown key and fail; loading first
         // lets an unknown key turn into an empty session instead.
         session.load_for_save().await?;
@@ -122,7 +126,11 @@ async fn finish<B>(session: &Session, config: &Config, res: &mut Response<B>) ->
     let empty = session.is_empty();
     let mut need_vary = accessed;
     if empty && session.request_had_cookie() {
-        append(res.headers_mut(), SET_COOKIE, crate::cookie::removal_cookie(config));
+        append(
+            res.headers_mut(),
+            SET_COOKIE,
+            crate::cookie::removal_cookie(config),
+        );
         need_vary = true;
     } else if (modified || config.save_every_request()) && !empty && !server_error {
         // No save and no cookie on any 5xx: the handler's changes may be half-made.
@@ -234,7 +242,10 @@ mod axum_support {
     impl<S: Send + Sync> FromRequestParts<S> for Session {
         type Rejection = MissingSessionLayer;
 
-        async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _state: &S,
+        ) -> Result<Self, Self::Rejection> {
             parts
                 .extensions
                 .get::<Session>()

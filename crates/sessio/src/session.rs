@@ -400,14 +400,8 @@ impl Session {
     /// Seconds until the session expires, counted from now (Django's `get_expiry_age`).
     pub async fn expiry_age(&self) -> Result<i64> {
         let now = self.inner.config.clock().now();
-        self.with_data(|st| {
-            expiry::age(
-                st.data.as_ref(),
-                now,
-                self.inner.config.cookie_age(),
-            )
-        })
-        .await
+        self.with_data(|st| expiry::age(st.data.as_ref(), now, self.inner.config.cookie_age()))
+            .await
     }
 
     /// When the session expires, if saved now (Django's `get_expiry_date`).
@@ -489,7 +483,10 @@ impl Session {
         }
         let (key, data) = {
             let mut st = self.lock();
-            (st.key.clone(), st.data.get_or_insert_with(SessionData::new).clone())
+            (
+                st.key.clone(),
+                st.data.get_or_insert_with(SessionData::new).clone(),
+            )
         };
         let expires = self.expiry_date_of(&data);
         let cookie_value = match key {
@@ -528,8 +525,7 @@ impl Session {
         let now = self.inner.config.clock().now();
         let age = expiry::age(data, now, self.inner.config.cookie_age());
         // Django: http_date(time.time() + max_age), truncated to whole seconds.
-        let expires = OffsetDateTime::from_unix_timestamp(now.unix_timestamp())
-            .unwrap_or(now)
+        let expires = OffsetDateTime::from_unix_timestamp(now.unix_timestamp()).unwrap_or(now)
             + Duration::seconds(age);
         Some((age, expires))
     }

@@ -330,7 +330,15 @@ mod tests {
 
     #[test]
     fn base62_round_trips() {
-        for n in [-10_000_000_000, 10_000_000_000, 1_620_378_259, 0, 61, 62, 3844] {
+        for n in [
+            -10_000_000_000,
+            10_000_000_000,
+            1_620_378_259,
+            0,
+            61,
+            62,
+            3844,
+        ] {
             assert_eq!(b62_decode(&b62_encode(n)), Some(n));
         }
         for n in -100..100 {
@@ -412,7 +420,11 @@ mod tests {
         let big = vec![b' '; MAX_DECOMPRESSED_LEN + 10];
         let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
         enc.write_all(&big).unwrap();
-        let payload = format!(".{}:{}", URL_SAFE_NO_PAD.encode(enc.finish().unwrap()), "1r31eq");
+        let payload = format!(
+            ".{}:{}",
+            URL_SAFE_NO_PAD.encode(enc.finish().unwrap()),
+            "1r31eq"
+        );
         let signed = format!("{payload}:{}", signer.signature(&payload));
         assert!(matches!(
             signer.loads(&signed, None),

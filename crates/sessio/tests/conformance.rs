@@ -46,7 +46,10 @@ pub async fn store(make: Make) {
     let s = f.session(None);
     s.insert("cat", "cute").await.unwrap();
     assert!(s.modified());
-    assert_eq!(s.remove::<String>("cat").await.unwrap().as_deref(), Some("cute"));
+    assert_eq!(
+        s.remove::<String>("cat").await.unwrap().as_deref(),
+        Some("cute")
+    );
 }
 
 pub async fn pop(make: Make) {
@@ -74,8 +77,14 @@ pub async fn pop_missing(make: Make) {
 pub async fn setdefault(make: Make) {
     let f = fixture(make).await;
     let s = f.session(None);
-    assert_eq!(s.get_or_insert("foo", "bar".to_string()).await.unwrap(), "bar");
-    assert_eq!(s.get_or_insert("foo", "baz".to_string()).await.unwrap(), "bar");
+    assert_eq!(
+        s.get_or_insert("foo", "bar".to_string()).await.unwrap(),
+        "bar"
+    );
+    assert_eq!(
+        s.get_or_insert("foo", "baz".to_string()).await.unwrap(),
+        "bar"
+    );
     assert!(s.accessed());
     assert!(s.modified());
 }
@@ -137,7 +146,9 @@ pub async fn save_and_exists(make: Make) {
     }
     assert!(f.sessions.engine().exists(&key).await.unwrap());
     assert_eq!(key.len(), 32);
-    assert!(key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    assert!(key
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
 }
 
 pub async fn delete(make: Make) {
@@ -153,7 +164,10 @@ pub async fn flush(make: Make) {
     let f = fixture(make).await;
     let key = saved(&f, json!({"foo": "bar"})).await;
     let s = f.session(Some(&key));
-    assert_eq!(s.get::<String>("foo").await.unwrap().as_deref(), Some("bar"));
+    assert_eq!(
+        s.get::<String>("foo").await.unwrap().as_deref(),
+        Some("bar")
+    );
     s.flush().await.unwrap();
     assert_eq!(s.id(), None);
     assert!(s.modified());
@@ -184,9 +198,16 @@ pub async fn cycle(make: Make) {
     assert!(!f.sessions.engine().exists(&key).await.unwrap());
     assert!(f.sessions.engine().exists(&new_key).await.unwrap());
     // The old cookie is dead; the new one carries the data.
-    assert_eq!(f.session(Some(&key)).get::<String>("a").await.unwrap(), None);
     assert_eq!(
-        f.session(Some(&new_key)).get::<String>("a").await.unwrap().as_deref(),
+        f.session(Some(&key)).get::<String>("a").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        f.session(Some(&new_key))
+            .get::<String>("a")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("b")
     );
 }
@@ -199,7 +220,11 @@ pub async fn cycle_without_loading_keeps_data(make: Make) {
     s.save().await.unwrap();
     let key = s.id().unwrap();
     assert_eq!(
-        f.session(Some(&key)).get::<String>("a").await.unwrap().as_deref(),
+        f.session(Some(&key))
+            .get::<String>("a")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("b")
     );
 }
@@ -227,7 +252,10 @@ pub async fn key_length_rules(make: Make) {
     let f = fixture(make).await;
     assert_eq!(f.session(Some("")).id(), None);
     assert_eq!(f.session(Some("1234567")).id(), None);
-    assert_eq!(f.session(Some("12345678")).id().as_deref(), Some("12345678"));
+    assert_eq!(
+        f.session(Some("12345678")).id().as_deref(),
+        Some("12345678")
+    );
 }
 
 pub async fn default_expiry(make: Make) {
@@ -313,11 +341,18 @@ pub async fn cookie_age_expiry(make: Make) {
     let key = saved(&f, json!({"foo": "bar"})).await;
     f.clock.advance(Duration::seconds(1_209_600 - 1));
     assert_eq!(
-        f.session(Some(&key)).get::<String>("foo").await.unwrap().as_deref(),
+        f.session(Some(&key))
+            .get::<String>("foo")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("bar")
     );
     f.clock.advance(Duration::seconds(2));
-    assert_eq!(f.session(Some(&key)).get::<String>("foo").await.unwrap(), None);
+    assert_eq!(
+        f.session(Some(&key)).get::<String>("foo").await.unwrap(),
+        None
+    );
 }
 
 pub async fn load_does_not_create_record(make: Make) {
@@ -377,7 +412,10 @@ pub async fn typed_values_round_trip(make: Make) {
     assert_eq!(again.get::<f64>("ratio").await.unwrap(), Some(0.1));
     // A value of the wrong type is a typed error naming the key, not a panic.
     let err = again.get::<u32>("cart").await.unwrap_err();
-    assert!(matches!(err, Error::Serde { ref key, .. } if key == "cart"), "{err}");
+    assert!(
+        matches!(err, Error::Serde { ref key, .. } if key == "cart"),
+        "{err}"
+    );
 }
 
 pub async fn clear_expired(make: Make) {
@@ -400,8 +438,18 @@ pub async fn clear_expired(make: Make) {
         return;
     }
     assert_eq!(deleted, 1);
-    assert!(f.sessions.engine().exists(&live.id().unwrap()).await.unwrap());
-    assert!(!f.sessions.engine().exists(&dead.id().unwrap()).await.unwrap());
+    assert!(f
+        .sessions
+        .engine()
+        .exists(&live.id().unwrap())
+        .await
+        .unwrap());
+    assert!(!f
+        .sessions
+        .engine()
+        .exists(&dead.id().unwrap())
+        .await
+        .unwrap());
 }
 
 pub async fn concurrent_sessions_are_independent(make: Make) {
@@ -418,7 +466,10 @@ pub async fn concurrent_sessions_are_independent(make: Make) {
     }
     for t in tasks {
         let (i, key) = t.await.unwrap();
-        assert_eq!(f.session(Some(&key)).get::<u32>("i").await.unwrap(), Some(i));
+        assert_eq!(
+            f.session(Some(&key)).get::<u32>("i").await.unwrap(),
+            Some(i)
+        );
     }
 }
 

@@ -53,7 +53,9 @@ fn negative_cases() {
     let n = &v["negative_cases"];
     let cookies = Signer::new(b"test-secret", &[], SIGNED_COOKIES_SALT);
     let store = Signer::new(b"test-secret", &[], STORE_SALT);
-    let basic = v["signed_cookies"]["basic"]["cookie_value"].as_str().unwrap();
+    let basic = v["signed_cookies"]["basic"]["cookie_value"]
+        .as_str()
+        .unwrap();
     let age = 1_209_600;
     assert!(cookies.loads(basic, Some((T + age, age))).is_ok());
     assert!(cookies.loads(basic, Some((T + age + 1, age))).is_err());

@@ -16,7 +16,9 @@ use axum::Router;
 use common::{db_sqlite, fixture_with, signed_cookies, Fixture, Make, T};
 use serde_json::Value;
 use sessio::clock::ManualClock;
-use sessio::{Config, ConfigBuilder, EngineKind, Expiry, Session, SessionData, SessionEngine, SessionManager};
+use sessio::{
+    Config, ConfigBuilder, EngineKind, Expiry, Session, SessionData, SessionEngine, SessionManager,
+};
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
@@ -86,8 +88,14 @@ fn app(sessions: &SessionManager) -> Router {
         .route("/untouched", get(|| async { "untouched" }))
         .route("/read", get(read))
         .route("/flush", get(flush))
-        .route("/fail500", get(|s: Session| fail(s, StatusCode::INTERNAL_SERVER_ERROR)))
-        .route("/fail503", get(|s: Session| fail(s, StatusCode::SERVICE_UNAVAILABLE)))
+        .route(
+            "/fail500",
+            get(|s: Session| fail(s, StatusCode::INTERNAL_SERVER_ERROR)),
+        )
+        .route(
+            "/fail503",
+            get(|s: Session| fail(s, StatusCode::SERVICE_UNAVAILABLE)),
+        )
         .route("/remove-all", get(remove_all))
         .route("/concurrent-logout", get(concurrent_logout))
         .layer(sessions.layer())
@@ -128,7 +136,9 @@ async fn call(sessions: &SessionManager, path: &str, cookie: Option<&str>) -> Re
         .headers()
         .get("vary")
         .map(|v| v.to_str().unwrap().to_owned());
-    let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
     Reply {
         status,
         set_cookie,
@@ -310,14 +320,24 @@ async fn db_view_sets_data() {
 #[tokio::test]
 async fn db_unknown_key_untouched_sets_nothing() {
     let f = db().await;
-    let r = call(&f.sessions, "/untouched", Some("0123456789abcdefghijklmnopqrstuv")).await;
+    let r = call(
+        &f.sessions,
+        "/untouched",
+        Some("0123456789abcdefghijklmnopqrstuv"),
+    )
+    .await;
     assert_vector(&r, "db_unknown_key_untouched");
 }
 
 #[tokio::test]
 async fn db_unknown_key_read_deletes_cookie() {
     let f = db().await;
-    let r = call(&f.sessions, "/read", Some("0123456789abcdefghijklmnopqrstuv")).await;
+    let r = call(
+        &f.sessions,
+        "/read",
+        Some("0123456789abcdefghijklmnopqrstuv"),
+    )
+    .await;
     assert_vector(&r, "db_unknown_key_read");
 }
 
@@ -349,7 +369,14 @@ async fn db_empty_session_is_still_saved() {
     assert_eq!(r.cookie_value(), key);
     assert_eq!(r.vary.as_deref(), Some("Cookie"));
     assert!(f.sessions.engine().exists(&key).await.unwrap());
-    assert!(f.sessions.engine().load(&key).await.unwrap().unwrap().is_empty());
+    assert!(f
+        .sessions
+        .engine()
+        .load(&key)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -386,7 +413,12 @@ async fn db_save_after_concurrent_logout_is_400_and_no_resurrection() {
 #[tokio::test]
 async fn db_save_every_request_with_unknown_key_deletes_cookie() {
     let f = fixture_with(db_sqlite, |b| b.save_every_request(true)).await;
-    let r = call(&f.sessions, "/untouched", Some("0123456789abcdefghijklmnopqrstuv")).await;
+    let r = call(
+        &f.sessions,
+        "/untouched",
+        Some("0123456789abcdefghijklmnopqrstuv"),
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_vector(&r, "db_unknown_key_read");
     // And a live session is refreshed on every request.
@@ -510,7 +542,11 @@ async fn several_cookie_headers_and_duplicates() {
         .unwrap();
     let res = app(&f.sessions).oneshot(req).await.unwrap();
     let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
-    assert_eq!(&body[..], b"Some(42)", "the last value of a repeated name wins");
+    assert_eq!(
+        &body[..],
+        b"Some(42)",
+        "the last value of a repeated name wins"
+    );
 }
 
 /// Runs the engine-independent part of the table against every engine.

@@ -28,7 +28,12 @@ impl crate::engine::SessionEngine for SqliteEngine {
     async fn create(&self, _d: &crate::SessionData, _e: time::OffsetDateTime) -> Result<String> {
         unimplemented!()
     }
-    async fn save(&self, _k: &str, _d: &crate::SessionData, _e: time::OffsetDateTime) -> Result<String> {
+    async fn save(
+        &self,
+        _k: &str,
+        _d: &crate::SessionData,
+        _e: time::OffsetDateTime,
+    ) -> Result<String> {
         unimplemented!()
     }
     async fn delete(&self, _key: &str) -> Result<()> {

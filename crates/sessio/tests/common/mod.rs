@@ -41,7 +41,11 @@ pub fn base() -> ConfigBuilder {
     Config::builder().secret_key(STRONG_KEY).auto_migrate(true)
 }
 
-async fn open(builder: ConfigBuilder, dir: Option<tempfile::TempDir>, clock: ManualClock) -> Fixture {
+async fn open(
+    builder: ConfigBuilder,
+    dir: Option<tempfile::TempDir>,
+    clock: ManualClock,
+) -> Fixture {
     let config = builder.build().expect("valid test config");
     let sessions = SessionManager::open(config).await.expect("engine opens");
     Fixture {
@@ -55,7 +59,9 @@ async fn open(builder: ConfigBuilder, dir: Option<tempfile::TempDir>, clock: Man
 pub fn signed_cookies(builder: ConfigBuilder) -> Pin<Box<dyn Future<Output = Fixture> + Send>> {
     Box::pin(async move {
         let clock = ManualClock::at_unix(T);
-        let b = builder.clock(clock.clone()).engine(EngineKind::SignedCookies);
+        let b = builder
+            .clock(clock.clone())
+            .engine(EngineKind::SignedCookies);
         open(b, None, clock).await
     })
 }
@@ -80,6 +86,9 @@ pub async fn fixture(make: Make) -> Fixture {
 }
 
 /// A fixture with extra settings on top of the base ones.
-pub async fn fixture_with(make: Make, tweak: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Fixture {
+pub async fn fixture_with(
+    make: Make,
+    tweak: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> Fixture {
     make(tweak(base())).await
 }
