@@ -8,6 +8,10 @@
 //! |---|---|---|---|---|
 //! | engine | `SESSION_ENGINE` | `SESSIO_ENGINE` | `engine` | `db` |
 //! | database URL | `DATABASES` | `SESSIO_DATABASE_URL` | `database_url` | `sqlite://sessio.sqlite3` |
+//! | cache URL | `CACHES` | `SESSIO_CACHE_URL` | `cache_url` | `memory://` |
+//! | cache key prefix | `KEY_PREFIX` | `SESSIO_CACHE_KEY_PREFIX` | `cache_key_prefix` | `sessio.session:` |
+//! | file directory | `SESSION_FILE_PATH` | `SESSIO_FILE_PATH` | `file_path` | the system temp dir |
+//! | store timeout | – | `SESSIO_STORE_TIMEOUT_MS` | `store_timeout_ms` | 5000 |
 //! | secret key | `SECRET_KEY` | `SESSIO_SECRET_KEY` | `secret_key` | none: required |
 //! | fallback keys | `SECRET_KEY_FALLBACKS` | `SESSIO_SECRET_KEY_FALLBACKS` (comma-separated) | `secret_key_fallbacks` | none |
 //! | cookie name | `SESSION_COOKIE_NAME` | `SESSIO_COOKIE_NAME` | `cookie_name` | `sessionid` |
@@ -35,7 +39,7 @@
 //! ```
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -47,6 +51,11 @@ use crate::signing;
 
 /// Django's default `SESSION_COOKIE_AGE`: two weeks, in seconds.
 pub const DEFAULT_COOKIE_AGE: i64 = 60 * 60 * 24 * 7 * 2;
+/// The default prefix of session keys in a cache: never the bare session key, so sessions
+/// cannot collide with other cache data (Django CVE-2011-4136).
+pub const DEFAULT_CACHE_KEY_PREFIX: &str = "sessio.session:";
+/// How long a store operation may take before the request fails with 503.
+pub const DEFAULT_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The shortest secret key accepted (Django's deploy check asks for 50 characters).
 pub const MIN_SECRET_KEY_LEN: usize = 50;
 
@@ -59,8 +68,15 @@ const HOW_TO_MAKE_A_KEY: &str = "set SESSIO_SECRET_KEY to 50+ random characters,
 pub enum EngineKind {
     /// All data in the cookie, signed with HMAC-SHA256 (readable by the client).
     SignedCookies,
-    /// A row per session in a `django_session` table (SQLite by default).
+    /// A row per session in a `django_session` table (SQLite by default; PostgreSQL and
+    /// MySQL/MariaDB by URL).
     Db,
+    /// A record per session in a cache (in process, or Redis by URL), expiring by TTL.
+    Cache,
+    /// A cache in front of the database: reads try the cache, writes go to both.
+    CachedDb,
+    /// A file per session in a directory.
+    File,
 }
 
 impl EngineKind {
@@ -69,6 +85,9 @@ impl EngineKind {
         match self {
             EngineKind::SignedCookies => "signed-cookies",
             EngineKind::Db => "db",
+            EngineKind::Cache => "cache",
+            EngineKind::CachedDb => "cached-db",
+            EngineKind::File => "file",
         }
     }
 }
@@ -88,8 +107,11 @@ impl FromStr for EngineKind {
                 Ok(EngineKind::SignedCookies)
             }
             "db" | "database" => Ok(EngineKind::Db),
+            "cache" => Ok(EngineKind::Cache),
+            "cached-db" | "cacheddb" => Ok(EngineKind::CachedDb),
+            "file" | "files" => Ok(EngineKind::File),
             other => Err(Error::Config(format!(
-                "unknown session engine `{other}`: use `signed-cookies` or `db`"
+                "unknown session engine `{other}`: use signed-cookies, db, cache, cached-db or file"
             ))),
         }
     }
@@ -193,6 +215,10 @@ impl fmt::Debug for SecretKey {
 pub struct Config {
     pub(crate) engine: EngineKind,
     pub(crate) database_url: String,
+    pub(crate) cache_url: String,
+    pub(crate) cache_key_prefix: String,
+    pub(crate) file_path: Option<PathBuf>,
+    pub(crate) store_timeout: std::time::Duration,
     pub(crate) secret_key: SecretKey,
     pub(crate) fallback_keys: Vec<SecretKey>,
     pub(crate) weak_key_allowed: bool,
@@ -258,6 +284,25 @@ impl Config {
     /// The database URL of the `db` engine, e.g. `sqlite://sessions.db`.
     pub fn database_url(&self) -> &str {
         &self.database_url
+    }
+    /// The cache URL of the `cache` and `cached-db` engines: `memory://` (in process,
+    /// optionally `memory://?max_entries=100000`), `redis://host:6379/0`, or
+    /// `redis+cluster://host1:7000,host2:7001`.
+    pub fn cache_url(&self) -> &str {
+        &self.cache_url
+    }
+    /// The prefix of every session key in a cache.
+    pub fn cache_key_prefix(&self) -> &str {
+        &self.cache_key_prefix
+    }
+    /// The directory of the `file` engine (`SESSION_FILE_PATH`); `None` is the system's
+    /// temp directory.
+    pub fn file_path(&self) -> Option<&Path> {
+        self.file_path.as_deref()
+    }
+    /// How long one store operation may take before it fails (and the request gets 503).
+    pub fn store_timeout(&self) -> std::time::Duration {
+        self.store_timeout
     }
     /// The key that signs (`SECRET_KEY`).
     pub fn secret_key(&self) -> &SecretKey {
@@ -397,6 +442,10 @@ impl Config {
 pub struct ConfigBuilder {
     engine: EngineKind,
     database_url: String,
+    cache_url: String,
+    cache_key_prefix: String,
+    file_path: Option<PathBuf>,
+    store_timeout: std::time::Duration,
     secret_key: Option<SecretKey>,
     fallback_keys: Vec<SecretKey>,
     allow_weak_secret_key: bool,
@@ -420,6 +469,10 @@ impl Default for ConfigBuilder {
         Self {
             engine: EngineKind::Db,
             database_url: "sqlite://sessio.sqlite3".into(),
+            cache_url: "memory://".into(),
+            cache_key_prefix: DEFAULT_CACHE_KEY_PREFIX.into(),
+            file_path: None,
+            store_timeout: DEFAULT_STORE_TIMEOUT,
             secret_key: None,
             fallback_keys: Vec::new(),
             allow_weak_secret_key: false,
@@ -446,6 +499,10 @@ impl Default for ConfigBuilder {
 struct ConfigFile {
     engine: Option<String>,
     database_url: Option<String>,
+    cache_url: Option<String>,
+    cache_key_prefix: Option<String>,
+    file_path: Option<PathBuf>,
+    store_timeout_ms: Option<u64>,
     secret_key: Option<String>,
     secret_key_fallbacks: Option<Vec<String>>,
     cookie_name: Option<String>,
@@ -481,6 +538,26 @@ impl ConfigBuilder {
     /// The database URL of the `db` engine: `sqlite://path/to/file.db` or `sqlite::memory:`.
     pub fn database_url(mut self, url: impl Into<String>) -> Self {
         self.database_url = url.into();
+        self
+    }
+    /// The cache URL of the `cache` and `cached-db` engines (see [`Config::cache_url`]).
+    pub fn cache_url(mut self, url: impl Into<String>) -> Self {
+        self.cache_url = url.into();
+        self
+    }
+    /// The prefix of session keys in a cache (default [`DEFAULT_CACHE_KEY_PREFIX`]).
+    pub fn cache_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.cache_key_prefix = prefix.into();
+        self
+    }
+    /// The directory of the `file` engine (`SESSION_FILE_PATH`).
+    pub fn file_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file_path = Some(path.into());
+        self
+    }
+    /// How long one store operation may take (default 5 s).
+    pub fn store_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.store_timeout = timeout;
         self
     }
     /// The secret key that signs (`SECRET_KEY`). Required; at least 50 characters.
@@ -592,6 +669,18 @@ impl ConfigBuilder {
         if let Some(v) = file.database_url {
             self.database_url = v;
         }
+        if let Some(v) = file.cache_url {
+            self.cache_url = v;
+        }
+        if let Some(v) = file.cache_key_prefix {
+            self.cache_key_prefix = v;
+        }
+        if let Some(v) = file.file_path {
+            self.file_path = Some(v);
+        }
+        if let Some(v) = file.store_timeout_ms {
+            self.store_timeout = std::time::Duration::from_millis(v);
+        }
         if let Some(v) = file.secret_key {
             self.secret_key = Some(SecretKey::new(v));
         }
@@ -650,6 +739,23 @@ impl ConfigBuilder {
         }
         if let Some(v) = get("SESSIO_DATABASE_URL") {
             self.database_url = v;
+        }
+        if let Some(v) = get("SESSIO_CACHE_URL") {
+            self.cache_url = v;
+        }
+        if let Some(v) = get("SESSIO_CACHE_KEY_PREFIX") {
+            self.cache_key_prefix = v;
+        }
+        if let Some(v) = get("SESSIO_FILE_PATH") {
+            self.file_path = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("SESSIO_STORE_TIMEOUT_MS") {
+            let ms: u64 = v.trim().parse().map_err(|_| {
+                Error::Config(format!(
+                    "SESSIO_STORE_TIMEOUT_MS=`{v}` is not a number of milliseconds"
+                ))
+            })?;
+            self.store_timeout = std::time::Duration::from_millis(ms);
         }
         if let Some(v) = get("SESSIO_SECRET_KEY") {
             self.secret_key = Some(SecretKey::new(v));
@@ -736,6 +842,14 @@ impl ConfigBuilder {
                 )));
             }
         }
+        if self.cache_key_prefix.is_empty() {
+            return Err(Error::Config(
+                "cache_key_prefix must not be empty: a bare session key could collide with other cache data".into(),
+            ));
+        }
+        if self.store_timeout.is_zero() {
+            return Err(Error::Config("store_timeout must be more than zero".into()));
+        }
         if self.cookie_age <= 0 {
             return Err(Error::Config(format!(
                 "cookie_age must be a positive number of seconds, not {}",
@@ -758,6 +872,10 @@ impl ConfigBuilder {
         Ok(Config {
             engine: self.engine,
             database_url: self.database_url,
+            cache_url: self.cache_url,
+            cache_key_prefix: self.cache_key_prefix,
+            file_path: self.file_path,
+            store_timeout: self.store_timeout,
             secret_key,
             fallback_keys: self.fallback_keys,
             weak_key_allowed: self.allow_weak_secret_key,

@@ -80,5 +80,8 @@ pub async fn open(config: &Config) -> Result<Arc<dyn SessionEngine>> {
             config,
         ))),
         EngineKind::Db => crate::db::open(config).await,
+        EngineKind::Cache => crate::cache::open(config).await,
+        EngineKind::CachedDb => crate::cached_db::open(config).await,
+        EngineKind::File => Ok(Arc::new(crate::file::FileEngine::open(config).await?)),
     }
 }

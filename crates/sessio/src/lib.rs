@@ -43,6 +43,8 @@
 
 #![warn(missing_docs)]
 
+pub mod cache;
+pub mod cached_db;
 pub mod clock;
 pub mod config;
 pub mod cookie;
@@ -50,6 +52,7 @@ pub mod db;
 pub mod engine;
 mod error;
 pub mod expiry;
+pub mod file;
 pub mod key;
 mod manager;
 pub mod middleware;

@@ -14,12 +14,19 @@ pub const T: i64 = 1_700_000_000;
 pub const STRONG_KEY: &str = "conformance-suite-secret-key-0123456789-abcdefghijklmnop";
 
 /// An engine under test, with a clock the test controls.
-#[derive(Debug)]
 pub struct Fixture {
     pub sessions: SessionManager,
     pub clock: ManualClock,
-    // Keeps the engine's temp dir alive for the test.
-    _dir: Option<tempfile::TempDir>,
+    // Keeps the engine's temp dir, database or key prefix alive for the test.
+    _guard: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fixture")
+            .field("engine", &self.sessions.engine().name())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Fixture {
@@ -33,7 +40,29 @@ impl Fixture {
     }
 }
 
-pub type Make = fn(ConfigBuilder) -> Pin<Box<dyn Future<Output = Fixture> + Send>>;
+/// Makes a fixture from settings, or `None` when the engine's server is unreachable and
+/// the test should be skipped (see [`service_url`]).
+pub type Make = fn(ConfigBuilder) -> Pin<Box<dyn Future<Output = Option<Fixture>> + Send>>;
+
+/// Whether unreachable services fail the tests instead of skipping them (CI sets it).
+pub fn services_required() -> bool {
+    std::env::var("SESSIO_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// The URL of a test service from the environment variable `var`, or `default`.
+pub fn service_url(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Reports an unreachable service: a visible skip locally, a failure under
+/// `SESSIO_REQUIRE_SERVICES=1`. Returns `None` so callers can `?`/`return` on it.
+pub fn skip<T>(service: &str, url: &str, error: impl std::fmt::Display) -> Option<T> {
+    if services_required() {
+        panic!("{service} at {url} is unreachable and SESSIO_REQUIRE_SERVICES=1: {error}");
+    }
+    eprintln!("SKIPPED: {service} at {url} is unreachable ({error}); set SESSIO_REQUIRE_SERVICES=1 to fail instead");
+    None
+}
 
 /// The base settings: a strong key, schema created at start (the fixture adds a clock
 /// frozen at `T`).
@@ -41,22 +70,26 @@ pub fn base() -> ConfigBuilder {
     Config::builder().secret_key(STRONG_KEY).auto_migrate(true)
 }
 
-async fn open(
+/// Opens the configured engine; `guard` lives as long as the fixture (a temp dir, or
+/// whatever drops the test's database or key prefix).
+pub async fn open(
     builder: ConfigBuilder,
-    dir: Option<tempfile::TempDir>,
+    guard: Option<Box<dyn std::any::Any + Send + Sync>>,
     clock: ManualClock,
-) -> Fixture {
+) -> Option<Fixture> {
     let config = builder.build().expect("valid test config");
     let sessions = SessionManager::open(config).await.expect("engine opens");
-    Fixture {
+    Some(Fixture {
         sessions,
         clock,
-        _dir: dir,
-    }
+        _guard: guard,
+    })
 }
 
 /// Sessions in signed cookies.
-pub fn signed_cookies(builder: ConfigBuilder) -> Pin<Box<dyn Future<Output = Fixture> + Send>> {
+pub fn signed_cookies(
+    builder: ConfigBuilder,
+) -> Pin<Box<dyn Future<Output = Option<Fixture>> + Send>> {
     Box::pin(async move {
         let clock = ManualClock::at_unix(T);
         let b = builder
@@ -67,7 +100,7 @@ pub fn signed_cookies(builder: ConfigBuilder) -> Pin<Box<dyn Future<Output = Fix
 }
 
 /// Sessions in a SQLite `django_session` table in a temp dir of its own.
-pub fn db_sqlite(builder: ConfigBuilder) -> Pin<Box<dyn Future<Output = Fixture> + Send>> {
+pub fn db_sqlite(builder: ConfigBuilder) -> Pin<Box<dyn Future<Output = Option<Fixture>> + Send>> {
     Box::pin(async move {
         let clock = ManualClock::at_unix(T);
         let dir = tempfile::tempdir().expect("temp dir");
@@ -76,12 +109,25 @@ pub fn db_sqlite(builder: ConfigBuilder) -> Pin<Box<dyn Future<Output = Fixture>
             .clock(clock.clone())
             .engine(EngineKind::Db)
             .database_url(url);
-        open(b, Some(dir), clock).await
+        open(b, Some(Box::new(dir)), clock).await
     })
 }
 
-/// A fixture with the base settings (and the fixture's own clock).
-pub async fn fixture(make: Make) -> Fixture {
+/// Sessions as files in a temp dir of their own.
+pub fn file(builder: ConfigBuilder) -> Pin<Box<dyn Future<Output = Option<Fixture>> + Send>> {
+    Box::pin(async move {
+        let clock = ManualClock::at_unix(T);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let b = builder
+            .clock(clock.clone())
+            .engine(EngineKind::File)
+            .file_path(dir.path());
+        open(b, Some(Box::new(dir)), clock).await
+    })
+}
+
+/// A fixture with the base settings (and the fixture's own clock); `None` means skip.
+pub async fn fixture(make: Make) -> Option<Fixture> {
     make(base()).await
 }
 
@@ -89,6 +135,6 @@ pub async fn fixture(make: Make) -> Fixture {
 pub async fn fixture_with(
     make: Make,
     tweak: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
-) -> Fixture {
+) -> Option<Fixture> {
     make(tweak(base())).await
 }

@@ -1,0 +1,393 @@
+//! The `file` engine: one file per session in a directory (Django's `file` backend).
+//!
+//! A session lives in `<dir>/<cookie name><key>`, holding the same signed string as a
+//! `django_session.session_data` column, so Django's file backend and sessio read each
+//! other's files. Keys are checked against `[a-z0-9]` before they become a path (no path
+//! traversal). Every write goes to a temp file (mode 0600) that is renamed over the
+//! session file, so a reader or a crash never sees a torn file. The file's mtime is the last
+//! save, set from the configured clock.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::engine::{SessionData, SessionEngine};
+use crate::error::{Error, Result};
+use crate::signing::Signer;
+
+/// How many fresh keys `create` tries before giving up.
+const CREATE_ATTEMPTS: u32 = 100;
+
+/// Sessions as files in a directory.
+#[derive(Debug, Clone)]
+pub struct FileEngine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    prefix: String,
+    signer: Signer,
+    cookie_age: i64,
+    clock: Arc<dyn Clock>,
+}
+
+fn io_error(context: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { context, source }
+}
+
+impl FileEngine {
+    /// Opens `config.file_path()` (the system temp dir when unset), which must exist.
+    pub async fn open(config: &Config) -> Result<Self> {
+        let dir = config
+            .file_path()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir);
+        if !dir.is_dir() {
+            return Err(Error::Config(format!(
+                "file_path `{}` is not an existing directory: create it, or set SESSIO_FILE_PATH",
+                dir.display()
+            )));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                prefix: config.cookie_name().to_owned(),
+                signer: config.signer(config.store_salt()),
+                cookie_age: config.cookie_age(),
+                clock: config.clock().clone(),
+            }),
+        })
+    }
+
+    /// The directory the sessions live in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| Error::Io {
+                context: "file engine task failed".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+    }
+}
+
+impl Inner {
+    /// The file of `key`, or `None` for a key that could not have been issued.
+    fn path(&self, key: &str) -> Option<PathBuf> {
+        crate::key::is_well_formed(key).then(|| self.dir.join(format!("{}{key}", self.prefix)))
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// When the session in `path` (decoded as `data`) expires: its own expiry date, or the
+    /// last save (mtime) plus its inactivity limit or the cookie age.
+    fn expires(&self, path: &Path, data: Option<&SessionData>) -> OffsetDateTime {
+        let mtime = fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map(OffsetDateTime::from)
+            .unwrap_or_else(|_| self.now());
+        // Django's file backend never expires a session with an integer expiry on load;
+        // sessio counts it from the last save, as every other engine does.
+        crate::expiry::date(data, mtime, self.cookie_age)
+    }
+
+    fn read(&self, path: &Path) -> Result<Option<SessionData>> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(io_error(format!(
+                    "cannot read session file {}",
+                    path.display()
+                ))(e))
+            }
+        };
+        if text.is_empty() {
+            return Ok(Some(SessionData::new()));
+        }
+        match self.signer.loads(text.trim_end(), None) {
+            Ok(u) => Ok(Some(u.data)),
+            Err(e) => {
+                tracing::warn!(error = %e, "Session data corrupted");
+                Ok(Some(SessionData::new()))
+            }
+        }
+    }
+
+    /// Writes `data` to `path` through a temp file and a rename, with mtime = now.
+    fn write(&self, path: &Path, data: &SessionData) -> Result<()> {
+        let now = self.now();
+        let encoded = self.signer.dumps(data, now.unix_timestamp(), true);
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("session");
+        let ctx = || format!("cannot write session file {}", path.display());
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!("{name}_out_"))
+            .tempfile_in(&self.dir)
+            .map_err(io_error(ctx()))?;
+        tmp.write_all(encoded.as_bytes()).map_err(io_error(ctx()))?;
+        tmp.as_file().sync_data().map_err(io_error(ctx()))?;
+        let mtime = SystemTime::from(now);
+        tmp.as_file().set_modified(mtime).map_err(io_error(ctx()))?;
+        tmp.persist(path).map_err(|e| io_error(ctx())(e.error))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionEngine for FileEngine {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn is_client_side(&self) -> bool {
+        false
+    }
+
+    async fn load(&self, key: &str) -> Result<Option<SessionData>> {
+        let key = key.to_owned();
+        self.blocking(move |inner| {
+            let Some(path) = inner.path(&key) else {
+                return Ok(None);
+            };
+            let Some(data) = inner.read(&path)? else {
+                return Ok(None);
+            };
+            if inner.expires(&path, Some(&data)) <= inner.now() {
+                let _ = fs::remove_file(&path);
+                return Ok(None);
+            }
+            Ok(Some(data))
+        })
+        .await
+    }
+
+    async fn create(&self, data: &SessionData, _expires: OffsetDateTime) -> Result<String> {
+        let data = data.clone();
+        self.blocking(move |inner| {
+            for _ in 0..CREATE_ATTEMPTS {
+                let key = crate::key::new_session_key()?;
+                let path = inner.path(&key).expect("generated keys are well formed");
+                // Claim the name first (O_EXCL), so two creators never share a key.
+                match fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => {
+                        return Err(io_error(format!(
+                            "cannot create session file in {}",
+                            inner.dir.display()
+                        ))(e))
+                    }
+                }
+                inner.write(&path, &data)?;
+                return Ok(key);
+            }
+            Err(Error::KeyCreation {
+                attempts: CREATE_ATTEMPTS,
+            })
+        })
+        .await
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        data: &SessionData,
+        _expires: OffsetDateTime,
+    ) -> Result<String> {
+        let key = key.to_owned();
+        let data = data.clone();
+        self.blocking(move |inner| {
+            let path = inner.path(&key).ok_or(Error::SessionInterrupted)?;
+            if !path.exists() {
+                // Deleted by a concurrent logout: never resurrect it.
+                return Err(Error::SessionInterrupted);
+            }
+            inner.write(&path, &data)?;
+            Ok(key)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let key = key.to_owned();
+        self.blocking(move |inner| {
+            if let Some(path) = inner.path(&key) {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(io_error(format!(
+                            "cannot delete session file {}",
+                            path.display()
+                        ))(e))
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let key = key.to_owned();
+        self.blocking(move |inner| Ok(inner.path(&key).is_some_and(|p| p.exists())))
+            .await
+    }
+
+    async fn clear_expired_batch(&self, limit: usize) -> Result<u64> {
+        self.blocking(move |inner| {
+            let now = inner.now();
+            let entries = fs::read_dir(&inner.dir).map_err(io_error(format!(
+                "cannot list session directory {}",
+                inner.dir.display()
+            )))?;
+            let mut deleted = 0u64;
+            for entry in entries.flatten() {
+                if deleted as usize >= limit {
+                    break;
+                }
+                let name = entry.file_name();
+                let Some(key) = name.to_str().and_then(|n| n.strip_prefix(&inner.prefix)) else {
+                    continue;
+                };
+                let Some(path) = inner.path(key) else {
+                    continue; // temp files and foreign files are not sessions
+                };
+                let data = inner.read(&path)?;
+                if data.is_some() && inner.expires(&path, data.as_ref()) < now {
+                    match fs::remove_file(&path) {
+                        Ok(()) => deleted += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(io_error(format!(
+                                "cannot delete session file {}",
+                                path.display()
+                            ))(e))
+                        }
+                    }
+                }
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    async fn engine(dir: &Path) -> FileEngine {
+        let config = Config::builder()
+            .secret_key("test-secret")
+            .allow_weak_secret_key(true)
+            .file_path(dir)
+            .clock(ManualClock::at_unix(1_700_000_000))
+            .build()
+            .unwrap();
+        FileEngine::open(&config).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn path_traversal_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path()).await;
+        for bad in ["../../etc/passwd", "a/b/c", "a\\b\\c", "ABC12345", ""] {
+            assert_eq!(e.load(bad).await.unwrap(), None, "{bad}");
+            assert!(!e.exists(bad).await.unwrap());
+            e.delete(bad).await.unwrap();
+            assert!(matches!(
+                e.save(bad, &SessionData::new(), OffsetDateTime::now_utc())
+                    .await,
+                Err(Error::SessionInterrupted)
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn files_are_django_format_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path()).await;
+        let data: SessionData = serde_json::from_str(r#"{"user_id":42,"cart":[1,2]}"#).unwrap();
+        let key = e.create(&data, OffsetDateTime::now_utc()).await.unwrap();
+        let path = dir.path().join(format!("sessionid{key}"));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "eyJ1c2VyX2lkIjo0MiwiY2FydCI6WzEsMl19:1r31eq:EuHZHOfZueYvjUO7CERx-u8g7grivz5XfByNK-8nVNg"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        // No temp files are left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn missing_directory_is_a_clear_error() {
+        let config = Config::builder()
+            .secret_key("test-secret")
+            .allow_weak_secret_key(true)
+            .file_path("/nonexistent/sessio/dir")
+            .build()
+            .unwrap();
+        let err = FileEngine::open(&config).await.unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/sessio/dir"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn clear_expired_uses_expiry_then_mtime() {
+        // Django's FileSessionTests.test_clearsessions_command: +3600 kept, -3600 and an
+        // old file without expiry deleted.
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path()).await;
+        let mut keep = SessionData::new();
+        keep.insert("_session_expiry".into(), "2023-11-14T23:13:20+00:00".into());
+        let mut gone = SessionData::new();
+        gone.insert("_session_expiry".into(), "2023-11-14T21:13:20+00:00".into());
+        let now = OffsetDateTime::now_utc();
+        let kept = e.create(&keep, now).await.unwrap();
+        e.create(&gone, now).await.unwrap();
+        let old = e.create(&SessionData::new(), now).await.unwrap();
+        let old_path = dir.path().join(format!("sessionid{old}"));
+        let long_ago =
+            SystemTime::from(OffsetDateTime::from_unix_timestamp(1_600_000_000).unwrap());
+        fs::File::options()
+            .write(true)
+            .open(&old_path)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        assert_eq!(e.clear_expired_batch(100).await.unwrap(), 2);
+        assert!(e.exists(&kept).await.unwrap());
+        assert!(!e.exists(&old).await.unwrap());
+    }
+}
