@@ -33,6 +33,7 @@
 //! * [`Session`]: the per-request handle (an axum extractor), loaded on first use.
 //! * [`SessionEngine`]: where data lives. Engines: [`signed_cookies`], [`db`].
 //! * [`signing`]: Django's `django.core.signing`, byte for byte.
+//! * [`auth`]: logins that Django's `django.contrib.auth` shares.
 //!
 //! ## Features
 //!
@@ -43,6 +44,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod cache;
 pub mod cached_db;
 pub mod clock;

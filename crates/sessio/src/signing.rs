@@ -221,6 +221,25 @@ impl Signer {
     }
 }
 
+/// Django's `salted_hmac(key_salt, value, secret, algorithm="sha256")`: HMAC-SHA256 keyed
+/// with `SHA-256(key_salt + secret)`.
+///
+/// ```
+/// // Django's tests/utils_tests/test_crypto.py known answer.
+/// let mac = sessio::signing::salted_hmac_sha256("salt", b"value", b"django_tests_secret_key");
+/// let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+/// assert_eq!(hex, "ee0bf789e4e009371a5372c90f73fcf17695a8439c9108b0480f14e347b3f9ec");
+/// ```
+pub fn salted_hmac_sha256(key_salt: &str, value: &[u8], secret: &[u8]) -> [u8; 32] {
+    let key = Sha256::new()
+        .chain_update(key_salt.as_bytes())
+        .chain_update(secret)
+        .finalize();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC accepts any key length");
+    mac.update(value);
+    mac.finalize().into_bytes().into()
+}
+
 /// Decodes a (verified) payload: optional `.` zlib marker, base64url, JSON object.
 fn decode_payload(payload: &str) -> Result<Map<String, Value>, SigningError> {
     let (compressed, b64) = match payload.strip_prefix('.') {
