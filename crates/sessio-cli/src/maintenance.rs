@@ -25,23 +25,34 @@ pub(crate) async fn migrate(
     builder: ConfigBuilder,
     database_url: Option<String>,
 ) -> anyhow::Result<()> {
-    let mut builder = housekeeping(builder)?
-        .engine(EngineKind::Db)
-        // The schema is this command's job, not a side effect of opening.
-        .auto_migrate(false);
+    let mut builder = housekeeping(builder)?.engine(EngineKind::Db);
     if let Some(url) = database_url {
         builder = builder.database_url(url);
     }
-    let config = builder.build()?;
+    // Opening without auto-migrate tells a missing table from an existing one, so the
+    // message can say which; only then is the schema created.
+    let config = builder.clone().auto_migrate(false).build()?;
     let url = shown_url(config.database_url());
-    let sessions = SessionManager::open(config)
-        .await
-        .with_context(|| format!("cannot open the session database{url}"))?;
+    let cannot_open = || format!("cannot open the session database{url}");
+    let (sessions, created) = match SessionManager::open(config).await {
+        Ok(sessions) => (sessions, None),
+        Err(sessio::Error::SchemaMissing { table, .. }) => {
+            let config = builder.auto_migrate(true).build()?;
+            let sessions = SessionManager::open(config)
+                .await
+                .with_context(cannot_open)?;
+            (sessions, Some(table))
+        }
+        Err(e) => return Err(e).with_context(cannot_open),
+    };
     sessions
         .migrate()
         .await
         .with_context(|| format!("cannot migrate the session database{url}"))?;
-    println!("Migrated the session database{url}: the django_session table is up to date.");
+    match created {
+        Some(table) => println!("Created the session table {table} in{url}."),
+        None => println!("Migrated{url}: the session table is up to date."),
+    }
     Ok(())
 }
 

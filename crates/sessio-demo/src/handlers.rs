@@ -135,7 +135,8 @@ pub(crate) struct LoginForm {
 }
 
 /// `POST /login`: checks the demo password, gives the session a new id (against session
-/// fixation) keeping its data, and stores the user name.
+/// fixation) keeping its data, and stores the user name. Logging in as someone else
+/// starts from an empty session.
 pub(crate) async fn login(
     session: Session,
     form: Result<Form<LoginForm>, FormRejection>,
@@ -154,7 +155,12 @@ pub(crate) async fn login(
             user.display_name, user.username
         )));
     }
-    session.cycle_id().await?;
+    // As django.contrib.auth.login: another user's session is not inherited (flush);
+    // otherwise the same data continues under a new id.
+    match current_user(&session).await? {
+        Some(previous) if previous != user.username => session.flush().await?,
+        _ => session.cycle_id().await?,
+    }
     session.insert(USER_KEY, user.username).await?;
     tracing::info!(user = user.username, "logged in");
     Ok(Redirect::to("/"))

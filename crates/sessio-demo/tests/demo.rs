@@ -234,6 +234,36 @@ async fn db_cart_survives_a_restart() {
     assert!(home.body.contains("Cookie stickers"));
 }
 
+/// Logging in over another user's session does not hand over their cart.
+async fn switching_users_starts_afresh(sessions: &SessionManager) {
+    let mut browser = Browser::new(sessions);
+    browser
+        .submit("/login", "username=alice&password=alice")
+        .await;
+    browser.submit("/cart/add", "product=mug").await;
+    browser
+        .submit("/login", "username=alice&password=alice")
+        .await;
+    assert_eq!(
+        browser.session().await,
+        json!({"user": "alice", "cart": {"mug": 1}}),
+        "logging in again as the same user keeps the session"
+    );
+    browser.submit("/login", "username=bob&password=bob").await;
+    assert_eq!(browser.session().await, json!({"user": "bob"}));
+}
+
+#[tokio::test]
+async fn switching_users_starts_afresh_with_signed_cookies() {
+    switching_users_starts_afresh(&signed_cookies().await).await;
+}
+
+#[tokio::test]
+async fn switching_users_starts_afresh_with_db() {
+    let dir = TempDir::new().unwrap();
+    switching_users_starts_afresh(&db_in(&dir).await).await;
+}
+
 async fn bad_input_is_a_400(sessions: &SessionManager) {
     let mut browser = Browser::new(sessions);
     let cases = [
