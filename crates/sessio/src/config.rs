@@ -23,6 +23,7 @@
 //! | SameSite | `SESSION_COOKIE_SAMESITE` | `SESSIO_COOKIE_SAMESITE` | `cookie_samesite` | `Lax` (`Strict`, `None`, `off`) |
 //! | save every request | `SESSION_SAVE_EVERY_REQUEST` | `SESSIO_SAVE_EVERY_REQUEST` | `save_every_request` | false |
 //! | expire at browser close | `SESSION_EXPIRE_AT_BROWSER_CLOSE` | `SESSIO_EXPIRE_AT_BROWSER_CLOSE` | `expire_at_browser_close` | false |
+//! | Cache-Control on cookie responses | – | `SESSIO_CACHE_CONTROL` | `cache_control` | `private` (`no-store`, `off`) |
 //! | auto-migrate | – | `SESSIO_AUTO_MIGRATE` | `auto_migrate` | false |
 //!
 //! ```
@@ -68,6 +69,8 @@ const HOW_TO_MAKE_A_KEY: &str = "set SESSIO_SECRET_KEY to 50+ random characters,
 pub enum EngineKind {
     /// All data in the cookie, signed with HMAC-SHA256 (readable by the client).
     SignedCookies,
+    /// All data in the cookie, encrypted and authenticated (XChaCha20-Poly1305).
+    EncryptedCookies,
     /// A row per session in a `django_session` table (SQLite by default; PostgreSQL and
     /// MySQL/MariaDB by URL).
     Db,
@@ -84,6 +87,7 @@ impl EngineKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EngineKind::SignedCookies => "signed-cookies",
+            EngineKind::EncryptedCookies => "encrypted-cookies",
             EngineKind::Db => "db",
             EngineKind::Cache => "cache",
             EngineKind::CachedDb => "cached-db",
@@ -106,12 +110,15 @@ impl FromStr for EngineKind {
             "signed-cookies" | "signed-cookie" | "cookies" | "cookie" => {
                 Ok(EngineKind::SignedCookies)
             }
+            "encrypted-cookies" | "encrypted-cookie" | "encrypted" => {
+                Ok(EngineKind::EncryptedCookies)
+            }
             "db" | "database" => Ok(EngineKind::Db),
             "cache" => Ok(EngineKind::Cache),
             "cached-db" | "cacheddb" => Ok(EngineKind::CachedDb),
             "file" | "files" => Ok(EngineKind::File),
             other => Err(Error::Config(format!(
-                "unknown session engine `{other}`: use signed-cookies, db, cache, cached-db or file"
+                "unknown session engine `{other}`: use signed-cookies, encrypted-cookies, db, cache, cached-db or file"
             ))),
         }
     }
@@ -232,6 +239,7 @@ pub struct Config {
     pub(crate) save_every_request: bool,
     pub(crate) expire_at_browser_close: bool,
     pub(crate) auto_migrate: bool,
+    pub(crate) cache_control: Option<String>,
     pub(crate) signed_cookies_salt: String,
     pub(crate) store_salt: String,
     pub(crate) clock: Arc<dyn Clock>,
@@ -356,6 +364,12 @@ impl Config {
     pub fn auto_migrate(&self) -> bool {
         self.auto_migrate
     }
+    /// The `Cache-Control` directive added to responses that set or delete the session
+    /// cookie (`private` by default, so shared caches never store a response that carries
+    /// someone's session); `None` leaves `Cache-Control` alone, as Django does.
+    pub fn cache_control(&self) -> Option<&str> {
+        self.cache_control.as_deref()
+    }
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
@@ -459,6 +473,7 @@ pub struct ConfigBuilder {
     save_every_request: bool,
     expire_at_browser_close: bool,
     auto_migrate: bool,
+    cache_control: Option<String>,
     signed_cookies_salt: String,
     store_salt: String,
     clock: Arc<dyn Clock>,
@@ -486,6 +501,7 @@ impl Default for ConfigBuilder {
             save_every_request: false,
             expire_at_browser_close: false,
             auto_migrate: false,
+            cache_control: Some("private".into()),
             signed_cookies_salt: signing::SIGNED_COOKIES_SALT.into(),
             store_salt: signing::STORE_SALT.into(),
             clock: Arc::new(SystemClock),
@@ -515,8 +531,20 @@ struct ConfigFile {
     save_every_request: Option<bool>,
     expire_at_browser_close: Option<bool>,
     auto_migrate: Option<bool>,
+    cache_control: Option<String>,
     signed_cookies_salt: Option<String>,
     store_salt: Option<String>,
+}
+
+fn parse_cache_control(v: &str) -> Result<Option<String>> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "off" | "false" | "none" | "" => Ok(None),
+        "private" => Ok(Some("private".into())),
+        "no-store" => Ok(Some("no-store".into())),
+        other => Err(Error::Config(format!(
+            "cache_control `{other}` is not one of private, no-store, off"
+        ))),
+    }
 }
 
 fn parse_bool(name: &str, v: &str) -> Result<bool> {
@@ -643,6 +671,12 @@ impl ConfigBuilder {
         self.store_salt = salt.into();
         self
     }
+    /// The `Cache-Control` directive for responses that set the session cookie: `private`
+    /// (default), `no-store`, or `None` to leave the header alone (Django's behaviour).
+    pub fn cache_control(mut self, directive: Option<&str>) -> Self {
+        self.cache_control = directive.map(str::to_owned);
+        self
+    }
     /// The clock (tests use [`crate::clock::ManualClock`]).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -716,6 +750,9 @@ impl ConfigBuilder {
         }
         if let Some(v) = file.auto_migrate {
             self.auto_migrate = v;
+        }
+        if let Some(v) = file.cache_control {
+            self.cache_control = parse_cache_control(&v)?;
         }
         if let Some(v) = file.signed_cookies_salt {
             self.signed_cookies_salt = v;
@@ -798,6 +835,9 @@ impl ConfigBuilder {
         }
         if let Some(v) = get("SESSIO_EXPIRE_AT_BROWSER_CLOSE") {
             self.expire_at_browser_close = parse_bool("SESSIO_EXPIRE_AT_BROWSER_CLOSE", &v)?;
+        }
+        if let Some(v) = get("SESSIO_CACHE_CONTROL") {
+            self.cache_control = parse_cache_control(&v)?;
         }
         if let Some(v) = get("SESSIO_AUTO_MIGRATE") {
             self.auto_migrate = parse_bool("SESSIO_AUTO_MIGRATE", &v)?;
@@ -889,6 +929,7 @@ impl ConfigBuilder {
             save_every_request: self.save_every_request,
             expire_at_browser_close: self.expire_at_browser_close,
             auto_migrate: self.auto_migrate,
+            cache_control: self.cache_control,
             signed_cookies_salt: self.signed_cookies_salt,
             store_salt: self.store_salt,
             clock: self.clock,

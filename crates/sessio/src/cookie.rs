@@ -5,6 +5,10 @@ use time::OffsetDateTime;
 
 use crate::config::Config;
 
+/// The most a cookie's name and value may take together (RFC 6265bis); browsers drop
+/// larger cookies silently.
+pub const MAX_COOKIE_BYTES: usize = 4096;
+
 /// The value of cookie `name` in the request's `Cookie` headers.
 ///
 /// Several headers are read in order (HTTP/2 splits cookies across them); when a name

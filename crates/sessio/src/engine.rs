@@ -13,6 +13,16 @@ use crate::error::Result;
 /// A session's data: a JSON object, in insertion order (as Django's dict).
 pub type SessionData = Map<String, Value>;
 
+/// A session as [`SessionEngine::load_session`] found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedSession {
+    /// The data.
+    pub data: SessionData,
+    /// True when an old (fallback) secret key verified the record: it should be re-issued
+    /// under the current key.
+    pub stale_key: bool,
+}
+
 /// A place where sessions live: inside the cookie, or in a store found by the cookie's key.
 ///
 /// The "key" is whatever the cookie carries: a random id for server engines, the signed
@@ -36,6 +46,16 @@ pub trait SessionEngine: Send + Sync + fmt::Debug + 'static {
 
     /// The session stored under `key`, if there is a live one.
     async fn load(&self, key: &str) -> Result<Option<SessionData>>;
+
+    /// As [`load`](SessionEngine::load), and also says whether the record was verified
+    /// with an old (fallback) secret key, so the session is saved again under the current
+    /// key. Engines that sign or encrypt override it; the default wraps `load`.
+    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
+        Ok(self.load(key).await?.map(|data| LoadedSession {
+            data,
+            stale_key: false,
+        }))
+    }
 
     /// Stores `data` under a new key that expires at `expires`, and returns the cookie value.
     async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String>;
@@ -79,6 +99,9 @@ pub async fn open(config: &Config) -> Result<Arc<dyn SessionEngine>> {
         EngineKind::SignedCookies => Ok(Arc::new(crate::signed_cookies::SignedCookieEngine::new(
             config,
         ))),
+        EngineKind::EncryptedCookies => Ok(Arc::new(
+            crate::encrypted_cookies::EncryptedCookieEngine::new(config),
+        )),
         EngineKind::Db => crate::db::open(config).await,
         EngineKind::Cache => crate::cache::open(config).await,
         EngineKind::CachedDb => crate::cached_db::open(config).await,

@@ -34,6 +34,19 @@ pub enum Error {
         database: String,
     },
 
+    /// The session cookie would be larger than browsers accept (name + value > 4096 bytes,
+    /// RFC 6265bis), so it would be dropped silently. Store less in the session, switch to a
+    /// server engine, or set `cookie_overflow = spill`.
+    #[error("session cookie `{name}` would be {size} bytes (name + value), over the {limit}-byte limit browsers accept: store less in the session, use a server engine, or set cookie_overflow=spill")]
+    CookieTooLarge {
+        /// The cookie's name.
+        name: String,
+        /// Name plus value, in bytes.
+        size: usize,
+        /// The limit (4096).
+        limit: usize,
+    },
+
     /// A new, unique session key could not be created after many attempts.
     #[error("unable to create a new session key after {attempts} attempts; the store is likely unavailable")]
     KeyCreation {

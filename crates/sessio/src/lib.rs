@@ -31,7 +31,8 @@
 //! * [`Config`]: every setting, with Django's names and defaults.
 //! * [`SessionManager`]: the configuration and its open engine; gives the [`layer`](SessionManager::layer).
 //! * [`Session`]: the per-request handle (an axum extractor), loaded on first use.
-//! * [`SessionEngine`]: where data lives. Engines: [`signed_cookies`], [`db`].
+//! * [`SessionEngine`]: where data lives. Engines: [`signed_cookies`],
+//!   [`encrypted_cookies`], [`db`], [`cache`], [`cached_db`], [`file`].
 //! * [`signing`]: Django's `django.core.signing`, byte for byte.
 //! * [`auth`]: logins that Django's `django.contrib.auth` shares.
 //!
@@ -51,6 +52,7 @@ pub mod clock;
 pub mod config;
 pub mod cookie;
 pub mod db;
+pub mod encrypted_cookies;
 pub mod engine;
 mod error;
 pub mod expiry;
@@ -64,7 +66,7 @@ pub mod signed_cookies;
 pub mod signing;
 
 pub use config::{Config, ConfigBuilder, EngineKind, SameSite, SecretKey};
-pub use engine::{SessionData, SessionEngine};
+pub use engine::{LoadedSession, SessionData, SessionEngine};
 pub use error::{Error, Result};
 pub use expiry::Expiry;
 pub use manager::{SessionManager, DEFAULT_CLEAR_BATCH};

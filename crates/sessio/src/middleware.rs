@@ -138,6 +138,7 @@ async fn finish<B>(session: &Session, config: &Config, res: &mut Response<B>) ->
         let value = session.id().unwrap_or_default();
         let cookie = crate::cookie::set_cookie(config, &value, session.cookie_lifetime());
         append(res.headers_mut(), SET_COOKIE, cookie);
+        patch_cache_control(res.headers_mut(), config);
         need_vary = true;
     }
     if need_vary {
@@ -181,6 +182,36 @@ fn patch_vary_cookie(headers: &mut HeaderMap) {
         if let Ok(v) = HeaderValue::try_from(existing.join(", ")) {
             headers.insert(VARY, v);
         }
+    }
+}
+
+/// Keeps shared caches from storing a response that sets someone's session cookie
+/// (Flask CVE-2023-30861): adds the configured directive unless the response already says
+/// `private` or `no-store`, and drops a contradicting `public`.
+fn patch_cache_control(headers: &mut HeaderMap, config: &Config) {
+    let Some(directive) = config.cache_control() else {
+        return;
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for v in headers.get_all(CACHE_CONTROL) {
+        if let Ok(s) = v.to_str() {
+            parts.extend(
+                s.split(',')
+                    .map(|p| p.trim().to_owned())
+                    .filter(|p| !p.is_empty()),
+            );
+        }
+    }
+    if parts
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case("private") || p.eq_ignore_ascii_case("no-store"))
+    {
+        return;
+    }
+    parts.retain(|p| !p.eq_ignore_ascii_case("public"));
+    parts.push(directive.to_owned());
+    if let Ok(v) = HeaderValue::try_from(parts.join(", ")) {
+        headers.insert(CACHE_CONTROL, v);
     }
 }
 

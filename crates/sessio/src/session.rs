@@ -183,7 +183,7 @@ impl Session {
             st.key.clone()
         };
         let loaded = match &key {
-            Some(k) => self.inner.engine.load(k).await?,
+            Some(k) => self.inner.engine.load_session(k).await?,
             None => None,
         };
         let mut st = self.lock();
@@ -192,7 +192,12 @@ impl Session {
             return Ok(());
         }
         match loaded {
-            Some(data) => st.data = Some(data),
+            Some(loaded) => {
+                st.data = Some(loaded.data);
+                // Key rotation: a record verified by an old key is re-issued under the
+                // current one at the end of this request.
+                st.modified |= loaded.stale_key;
+            }
             None => {
                 st.data = Some(SessionData::new());
                 if key.is_some() {
@@ -493,6 +498,15 @@ impl Session {
             Some(k) => self.inner.engine.save(&k, &data, expires).await?,
             None => self.inner.engine.create(&data, expires).await?,
         };
+        // A cookie past the browsers' limit would be dropped without a word: refuse it.
+        let size = self.inner.config.cookie_name().len() + cookie_value.len();
+        if size > crate::cookie::MAX_COOKIE_BYTES {
+            return Err(Error::CookieTooLarge {
+                name: self.inner.config.cookie_name().to_owned(),
+                size,
+                limit: crate::cookie::MAX_COOKIE_BYTES,
+            });
+        }
         let mut st = self.lock();
         st.key = Some(cookie_value);
         Ok(())

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{SessionData, SessionEngine};
+use crate::engine::{LoadedSession, SessionData, SessionEngine};
 use crate::error::Result;
 use crate::signing::Signer;
 
@@ -50,11 +50,19 @@ impl SessionEngine for SignedCookieEngine {
     }
 
     async fn load(&self, key: &str) -> Result<Option<SessionData>> {
+        Ok(self.load_session(key).await?.map(|l| l.data))
+    }
+
+    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
         let now = self.clock.now();
         let now = now.unix_timestamp() as f64 + now.nanosecond() as f64 / 1e9;
         // Django: any failure (signature, expiry, base64, zlib, JSON) is an empty session.
         match self.signer.loads_at(key, Some((now, self.max_age))) {
-            Ok(unsigned) => Ok(Some(unsigned.data)),
+            Ok(unsigned) => Ok(Some(LoadedSession {
+                data: unsigned.data,
+                // Signed with a fallback key: re-sign it with the current one.
+                stale_key: unsigned.key_index > 0,
+            })),
             Err(e) => {
                 tracing::debug!(error = %e, "signed session cookie refused");
                 Ok(None)

@@ -374,9 +374,10 @@ pub async fn actual_expiry(make: Make) {
     s.set_expiry(Expiry::AtDateTime(at(T - 10))).await.unwrap();
     s.save().await.unwrap();
     let key = s.id().unwrap();
-    if f.client_side() {
-        // Django's expected failure #19201: a cookie session's own expiry is not enforced
-        // on load, only SESSION_COOKIE_AGE from the signing time.
+    if f.sessions.engine().name() == "signed-cookies" {
+        // Django's expected failure #19201: a signed cookie's own expiry is not enforced
+        // on load, only SESSION_COOKIE_AGE from the signing time. (encrypted-cookies
+        // carries the expiry inside the payload and enforces it.)
         f.clock.advance(Duration::seconds(1_209_601));
     }
     let fresh = f.session(Some(&key));
@@ -495,7 +496,13 @@ pub async fn clear_expired(make: Make) {
         assert_eq!(deleted, 0, "cookie engines keep nothing on the server");
         return;
     }
-    assert_eq!(deleted, 1);
+    if f.sessions.engine().name() == "cache" {
+        // Django's cache backend: expiry is the cache's own (TTL), and a session saved
+        // already expired is never kept, so there may be nothing left to clear.
+        assert!(deleted <= 1, "{deleted}");
+    } else {
+        assert_eq!(deleted, 1);
+    }
     assert!(f
         .sessions
         .engine()
@@ -580,5 +587,18 @@ macro_rules! conformance {
 }
 
 conformance!(signed_cookies, crate::common::signed_cookies);
+conformance!(encrypted_cookies, crate::common::encrypted_cookies);
 conformance!(db_sqlite, crate::common::db_sqlite);
 conformance!(file, crate::common::file);
+conformance!(cache_memory, crate::common::cache_memory);
+conformance!(cached_db_memory, crate::common::cached_db_memory);
+#[cfg(feature = "redis")]
+conformance!(cache_redis, crate::common::cache_redis);
+#[cfg(feature = "redis")]
+conformance!(cached_db_redis, crate::common::cached_db_redis);
+#[cfg(feature = "redis")]
+conformance!(cache_redis_cluster, crate::common::cache_redis_cluster);
+#[cfg(feature = "postgres")]
+conformance!(db_postgres, crate::common::db_postgres);
+#[cfg(feature = "mysql")]
+conformance!(db_mysql, crate::common::db_mysql);

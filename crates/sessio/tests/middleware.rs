@@ -579,6 +579,11 @@ async fn table_signed_cookies() {
 }
 
 #[tokio::test]
+async fn table_encrypted_cookies() {
+    table_for(common::encrypted_cookies).await;
+}
+
+#[tokio::test]
 async fn table_db_sqlite() {
     table_for(db_sqlite).await;
 }
@@ -586,4 +591,249 @@ async fn table_db_sqlite() {
 #[tokio::test]
 async fn table_file() {
     table_for(common::file).await;
+}
+
+#[tokio::test]
+async fn table_cache_memory() {
+    table_for(common::cache_memory).await;
+}
+
+#[tokio::test]
+async fn table_cached_db_memory() {
+    table_for(common::cached_db_memory).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn table_cache_redis() {
+    table_for(common::cache_redis).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn table_cached_db_redis() {
+    table_for(common::cached_db_redis).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn table_cache_redis_cluster() {
+    table_for(common::cache_redis_cluster).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn table_db_postgres() {
+    table_for(common::db_postgres).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn table_db_mysql() {
+    table_for(common::db_mysql).await;
+}
+
+// ---- cache headers, key rotation, cookie size ----
+
+#[tokio::test]
+async fn cookie_responses_are_private_to_caches() {
+    let f = django(|b| b).await;
+    let res = app(&f.sessions)
+        .oneshot(Request::builder().uri("/set").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["cache-control"], "private");
+    let res = app(&f.sessions)
+        .oneshot(
+            Request::builder()
+                .uri("/untouched")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(res.headers().get("cache-control").is_none());
+    let public = Router::new()
+        .route(
+            "/",
+            get(|s: Session| async move {
+                s.insert("a", 1).await.unwrap();
+                ([("cache-control", "public, max-age=60")], "cached?")
+            }),
+        )
+        .layer(f.sessions.layer());
+    let res = public
+        .oneshot(Request::builder().uri("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["cache-control"], "max-age=60, private");
+    // Django-compatible: leave the header alone.
+    let g = django(|b| b.cache_control(None)).await;
+    let r = app(&g.sessions)
+        .oneshot(Request::builder().uri("/set").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert!(r.headers().get("cache-control").is_none());
+}
+
+#[tokio::test]
+async fn a_cookie_signed_with_an_old_key_is_reissued_under_the_new_one() {
+    // The vector cookie was signed with `test-secret`; rotate to a new key.
+    let f = fixture_with(signed_cookies, |b| {
+        b.secret_key("rotated-secret-key-0123456789-0123456789-0123456789-xyz")
+            .fallback_keys(["test-secret"])
+    })
+    .await
+    .unwrap();
+    let r = call(&f.sessions, "/read", Some(BASIC)).await;
+    assert_eq!(r.body, "Some(42)");
+    assert_eq!(r.set_cookie.len(), 1, "re-issued");
+    let fresh = r.cookie_value();
+    assert_ne!(fresh, BASIC);
+    let current = sessio::signing::Signer::new(
+        b"rotated-secret-key-0123456789-0123456789-0123456789-xyz",
+        &[],
+        sessio::signing::SIGNED_COOKIES_SALT,
+    );
+    assert_eq!(current.loads(&fresh, None).unwrap().key_index, 0);
+    // Read again with the fresh cookie: nothing more to re-issue.
+    let r = call(&f.sessions, "/read", Some(&fresh)).await;
+    assert!(r.set_cookie.is_empty());
+}
+
+#[tokio::test]
+async fn encrypted_cookie_under_an_old_key_is_reissued() {
+    let old = "old-encryption-key-0123456789-0123456789-0123456789-abc";
+    let f = fixture_with(common::encrypted_cookies, |b| b.secret_key(old))
+        .await
+        .unwrap();
+    let value = call(&f.sessions, "/set", None).await.cookie_value();
+    let g = fixture_with(common::encrypted_cookies, |b| {
+        b.secret_key("new-encryption-key-0123456789-0123456789-0123456789-abc")
+            .fallback_keys([old])
+    })
+    .await
+    .unwrap();
+    let r = call(&g.sessions, "/read", Some(&value)).await;
+    assert_eq!(r.body, "Some(42)");
+    let fresh = r.cookie_value();
+    assert_ne!(fresh, value);
+    // The old engine cannot read the re-issued cookie: it is under the new key.
+    let r = call(&f.sessions, "/read", Some(&fresh)).await;
+    assert_eq!(r.body, "None");
+}
+
+/// Deterministic, incompressible-looking text (so zlib does not shrink the cookie).
+fn noise(n: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            CHARS[(x % 64) as usize] as char
+        })
+        .collect()
+}
+
+/// A cookie name and payload length for which name + signed value is exactly `total`.
+fn sized(total: usize) -> (String, usize) {
+    let signer = sessio::signing::Signer::new(
+        common::STRONG_KEY.as_bytes(),
+        &[],
+        sessio::signing::SIGNED_COOKIES_SALT,
+    );
+    for name_len in 9..16 {
+        for n in 2500..5500 {
+            let mut data = SessionData::new();
+            data.insert("p".into(), Value::String(noise(n)));
+            if name_len + signer.dumps(&data, T, true).len() == total {
+                return ("s".repeat(name_len), n);
+            }
+        }
+    }
+    panic!("no size found for {total}");
+}
+
+#[tokio::test]
+async fn cookie_size_boundary_4096_4097() {
+    async fn big(
+        session: Session,
+        axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, usize>>,
+    ) -> &'static str {
+        session.insert("p", noise(q["n"])).await.unwrap();
+        "ok"
+    }
+    for (total, fits) in [(4096, true), (4097, false)] {
+        let (name, n) = sized(total);
+        let f = fixture_with(signed_cookies, |b| b.cookie_name(name.clone()))
+            .await
+            .unwrap();
+        let res = Router::new()
+            .route("/big", get(big))
+            .layer(f.sessions.layer())
+            .oneshot(
+                Request::builder()
+                    .uri(format!("/big?n={n}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let cookies: Vec<_> = res.headers().get_all("set-cookie").iter().collect();
+        if fits {
+            assert_eq!(res.status(), 200);
+            let c = cookies[0].to_str().unwrap();
+            assert_eq!(
+                c.find(';').unwrap(),
+                total + 1,
+                "name=value is {total} bytes"
+            );
+        } else {
+            assert_eq!(res.status(), 500, "never a silently dropped cookie");
+            assert!(cookies.is_empty());
+            let err = res
+                .extensions()
+                .get::<sessio::middleware::SessionError>()
+                .expect("the error travels with the response");
+            match &*err.0 {
+                sessio::Error::CookieTooLarge {
+                    name: n,
+                    size,
+                    limit,
+                } => {
+                    assert_eq!((n.as_str(), *size, *limit), (name.as_str(), 4097, 4096));
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_handler_can_catch_an_oversized_cookie() {
+    let f = fixture_with(signed_cookies, |b| b).await.unwrap();
+    let app = Router::new()
+        .route(
+            "/",
+            get(|s: Session| async move {
+                s.insert("p", noise(6000)).await.unwrap();
+                match s.save().await {
+                    Err(sessio::Error::CookieTooLarge { size, .. }) => {
+                        s.remove_value("p").await.unwrap();
+                        s.insert("note", "too big").await.unwrap();
+                        format!("caught {size}")
+                    }
+                    other => format!("{other:?}"),
+                }
+            }),
+        )
+        .layer(f.sessions.layer());
+    let res = app
+        .oneshot(Request::builder().uri("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers().get_all("set-cookie").iter().count(), 1);
 }

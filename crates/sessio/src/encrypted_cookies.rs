@@ -1,0 +1,279 @@
+//! The `encrypted-cookies` engine: all session data in the cookie, encrypted and
+//! authenticated, so the client can neither read nor change it.
+//!
+//! The cookie value is `base64url(0x01 || nonce || ciphertext)`, sealed with
+//! XChaCha20-Poly1305: its 24-byte nonces are drawn at random for every cookie, which is
+//! safe at any volume (96-bit AES-GCM nonces are not, past about 2³² cookies per key). The
+//! key is derived from the secret key with HKDF-SHA256 for this purpose alone, and the
+//! cookie's name is the associated data, so a value moved to another cookie is refused. The
+//! plaintext carries the expiry (`exp`), which the server enforces: a copied cookie dies
+//! when the session's own expiry passes, not only at the cookie age. Old secret keys (the
+//! fallbacks) still decrypt, and a cookie read under one is re-issued under the current key.
+//!
+//! Like signed cookies, the data travels on every request and browsers drop cookies past
+//! about 4 KB; logout cannot revoke a copy before it expires.
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
+use crate::config::{Config, SecretKey};
+use crate::engine::{LoadedSession, SessionData, SessionEngine};
+use crate::error::{Error, Result};
+
+const VERSION: u8 = 1;
+const NONCE_LEN: usize = 24;
+/// Longer values are refused before base64 decoding: no cookie can be this large.
+const MAX_VALUE_LEN: usize = 16 * 1024;
+const HKDF_INFO: &[u8] = b"sessio encrypted-cookies v1";
+
+/// Derives a 32-byte key for one purpose from a secret key (HKDF-SHA256).
+pub(crate) fn derive_key(secret: &SecretKey, info: &[u8]) -> [u8; 32] {
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"sessio"), secret.as_bytes());
+    let mut okm = [0u8; 32];
+    hk.expand(info, &mut okm)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    okm
+}
+
+/// Session data in an encrypted cookie.
+#[derive(Clone)]
+pub struct EncryptedCookieEngine {
+    // Index 0 encrypts; all decrypt, in order (current key, then the fallbacks).
+    ciphers: Vec<XChaCha20Poly1305>,
+    cookie_name: String,
+    clock: std::sync::Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for EncryptedCookieEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptedCookieEngine")
+            .field("keys", &self.ciphers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EncryptedCookieEngine {
+    /// The engine for this configuration's keys, cookie name and clock.
+    pub fn new(config: &Config) -> Self {
+        let ciphers = std::iter::once(config.secret_key())
+            .chain(config.fallback_keys())
+            .map(|k| XChaCha20Poly1305::new(&derive_key(k, HKDF_INFO).into()))
+            .collect();
+        Self {
+            ciphers,
+            cookie_name: config.cookie_name().to_owned(),
+            clock: config.clock().clone(),
+        }
+    }
+
+    fn seal(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
+        let mut payload = serde_json::Map::with_capacity(2);
+        payload.insert("exp".into(), Value::from(expires.unix_timestamp()));
+        payload.insert("d".into(), Value::Object(data.clone()));
+        let plaintext = serde_json::to_vec(&payload).map_err(|source| Error::Serde {
+            key: "<session>".into(),
+            source,
+        })?;
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|e| Error::Io {
+            context: "the operating system's random number generator failed".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let ciphertext = self.ciphers[0]
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &plaintext,
+                    aad: self.cookie_name.as_bytes(),
+                },
+            )
+            .map_err(|_| Error::Config("encryption failed".into()))?;
+        let mut raw = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+        raw.push(VERSION);
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&ciphertext);
+        Ok(URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    /// Decrypts and checks a cookie value; `None` for anything that is not a live session
+    /// sealed by one of our keys for this cookie name.
+    fn open_value(&self, value: &str) -> Option<LoadedSession> {
+        if value.len() > MAX_VALUE_LEN {
+            return None;
+        }
+        let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
+        if raw.len() < 1 + NONCE_LEN + 16 || raw[0] != VERSION {
+            return None;
+        }
+        let nonce = XNonce::from_slice(&raw[1..1 + NONCE_LEN]);
+        let sealed = &raw[1 + NONCE_LEN..];
+        let (index, plaintext) = self.ciphers.iter().enumerate().find_map(|(i, c)| {
+            let payload = Payload {
+                msg: sealed,
+                aad: self.cookie_name.as_bytes(),
+            };
+            c.decrypt(nonce, payload).ok().map(|p| (i, p))
+        })?;
+        let Ok(Value::Object(mut payload)) = serde_json::from_slice::<Value>(&plaintext) else {
+            return None;
+        };
+        let exp = payload.get("exp")?.as_i64()?;
+        if self.clock.now().unix_timestamp() >= exp {
+            return None;
+        }
+        let Some(Value::Object(data)) = payload.remove("d") else {
+            return None;
+        };
+        Some(LoadedSession {
+            data,
+            stale_key: index > 0,
+        })
+    }
+}
+
+#[async_trait]
+impl SessionEngine for EncryptedCookieEngine {
+    fn name(&self) -> &'static str {
+        "encrypted-cookies"
+    }
+
+    fn is_client_side(&self) -> bool {
+        true
+    }
+
+    async fn load(&self, key: &str) -> Result<Option<SessionData>> {
+        Ok(self.open_value(key).map(|l| l.data))
+    }
+
+    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
+        Ok(self.open_value(key))
+    }
+
+    async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
+        self.seal(data, expires)
+    }
+
+    async fn save(
+        &self,
+        _key: &str,
+        data: &SessionData,
+        expires: OffsetDateTime,
+    ) -> Result<String> {
+        self.seal(data, expires)
+    }
+
+    async fn delete(&self, _key: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn exists(&self, _key: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn clear_expired_batch(&self, _limit: usize) -> Result<u64> {
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use time::Duration;
+
+    const KEY: &str = "encrypted-cookie-test-key-0123456789-0123456789-0123456789";
+    const OLD: &str = "encrypted-cookie-old-key-0123456789-0123456789-0123456789";
+
+    fn engine(
+        clock: &ManualClock,
+        key: &str,
+        fallbacks: &[&str],
+        name: &str,
+    ) -> EncryptedCookieEngine {
+        let config = Config::builder()
+            .secret_key(key)
+            .fallback_keys(fallbacks.iter().copied())
+            .cookie_name(name)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        EncryptedCookieEngine::new(&config)
+    }
+
+    fn data() -> SessionData {
+        serde_json::from_str(r#"{"user_id":42,"secret":"hunter2"}"#).unwrap()
+    }
+
+    #[test]
+    fn round_trip_and_confidentiality() {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let e = engine(&clock, KEY, &[], "sessionid");
+        let exp = clock.now() + Duration::hours(1);
+        let v = e.seal(&data(), exp).unwrap();
+        assert!(!v.contains("hunter2"));
+        let raw = URL_SAFE_NO_PAD.decode(&v).unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains("hunter2"));
+        assert_eq!(e.open_value(&v).unwrap().data, data());
+        // Random nonces: the same data seals differently every time.
+        assert_ne!(v, e.seal(&data(), exp).unwrap());
+    }
+
+    #[test]
+    fn every_flipped_byte_is_rejected() {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let e = engine(&clock, KEY, &[], "sessionid");
+        let v = e.seal(&data(), clock.now() + Duration::hours(1)).unwrap();
+        let raw = URL_SAFE_NO_PAD.decode(&v).unwrap();
+        for i in 0..raw.len() {
+            let mut bad = raw.clone();
+            bad[i] ^= 0x01;
+            assert!(
+                e.open_value(&URL_SAFE_NO_PAD.encode(&bad)).is_none(),
+                "byte {i}"
+            );
+        }
+        assert!(e.open_value("").is_none());
+        assert!(e.open_value("!!!").is_none());
+        assert!(e.open_value(&"A".repeat(MAX_VALUE_LEN + 1)).is_none());
+    }
+
+    #[test]
+    fn other_cookie_name_wrong_key_and_expiry_are_rejected() {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let e = engine(&clock, KEY, &[], "sessionid");
+        let v = e
+            .seal(&data(), clock.now() + Duration::seconds(10))
+            .unwrap();
+        assert!(engine(&clock, KEY, &[], "othercookie")
+            .open_value(&v)
+            .is_none());
+        assert!(engine(&clock, OLD, &[], "sessionid")
+            .open_value(&v)
+            .is_none());
+        clock.advance(Duration::seconds(9));
+        assert!(e.open_value(&v).is_some());
+        clock.advance(Duration::seconds(1));
+        assert!(e.open_value(&v).is_none(), "expired inside the payload");
+    }
+
+    #[test]
+    fn fallback_keys_decrypt_and_ask_for_reissue() {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let old = engine(&clock, OLD, &[], "sessionid");
+        let v = old.seal(&data(), clock.now() + Duration::hours(1)).unwrap();
+        let rotated = engine(&clock, KEY, &[OLD], "sessionid");
+        let loaded = rotated.open_value(&v).unwrap();
+        assert!(loaded.stale_key);
+        let fresh = rotated
+            .seal(&loaded.data, clock.now() + Duration::hours(1))
+            .unwrap();
+        assert!(!rotated.open_value(&fresh).unwrap().stale_key);
+        assert!(old.open_value(&fresh).is_none());
+    }
+}
