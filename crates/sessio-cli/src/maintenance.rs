@@ -126,7 +126,7 @@ fn shown_url(url: &str) -> String {
 
 fn progress_bar(total: u64) -> ProgressBar {
     let style = ProgressStyle::with_template(
-        "{spinner} [{bar:40}] {human_pos}/{human_len} expired sessions deleted ({eta} left)",
+        "Deleting expired sessions [{wide_bar}] {human_pos}/{human_len} ({eta})",
     )
     .map(|s| s.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar());
