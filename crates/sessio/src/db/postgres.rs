@@ -1,0 +1,603 @@
+//! The `db` engine on PostgreSQL, in Django's `django_session` layout.
+//!
+//! Django and sessio can share the table: same columns, same `session_data` format,
+//! `expire_date` as `timestamp with time zone`.
+//!
+//! # Design
+//!
+//! * **A sqlx pool** ([`PgPool`]), opened from the URL or handed over by the application
+//!   ([`PostgresEngine::from_pool`]). sqlx prepares each statement once per connection and
+//!   reconnects by itself when the server comes back.
+//! * **Every call is bounded** by [`Config::store_timeout`]: waiting for a connection, and
+//!   the query itself. A timeout or a broken connection is [`Error::Store`], which the
+//!   middleware answers with 503.
+//! * **The clock is sessio's**, never the server's `now()`: "now" is always a bound
+//!   parameter, so expiry follows [`Config::clock`] (and tests can move time).
+//! * **Migrations** are embedded `.sql` files under `migrations/postgres/`, applied in order
+//!   in one transaction under an advisory lock, and recorded in `sessio_migrations`.
+//!
+//! # URLs
+//!
+//! `postgres://user:password@host:5432/database` or `postgresql://…`, with sqlx's query
+//! parameters (`sslmode`, `application_name`, `options`, …). A schema other than the
+//! default goes in the search path: `?options[search_path]=sessions` or
+//! `?options=-c%20search_path%3Dsessions`. sessio adds `max_connections=N`, the size of
+//! the pool (default [`DEFAULT_MAX_CONNECTIONS`]).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx_core::connection::{ConnectOptions, Connection};
+use sqlx_core::executor::Executor;
+use sqlx_core::query::query;
+use sqlx_core::query_scalar::query_scalar;
+use sqlx_core::row::Row;
+use sqlx_core::Url;
+use sqlx_postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgPoolOptions};
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::engine::{SessionData, SessionEngine};
+use crate::error::{redact_url, Error, LogId, Result};
+use crate::signing::Signer;
+
+/// The pool size when the URL does not set `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
+const ENGINE: &str = "db";
+const TABLE: &str = "django_session";
+/// Session keys tried before `create` gives up (Django retries forever).
+const CREATE_ATTEMPTS: u32 = 100;
+/// Migrations may wait for another migrator's lock and build indexes: more than a request.
+const MIGRATE_TIMEOUT: Duration = Duration::from_secs(60);
+/// PostgreSQL's SQLSTATE for "relation does not exist".
+const UNDEFINED_TABLE: &str = "42P01";
+
+/// One schema change, embedded from `migrations/postgres/`.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// Every migration, in order. Append new ones; never edit an applied one. Each must also
+/// apply cleanly on a database where Django created the table (hence `IF NOT EXISTS`).
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_django_session",
+    sql: include_str!("../../migrations/postgres/0001_django_session.sql"),
+}];
+
+const MIGRATIONS_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS sessio_migrations \
+     (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamp with time zone NOT NULL)";
+// One lock per schema: migrators of different schemas do not wait for each other, and
+// two migrators of one schema never race on CREATE TABLE IF NOT EXISTS (which can fail
+// with a unique violation in the catalog when run concurrently).
+const MIGRATE_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(\
+     hashtext('sessio_migrate.' || coalesce(current_schema(), '')))";
+// to_regclass follows the search path, as the engine's queries do.
+const TABLE_EXISTS_SQL: &str = "SELECT to_regclass('django_session') IS NOT NULL";
+const LOAD_SQL: &str =
+    "SELECT session_data FROM django_session WHERE session_key = $1 AND expire_date > $2";
+const EXISTS_SQL: &str = "SELECT EXISTS (SELECT 1 FROM django_session WHERE session_key = $1)";
+const COUNT_EXPIRED_SQL: &str = "SELECT COUNT(*) FROM django_session WHERE expire_date < $1";
+const INSERT_SQL: &str = "INSERT INTO django_session (session_key, session_data, expire_date) \
+     VALUES ($1, $2, $3) ON CONFLICT (session_key) DO NOTHING";
+const UPDATE_SQL: &str =
+    "UPDATE django_session SET session_data = $2, expire_date = $3 WHERE session_key = $1";
+const DELETE_SQL: &str = "DELETE FROM django_session WHERE session_key = $1";
+// The subquery bounds the work (and the locks) of one statement.
+const CLEAR_EXPIRED_SQL: &str = "DELETE FROM django_session WHERE session_key IN \
+     (SELECT session_key FROM django_session WHERE expire_date < $1 LIMIT $2)";
+
+/// Sessions in a PostgreSQL `django_session` table.
+///
+/// Cheap to share behind an `Arc`; the pool inside is shared by clones of the [`PgPool`].
+pub struct PostgresEngine {
+    pool: PgPool,
+    /// The URL with any password hidden, for messages.
+    database: Arc<str>,
+    signer: Signer,
+    clock: Arc<dyn Clock>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for PostgresEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresEngine")
+            .field("database", &self.database)
+            .field("connections", &self.pool.size())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresEngine {
+    /// Connects to the database that `config.database_url()` names.
+    ///
+    /// With `auto_migrate` it creates the schema as needed; without, a database lacking the
+    /// `django_session` table is [`Error::SchemaMissing`]. A server that cannot be reached
+    /// within [`Config::store_timeout`] is [`Error::Store`], naming the URL (without its
+    /// password).
+    pub async fn open(config: &Config) -> Result<Self> {
+        let url = config.database_url();
+        let database: Arc<str> = redact_url(url).into();
+        let (options, max_connections) = parse_url(url, &database)?;
+        // One direct connection first: a refused connection or a failed login is reported
+        // as such (the pool would retry a refused connection until its timeout).
+        let connect = options.connect();
+        let conn = match tokio::time::timeout(config.store_timeout(), connect).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                return Err(Error::store(
+                    ENGINE,
+                    format!(
+                        "could not connect to PostgreSQL at `{database}`: check that the \
+                         server is running and that the URL is right"
+                    ),
+                    e,
+                ))
+            }
+            Err(elapsed) => {
+                return Err(Error::store(
+                    ENGINE,
+                    format!(
+                        "could not connect to PostgreSQL at `{database}` within {:?}",
+                        config.store_timeout()
+                    ),
+                    elapsed,
+                ))
+            }
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(config.store_timeout())
+            // A ping per checkout would double the round trips of every call; a connection
+            // that broke (server restart) fails one call and is dropped from the pool.
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
+        let engine = Self::new(pool, config, database);
+        let mut conn = conn;
+        let prepared = engine
+            .prepare_schema(&mut conn, config.auto_migrate())
+            .await;
+        // The pool opens its own connections; this one was only for the checks.
+        let _ = conn.close().await;
+        prepared?;
+        Ok(engine)
+    }
+
+    /// Uses the application's own pool (its size, TLS and timeouts stay as configured;
+    /// every call is still bounded by [`Config::store_timeout`]).
+    ///
+    /// `config.database_url()` is not used. Checks or migrates the schema as
+    /// [`open`](Self::open) does.
+    pub async fn from_pool(pool: PgPool, config: &Config) -> Result<Self> {
+        let options = pool.connect_options();
+        let database: Arc<str> = format!(
+            "postgres://{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        )
+        .into();
+        let engine = Self::new(pool, config, database);
+        let mut conn = engine
+            .bounded(
+                "connecting",
+                engine.timeout.max(MIGRATE_TIMEOUT),
+                engine.pool.acquire(),
+            )
+            .await?;
+        engine
+            .prepare_schema(&mut conn, config.auto_migrate())
+            .await?;
+        Ok(engine)
+    }
+
+    fn new(pool: PgPool, config: &Config, database: Arc<str>) -> Self {
+        Self {
+            pool,
+            database,
+            signer: config.signer(config.store_salt()),
+            clock: config.clock().clone(),
+            timeout: config.store_timeout(),
+        }
+    }
+
+    /// The pool, for the application's own queries.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Migrates, or checks that the table is there.
+    async fn prepare_schema(&self, conn: &mut PgConnection, auto_migrate: bool) -> Result<()> {
+        if auto_migrate {
+            return self.migrate_on(conn).await;
+        }
+        let exists: bool = self
+            .bounded(
+                "checking the schema",
+                self.timeout,
+                query_scalar(TABLE_EXISTS_SQL).fetch_one(&mut *conn),
+            )
+            .await?;
+        if exists {
+            Ok(())
+        } else {
+            Err(self.schema_missing())
+        }
+    }
+
+    /// Applies the pending migrations in one transaction.
+    async fn migrate_on(&self, conn: &mut PgConnection) -> Result<()> {
+        let work = apply_migrations(conn, self.clock.now());
+        let applied = self
+            .bounded(
+                "applying migrations",
+                self.timeout.max(MIGRATE_TIMEOUT),
+                work,
+            )
+            .await?;
+        for name in applied {
+            tracing::info!(database = %self.database, migration = name, "applied session migration");
+        }
+        Ok(())
+    }
+
+    /// Runs one store call within the timeout, mapping its errors.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        call: impl Future<Output = std::result::Result<T, sqlx_core::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.sql_error(what, e)),
+            Err(elapsed) => Err(Error::store(
+                ENGINE,
+                format!(
+                    "{what} timed out after {timeout:?} on PostgreSQL database `{}`",
+                    self.database
+                ),
+                elapsed,
+            )),
+        }
+    }
+
+    /// Maps a driver error: a missing table is the schema's absence, anything else a store
+    /// failure with the driver error as its source.
+    fn sql_error(&self, what: &str, e: sqlx_core::Error) -> Error {
+        let undefined_table = e
+            .as_database_error()
+            .and_then(|d| d.try_downcast_ref::<PgDatabaseError>())
+            .is_some_and(|d| d.code() == UNDEFINED_TABLE);
+        if undefined_table {
+            return self.schema_missing();
+        }
+        let message = match &e {
+            sqlx_core::Error::PoolTimedOut => format!(
+                "{what} failed on PostgreSQL database `{}`: no connection within {:?} \
+                 (server down or unreachable, or every connection busy)",
+                self.database, self.timeout
+            ),
+            _ => format!("{what} failed on PostgreSQL database `{}`", self.database),
+        };
+        Error::store(ENGINE, message, e)
+    }
+
+    fn schema_missing(&self) -> Error {
+        Error::SchemaMissing {
+            table: TABLE.into(),
+            database: self.database.to_string(),
+        }
+    }
+
+    fn encode(&self, data: &SessionData) -> String {
+        self.signer
+            .dumps(data, self.clock.now().unix_timestamp(), true)
+    }
+
+    /// Django's `SessionBase.decode`: data that does not verify or parse is an empty
+    /// session (with a warning), never an error.
+    fn decode(&self, key: &str, text: Option<String>) -> SessionData {
+        let Some(text) = text else {
+            tracing::warn!(session = %LogId(key), "Session data corrupted: session_data is not text");
+            return SessionData::new();
+        };
+        match self.signer.loads(&text, None) {
+            Ok(unsigned) => unsigned.data,
+            Err(error) => {
+                tracing::warn!(session = %LogId(key), %error, "Session data corrupted");
+                SessionData::new()
+            }
+        }
+    }
+}
+
+/// Applies what `sessio_migrations` does not list yet, in one transaction under the
+/// migration lock.
+async fn apply_migrations(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+) -> std::result::Result<Vec<&'static str>, sqlx_core::Error> {
+    // BEGIN/COMMIT by hand rather than sqlx's `Transaction`: through its `DerefMut`,
+    // rustc cannot prove this future `Send` inside the `async_trait` methods.
+    conn.execute("BEGIN").await?;
+    let applied = migrations_in_transaction(conn, now).await;
+    match applied {
+        Ok(applied) => {
+            conn.execute("COMMIT").await?;
+            Ok(applied)
+        }
+        Err(e) => {
+            let _ = conn.execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+async fn migrations_in_transaction(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+) -> std::result::Result<Vec<&'static str>, sqlx_core::Error> {
+    conn.execute(MIGRATE_LOCK_SQL).await?;
+    conn.execute(MIGRATIONS_TABLE_SQL).await?;
+    let table_exists: bool = query_scalar(TABLE_EXISTS_SQL).fetch_one(&mut *conn).await?;
+    if !table_exists {
+        // The history is stale (say, Django's `migrate sessions zero` dropped the table):
+        // start again from the first migration.
+        conn.execute("DELETE FROM sessio_migrations").await?;
+    }
+    let done: Vec<i64> = query_scalar("SELECT version FROM sessio_migrations")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut applied = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+        // Without parameters sqlx uses the simple query protocol: several statements.
+        conn.execute(m.sql).await?;
+        query("INSERT INTO sessio_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        applied.push(m.name);
+    }
+    Ok(applied)
+}
+
+#[async_trait]
+impl SessionEngine for PostgresEngine {
+    fn name(&self) -> &'static str {
+        ENGINE
+    }
+
+    fn is_client_side(&self) -> bool {
+        false
+    }
+
+    async fn load(&self, key: &str) -> Result<Option<SessionData>> {
+        if !storable(key) {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let row = self
+            .bounded(
+                "loading a session",
+                self.timeout,
+                query(LOAD_SQL)
+                    .bind(key)
+                    .bind(now)
+                    .fetch_optional(&self.pool),
+            )
+            .await?;
+        Ok(row.map(|row| self.decode(key, row.try_get::<String, _>(0).ok())))
+    }
+
+    async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
+        let data = self.encode(data);
+        let attempts = async {
+            for _ in 0..CREATE_ATTEMPTS {
+                let key = crate::key::new_session_key()?;
+                let inserted = query(INSERT_SQL)
+                    .bind(&key)
+                    .bind(&data)
+                    .bind(expires)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.sql_error("creating a session", e))?
+                    .rows_affected();
+                if inserted == 1 {
+                    return Ok(key);
+                }
+            }
+            Err(Error::KeyCreation {
+                attempts: CREATE_ATTEMPTS,
+            })
+        };
+        match tokio::time::timeout(self.timeout, attempts).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(Error::store(
+                ENGINE,
+                format!(
+                    "creating a session timed out after {:?} on PostgreSQL database `{}`",
+                    self.timeout, self.database
+                ),
+                elapsed,
+            )),
+        }
+    }
+
+    async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
+        if !storable(key) {
+            return Err(Error::SessionInterrupted);
+        }
+        let data = self.encode(data);
+        let updated = self
+            .bounded(
+                "saving a session",
+                self.timeout,
+                query(UPDATE_SQL)
+                    .bind(key)
+                    .bind(&data)
+                    .bind(expires)
+                    .execute(&self.pool),
+            )
+            .await?
+            .rows_affected();
+        // Django's `save(must_create=False)`: UPDATE only. No row means a concurrent
+        // request deleted the session (logout), which must not be undone by inserting it.
+        if updated == 0 {
+            return Err(Error::SessionInterrupted);
+        }
+        Ok(key.to_owned())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        if !storable(key) {
+            return Ok(());
+        }
+        self.bounded(
+            "deleting a session",
+            self.timeout,
+            query(DELETE_SQL).bind(key).execute(&self.pool),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        if !storable(key) {
+            return Ok(false);
+        }
+        self.bounded(
+            "checking whether a session exists",
+            self.timeout,
+            query_scalar(EXISTS_SQL).bind(key).fetch_one(&self.pool),
+        )
+        .await
+    }
+
+    async fn count_expired(&self) -> Result<Option<u64>> {
+        let n: i64 = self
+            .bounded(
+                "counting expired sessions",
+                self.timeout,
+                query_scalar(COUNT_EXPIRED_SQL)
+                    .bind(self.clock.now())
+                    .fetch_one(&self.pool),
+            )
+            .await?;
+        Ok(Some(u64::try_from(n).unwrap_or(0)))
+    }
+
+    async fn clear_expired_batch(&self, limit: usize) -> Result<u64> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let done = self
+            .bounded(
+                "deleting expired sessions",
+                self.timeout,
+                query(CLEAR_EXPIRED_SQL)
+                    .bind(self.clock.now())
+                    .bind(limit)
+                    .execute(&self.pool),
+            )
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut conn = self
+            .bounded("connecting", self.timeout, self.pool.acquire())
+            .await?;
+        self.migrate_on(&mut conn).await
+    }
+}
+
+/// Whether PostgreSQL can hold `key` at all: `text` cannot contain NUL, and a key that
+/// cannot be stored is simply not there (rather than a server error).
+fn storable(key: &str) -> bool {
+    !key.contains('\0')
+}
+
+/// The connect options and pool size of a `postgres://` URL (sessio's own
+/// `max_connections` parameter removed, the rest left to sqlx).
+fn parse_url(url: &str, redacted: &str) -> Result<(PgConnectOptions, u32)> {
+    let invalid = |why: String| {
+        Error::Config(format!(
+            "database URL `{redacted}` is not a valid PostgreSQL URL ({why}): use \
+             postgres://user:password@host:5432/database"
+        ))
+    };
+    let mut parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+    let mut max_connections = DEFAULT_MAX_CONNECTIONS;
+    let mut rest = Vec::new();
+    for (name, value) in parsed.query_pairs() {
+        if name == "max_connections" {
+            max_connections = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                invalid(format!(
+                    "max_connections `{value}` is not a positive number"
+                ))
+            })?;
+        } else {
+            rest.push((name.into_owned(), value.into_owned()));
+        }
+    }
+    if rest.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    let mut options = PgConnectOptions::from_url(&parsed).map_err(|e| invalid(e.to_string()))?;
+    if options.get_application_name().is_none() {
+        options = options.application_name("sessio");
+    }
+    Ok((options, max_connections))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let (o, n) = parse_url("postgres://u:p@db.example:5433/app", "x").unwrap();
+        assert_eq!((o.get_host(), o.get_port(), n), ("db.example", 5433, 16));
+        assert_eq!(o.get_database(), Some("app"));
+        assert_eq!(o.get_application_name(), Some("sessio"));
+        let (o, n) = parse_url(
+            "postgresql://u@h/app?max_connections=4&options[search_path]=s1&application_name=web",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(n, 4);
+        assert_eq!(o.get_options(), Some("-c search_path=s1"));
+        assert_eq!(o.get_application_name(), Some("web"));
+        for bad in [
+            "postgres://u@h/app?max_connections=0",
+            "postgres://u@h/app?max_connections=many",
+            "postgres://u@[h/app",
+        ] {
+            assert!(
+                matches!(parse_url(bad, "x"), Err(Error::Config(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_postgres_cannot_store_are_absent() {
+        assert!(storable("abcdefgh12345678"));
+        assert!(!storable("abc\0def"));
+    }
+}
