@@ -1,0 +1,850 @@
+//! The `db` engine on real PostgreSQL and MySQL/MariaDB servers: Django's schema and
+//! formats, a table Django created, missing tables, unreachable servers, and a server that
+//! goes away under load (through the middleware).
+//!
+//! Servers: `SESSIO_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`)
+//! and `SESSIO_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`). Each test
+//! works in a schema (PostgreSQL) or database (MySQL) of its own. Unreachable servers skip
+//! the tests visibly, or fail them under `SESSIO_REQUIRE_SERVICES=1`.
+
+#![cfg(any(feature = "postgres", feature = "mysql"))]
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sessio::clock::ManualClock;
+use sessio::{Config, EngineKind, Error, SessionData, SessionEngine};
+use time::OffsetDateTime;
+
+/// 2023-11-14T22:13:20Z, the time of Django's vectors.
+const T0: i64 = 1_700_000_000;
+const DAY: i64 = 86_400;
+/// `{"user_id":42,"cart":[1,2]}` as Django 5.2 stores it, signed with `test-secret` at T0.
+const DJANGO_DATA: &str =
+    "eyJ1c2VyX2lkIjo0MiwiY2FydCI6WzEsMl19:1r31eq:EuHZHOfZueYvjUO7CERx-u8g7grivz5XfByNK-8nVNg";
+
+fn at(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).unwrap()
+}
+
+fn data(value: Value) -> SessionData {
+    value.as_object().unwrap().clone()
+}
+
+/// Settings with Django's test secret, a frozen clock and the given URL.
+fn config(url: &str, clock: &ManualClock, auto_migrate: bool) -> Config {
+    Config::builder()
+        .secret_key("test-secret")
+        .allow_weak_secret_key(true)
+        .engine(EngineKind::Db)
+        .database_url(url)
+        .auto_migrate(auto_migrate)
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+fn assert_schema_missing(result: sessio::Result<impl std::fmt::Debug>) {
+    match result {
+        Err(e @ Error::SchemaMissing { .. }) => {
+            assert!(e.to_string().contains("sessio migrate"), "{e}");
+        }
+        other => panic!("expected SchemaMissing, got {other:?}"),
+    }
+}
+
+/// Tests that both engines pass, on a fresh engine over an empty store.
+async fn shared_semantics(engine: &dyn SessionEngine, clock: &ManualClock) {
+    clock.set(at(T0));
+    assert_eq!(engine.name(), "db");
+    assert!(!engine.is_client_side());
+
+    let first = data(json!({"user_id": 42, "cart": [1, 2]}));
+    let key = engine.create(&first, at(T0 + DAY)).await.unwrap();
+    assert_eq!(key.len(), 32);
+    assert_eq!(engine.load(&key).await.unwrap(), Some(first.clone()));
+    assert!(engine.exists(&key).await.unwrap());
+
+    // An unchanged save (same data, same expiry, same second) is still a save.
+    assert_eq!(
+        engine.save(&key, &first, at(T0 + DAY)).await.unwrap(),
+        key
+    );
+    let second = data(json!({"user_id": 42, "theme": "dark", "é": "ü"}));
+    engine.save(&key, &second, at(T0 + 2 * DAY)).await.unwrap();
+    assert_eq!(engine.load(&key).await.unwrap(), Some(second.clone()));
+
+    // Expiry: strictly after now; exists ignores it.
+    clock.set(at(T0 + 2 * DAY - 1));
+    assert!(engine.load(&key).await.unwrap().is_some());
+    clock.set(at(T0 + 2 * DAY));
+    assert_eq!(engine.load(&key).await.unwrap(), None);
+    assert!(engine.exists(&key).await.unwrap());
+    assert_eq!(engine.count_expired().await.unwrap(), Some(0));
+    clock.set(at(T0 + 2 * DAY + 1));
+    assert_eq!(engine.count_expired().await.unwrap(), Some(1));
+
+    // Save never resurrects a deleted session.
+    clock.set(at(T0));
+    engine.delete(&key).await.unwrap();
+    engine.delete(&key).await.unwrap();
+    assert!(!engine.exists(&key).await.unwrap());
+    assert!(matches!(
+        engine.save(&key, &second, at(T0 + DAY)).await,
+        Err(Error::SessionInterrupted)
+    ));
+    assert!(!engine.exists(&key).await.unwrap());
+
+    // Odd keys are simply absent.
+    for odd in ["", "x", "a\0b", &"k".repeat(200), "ünïcödé-kéy-ünïcödé"] {
+        assert_eq!(engine.load(odd).await.unwrap(), None, "{odd:?}");
+        assert!(!engine.exists(odd).await.unwrap(), "{odd:?}");
+        engine.delete(odd).await.unwrap();
+    }
+
+    // Expired rows go in batches of at most `limit`.
+    for i in 0..25 {
+        engine
+            .create(&data(json!({"i": i})), at(T0 + 10))
+            .await
+            .unwrap();
+    }
+    let live = engine
+        .create(&data(json!({"live": true})), at(T0 + DAY))
+        .await
+        .unwrap();
+    clock.set(at(T0 + 100));
+    assert_eq!(engine.count_expired().await.unwrap(), Some(25));
+    assert_eq!(engine.clear_expired_batch(0).await.unwrap(), 0);
+    let mut batches = Vec::new();
+    loop {
+        let n = engine.clear_expired_batch(10).await.unwrap();
+        batches.push(n);
+        if n < 10 {
+            break;
+        }
+    }
+    assert_eq!(batches, vec![10, 10, 5]);
+    assert_eq!(engine.count_expired().await.unwrap(), Some(0));
+    assert!(engine.load(&live).await.unwrap().is_some());
+
+    // Far past and far future expiry dates are stored without error.
+    clock.set(at(T0));
+    let past = engine
+        .create(&SessionData::new(), OffsetDateTime::UNIX_EPOCH - time::Duration::days(800_000))
+        .await
+        .unwrap();
+    assert_eq!(engine.load(&past).await.unwrap(), None);
+    let future = engine
+        .create(&SessionData::new(), time::macros::datetime!(9999-12-31 23:59:59 UTC))
+        .await
+        .unwrap();
+    assert_eq!(engine.load(&future).await.unwrap(), Some(SessionData::new()));
+
+    // Many concurrent writers.
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        tasks.push(async move {
+            let key = engine.create(&data(json!({"i": i})), at(T0 + DAY)).await?;
+            engine
+                .save(&key, &data(json!({"i": i, "saved": true})), at(T0 + DAY))
+                .await?;
+            Ok::<_, Error>((i, key))
+        });
+    }
+    for (i, key) in futures_util::future::try_join_all(tasks).await.unwrap() {
+        assert_eq!(
+            engine.load(&key).await.unwrap(),
+            Some(data(json!({"i": i, "saved": true})))
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use common::{PgScratch, postgres_url, skip};
+    use sessio::db::postgres::PostgresEngine;
+    use sessio::db::sqlx_core::connection::Connection;
+    use sessio::db::sqlx_core::executor::Executor;
+    use sessio::db::sqlx_core::query::query;
+    use sessio::db::sqlx_core::query_scalar::query_scalar;
+    use sessio::db::sqlx_postgres::{PgConnection, PgPoolOptions};
+
+    /// Django's DDL for `sessions.0001_initial` on PostgreSQL, exactly.
+    const DJANGO_DDL: &str = r#"CREATE TABLE "django_session" ("session_key" varchar(40) NOT NULL PRIMARY KEY, "session_data" text NOT NULL, "expire_date" timestamp with time zone NOT NULL);
+CREATE INDEX "django_session_session_key_c0390e0f_like" ON "django_session" ("session_key" varchar_pattern_ops);
+CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_date");"#;
+
+    async fn raw(scratch: &PgScratch) -> PgConnection {
+        PgConnection::connect(&scratch.url).await.unwrap()
+    }
+
+    async fn indexes(conn: &mut PgConnection, schema: &str) -> Vec<(String, String)> {
+        query_scalar::<_, String>(
+            "SELECT indexname::text || '|' || indexdef FROM pg_indexes \
+             WHERE schemaname = $1 AND tablename = 'django_session' ORDER BY indexname",
+        )
+        .bind(schema)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            let (name, def) = s.split_once('|').unwrap();
+            (name.to_owned(), def.to_owned())
+        })
+        .collect()
+    }
+
+    async fn migrations(conn: &mut PgConnection) -> Vec<(i64, String)> {
+        query_scalar::<_, String>(
+            "SELECT version::text || '|' || name FROM sessio_migrations ORDER BY version",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            let (v, n) = s.split_once('|').unwrap();
+            (v.parse().unwrap(), n.to_owned())
+        })
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn semantics() {
+        let Some(scratch) = PgScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        shared_semantics(&engine, &clock).await;
+    }
+
+    #[tokio::test]
+    async fn fresh_schema_is_djangos_and_migrating_again_changes_nothing() {
+        let Some(scratch) = PgScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        let mut conn = raw(&scratch).await;
+        let columns: Vec<String> = query_scalar(
+            "SELECT column_name::text || ' ' || data_type::text || ' ' || \
+             coalesce(character_maximum_length::text, '-') || ' ' || is_nullable::text \
+             FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = 'django_session' ORDER BY ordinal_position",
+        )
+        .bind(&scratch.schema)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            columns,
+            [
+                "session_key character varying 40 NO",
+                "session_data text - NO",
+                "expire_date timestamp with time zone - NO",
+            ]
+        );
+        let s = &scratch.schema;
+        let expected = vec![
+            (
+                "django_session_expire_date_a5c62663".to_owned(),
+                format!("CREATE INDEX django_session_expire_date_a5c62663 ON {s}.django_session USING btree (expire_date)"),
+            ),
+            (
+                "django_session_pkey".to_owned(),
+                format!("CREATE UNIQUE INDEX django_session_pkey ON {s}.django_session USING btree (session_key)"),
+            ),
+            (
+                "django_session_session_key_c0390e0f_like".to_owned(),
+                format!("CREATE INDEX django_session_session_key_c0390e0f_like ON {s}.django_session USING btree (session_key varchar_pattern_ops)"),
+            ),
+        ];
+        assert_eq!(indexes(&mut conn, s).await, expected);
+        assert_eq!(
+            migrations(&mut conn).await,
+            [(1, "0001_django_session".to_owned())]
+        );
+
+        // Again, by `sessio migrate` and by another auto-migrating process.
+        engine.migrate().await.unwrap();
+        PostgresEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        assert_eq!(indexes(&mut conn, s).await, expected);
+        assert_eq!(migrations(&mut conn).await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_migrators_do_not_collide() {
+        let Some(scratch) = PgScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let config = config(&scratch.url, &clock, true);
+        let opens: Vec<_> = (0..6)
+            .map(|_| {
+                let config = config.clone();
+                tokio::spawn(async move { PostgresEngine::open(&config).await.map(drop) })
+            })
+            .collect();
+        for open in opens {
+            open.await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn table_created_by_django_is_used_and_migrated() {
+        let Some(scratch) = PgScratch::create().await else {
+            return;
+        };
+        let mut conn = raw(&scratch).await;
+        conn.execute(DJANGO_DDL).await.unwrap();
+        let clock = ManualClock::at_unix(T0);
+        // Without auto-migrate: the table is there, that is enough.
+        let engine = PostgresEngine::open(&config(&scratch.url, &clock, false))
+            .await
+            .unwrap();
+        let key = engine
+            .create(&data(json!({"a": 1})), at(T0 + DAY))
+            .await
+            .unwrap();
+        // `sessio migrate` on Django's table: recorded, nothing duplicated, data kept.
+        engine.migrate().await.unwrap();
+        assert_eq!(
+            migrations(&mut conn).await,
+            [(1, "0001_django_session".to_owned())]
+        );
+        assert_eq!(indexes(&mut conn, &scratch.schema).await.len(), 3);
+        assert_eq!(
+            engine.load(&key).await.unwrap(),
+            Some(data(json!({"a": 1})))
+        );
+    }
+
+    #[tokio::test]
+    async fn expire_date_is_a_utc_timestamptz() {
+        let Some(scratch) = PgScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        let expires = time::macros::datetime!(2026-12-10 13:41:23.537181999 +01:00);
+        let key = engine.create(&SessionData::new(), expires).await.unwrap();
+        let mut conn = raw(&scratch).await;
+        // Whatever the session's time zone, the instant is the same.
+        conn.execute("SET TIME ZONE 'Asia/Tokyo'").await.unwrap();
+        let stored: OffsetDateTime =
+            query_scalar("SELECT expire_date FROM django_session WHERE session_key = $1")
+                .bind(&key)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            stored,
+            time::macros::datetime!(2026-12-10 12:41:23.537181 UTC)
+        );
+        let utc_text: String = query_scalar(
+            "SELECT (expire_date AT TIME ZONE 'UTC')::text FROM django_session WHERE session_key = $1",
+        )
+        .bind(&key)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(utc_text, "2026-12-10 12:41:23.537181");
+    }
+
+    #[tokio::test]
+    async fn reads_rows_django_wrote_and_writes_what_django_reads() {
+        let Some(scratch) = PgScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        let mut conn = raw(&scratch).await;
+        let key = "djangokey000000000000000000000000";
+        query("INSERT INTO django_session VALUES ($1, $2, '2023-11-28 22:13:20+00')")
+            .bind(key)
+            .bind(DJANGO_DATA)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let expected = data(json!({"user_id": 42, "cart": [1, 2]}));
+        assert_eq!(engine.load(key).await.unwrap(), Some(expected.clone()));
+        clock.set(at(T0 + 14 * DAY - 1));
+        assert_eq!(engine.load(key).await.unwrap(), Some(expected.clone()));
+        clock.set(at(T0 + 14 * DAY));
+        assert_eq!(engine.load(key).await.unwrap(), None);
+
+        clock.set(at(T0));
+        let ours = engine.create(&expected, at(T0 + 14 * DAY)).await.unwrap();
+        let row: String = query_scalar(
+            "SELECT session_data || '|' || (expire_date AT TIME ZONE 'UTC')::text \
+             FROM django_session WHERE session_key = $1",
+        )
+        .bind(&ours)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(row, format!("{DJANGO_DATA}|2023-11-28 22:13:20"));
+    }
+
+    #[tokio::test]
+    async fn corrupted_session_data_loads_as_an_empty_session() {
+        let Some(scratch) = PgScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        let mut conn = raw(&scratch).await;
+        let tampered = DJANGO_DATA.replace("eyJ1c2Vy", "eyJ2c2Vy");
+        for (i, value) in ["garbage", "", tampered.as_str(), "a:b:c"].iter().enumerate() {
+            query("INSERT INTO django_session VALUES ($1, $2, '2030-01-01 00:00:00+00')")
+                .bind(format!("corrupt{i}"))
+                .bind(value)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(
+                engine.load(&format!("corrupt{i}")).await.unwrap(),
+                Some(SessionData::new()),
+                "{value}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_table_is_schema_missing_at_open_and_at_run_time() {
+        let Some(scratch) = PgScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        assert_schema_missing(PostgresEngine::open(&config(&scratch.url, &clock, false)).await);
+        // Through the URL dispatch too, with the other scheme name.
+        let url = scratch.url.replacen("postgres://", "postgresql://", 1);
+        assert_schema_missing(sessio::engine::open(&config(&url, &clock, false)).await);
+
+        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        let key = engine
+            .create(&SessionData::new(), at(T0 + DAY))
+            .await
+            .unwrap();
+        let mut conn = raw(&scratch).await;
+        conn.execute("DROP TABLE django_session").await.unwrap();
+        assert_schema_missing(engine.load(&key).await);
+        assert_schema_missing(engine.save(&key, &SessionData::new(), at(T0 + DAY)).await);
+        assert_schema_missing(engine.create(&SessionData::new(), at(T0 + DAY)).await);
+        assert_schema_missing(engine.exists(&key).await);
+        assert_schema_missing(engine.clear_expired_batch(10).await);
+        // `sessio migrate` brings it back (the stale history is replayed).
+        engine.migrate().await.unwrap();
+        let key = engine
+            .create(&SessionData::new(), at(T0 + DAY))
+            .await
+            .unwrap();
+        assert!(engine.exists(&key).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn server_down_at_open_names_the_url_without_its_password() {
+        let url = "postgres://postgres:hunter2@127.0.0.1:1/test";
+        let clock = ManualClock::at_unix(T0);
+        let started = std::time::Instant::now();
+        let err = PostgresEngine::open(&config(url, &clock, true))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let text = err.to_string();
+        assert!(matches!(err, Error::Store { .. }), "{err:?}");
+        assert!(
+            text.contains("postgres://postgres:***@127.0.0.1:1/test"),
+            "{text}"
+        );
+        let everything = format!("{err} {err:?} {:?}", std::error::Error::source(&err));
+        assert!(!everything.contains("hunter2"), "{everything}");
+    }
+
+    #[tokio::test]
+    async fn the_applications_own_pool() {
+        let Some(scratch) = PgScratch::create().await else {
+            return;
+        };
+        let pool = match PgPoolOptions::new()
+            .max_connections(3)
+            .connect(&scratch.url)
+            .await
+        {
+            Ok(pool) => pool,
+            Err(e) => return skip::<()>("PostgreSQL", &postgres_url(), e).unwrap_or(()),
+        };
+        let clock = ManualClock::at_unix(T0);
+        // The URL of the config is not used.
+        let config = config("postgres://nobody@127.0.0.1:1/none", &clock, true);
+        let engine = PostgresEngine::from_pool(pool.clone(), &config)
+            .await
+            .unwrap();
+        let key = engine
+            .create(&data(json!({"pool": "mine"})), at(T0 + DAY))
+            .await
+            .unwrap();
+        let n: i64 = query_scalar("SELECT COUNT(*) FROM django_session")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(
+            engine.load(&key).await.unwrap(),
+            Some(data(json!({"pool": "mine"})))
+        );
+        assert!(format!("{engine:?}").contains("127.0.0.1"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// MySQL / MariaDB
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::*;
+    use common::MySqlScratch;
+    use sessio::db::mysql::MySqlEngine;
+    use sessio::db::sqlx_core::connection::Connection;
+    use sessio::db::sqlx_core::executor::Executor;
+    use sessio::db::sqlx_core::query::query;
+    use sessio::db::sqlx_core::query_scalar::query_scalar;
+    use sessio::db::sqlx_mysql::{MySqlConnection, MySqlPoolOptions};
+
+    /// Django's DDL for `sessions.0001_initial` on MySQL (`sqlmigrate sessions 0001`).
+    const DJANGO_DDL: [&str; 2] = [
+        "CREATE TABLE `django_session` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL)",
+        "CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_date`)",
+    ];
+
+    async fn raw(scratch: &MySqlScratch) -> MySqlConnection {
+        MySqlConnection::connect(&scratch.url).await.unwrap()
+    }
+
+    async fn indexes(conn: &mut MySqlConnection) -> Vec<String> {
+        query_scalar(
+            "SELECT CAST(CONCAT(index_name, ' ', column_name, ' ', non_unique) AS CHAR) \
+             FROM information_schema.statistics \
+             WHERE table_schema = DATABASE() AND table_name = 'django_session' \
+             ORDER BY index_name, seq_in_index",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+    }
+
+    async fn migrations(conn: &mut MySqlConnection) -> Vec<String> {
+        query_scalar("SELECT CAST(CONCAT(version, ' ', name) AS CHAR) FROM sessio_migrations")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn semantics() {
+        let Some(scratch) = MySqlScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        shared_semantics(&engine, &clock).await;
+    }
+
+    #[tokio::test]
+    async fn fresh_schema_is_djangos_and_migrating_again_changes_nothing() {
+        let Some(scratch) = MySqlScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        let mut conn = raw(&scratch).await;
+        let columns: Vec<String> = query_scalar(
+            "SELECT CAST(CONCAT(column_name, ' ', column_type, ' ', is_nullable, ' ', column_key) AS CHAR) \
+             FROM information_schema.columns \
+             WHERE table_schema = DATABASE() AND table_name = 'django_session' ORDER BY ordinal_position",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            columns,
+            [
+                "session_key varchar(40) NO PRI",
+                "session_data longtext NO ",
+                "expire_date datetime(6) NO MUL",
+            ]
+        );
+        let expected = [
+            "PRIMARY session_key 0",
+            "django_session_expire_date_a5c62663 expire_date 1",
+        ];
+        let mut found = indexes(&mut conn).await;
+        found.sort();
+        let mut want = expected.map(str::to_owned).to_vec();
+        want.sort();
+        assert_eq!(found, want);
+        assert_eq!(migrations(&mut conn).await, ["1 0001_django_session"]);
+
+        engine.migrate().await.unwrap();
+        MySqlEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        let mut again = indexes(&mut conn).await;
+        again.sort();
+        assert_eq!(again, want);
+        assert_eq!(migrations(&mut conn).await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_migrators_do_not_collide() {
+        let Some(scratch) = MySqlScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let config = config(&scratch.url, &clock, true);
+        let opens: Vec<_> = (0..6)
+            .map(|_| {
+                let config = config.clone();
+                tokio::spawn(async move { MySqlEngine::open(&config).await.map(drop) })
+            })
+            .collect();
+        for open in opens {
+            open.await.unwrap().unwrap();
+        }
+        let mut conn = raw(&scratch).await;
+        assert_eq!(migrations(&mut conn).await.len(), 1);
+        assert_eq!(indexes(&mut conn).await.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn table_created_by_django_is_used_and_migrated() {
+        let Some(scratch) = MySqlScratch::create().await else {
+            return;
+        };
+        let mut conn = raw(&scratch).await;
+        for statement in DJANGO_DDL {
+            conn.execute(statement).await.unwrap();
+        }
+        let clock = ManualClock::at_unix(T0);
+        let engine = MySqlEngine::open(&config(&scratch.url, &clock, false))
+            .await
+            .unwrap();
+        let key = engine
+            .create(&data(json!({"a": 1})), at(T0 + DAY))
+            .await
+            .unwrap();
+        // `sessio migrate` on Django's table: the index exists, so it is not created again.
+        engine.migrate().await.unwrap();
+        assert_eq!(migrations(&mut conn).await, ["1 0001_django_session"]);
+        assert_eq!(indexes(&mut conn).await.len(), 2);
+        assert_eq!(
+            engine.load(&key).await.unwrap(),
+            Some(data(json!({"a": 1})))
+        );
+    }
+
+    #[tokio::test]
+    async fn expire_date_is_naive_utc() {
+        let Some(scratch) = MySqlScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        let expires = time::macros::datetime!(2026-12-10 13:41:23.537181999 +01:00);
+        let key = engine.create(&SessionData::new(), expires).await.unwrap();
+        let mut conn = raw(&scratch).await;
+        // A DATETIME does not follow the session time zone: it is stored as written.
+        conn.execute("SET time_zone = '+09:00'").await.unwrap();
+        let stored: String = query_scalar(
+            "SELECT CAST(expire_date AS CHAR) FROM django_session WHERE session_key = ?",
+        )
+        .bind(&key)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(stored, "2026-12-10 12:41:23.537181");
+    }
+
+    #[tokio::test]
+    async fn reads_rows_django_wrote_and_writes_what_django_reads() {
+        let Some(scratch) = MySqlScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        let mut conn = raw(&scratch).await;
+        let key = "djangokey000000000000000000000000";
+        query("INSERT INTO django_session VALUES (?, ?, '2023-11-28 22:13:20.000000')")
+            .bind(key)
+            .bind(DJANGO_DATA)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let expected = data(json!({"user_id": 42, "cart": [1, 2]}));
+        assert_eq!(engine.load(key).await.unwrap(), Some(expected.clone()));
+        clock.set(at(T0 + 14 * DAY - 1));
+        assert_eq!(engine.load(key).await.unwrap(), Some(expected.clone()));
+        clock.set(at(T0 + 14 * DAY));
+        assert_eq!(engine.load(key).await.unwrap(), None);
+
+        clock.set(at(T0));
+        let ours = engine.create(&expected, at(T0 + 14 * DAY)).await.unwrap();
+        let row: String = query_scalar(
+            "SELECT CAST(CONCAT(session_data, '|', expire_date) AS CHAR) \
+             FROM django_session WHERE session_key = ?",
+        )
+        .bind(&ours)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(row, format!("{DJANGO_DATA}|2023-11-28 22:13:20.000000"));
+    }
+
+    #[tokio::test]
+    async fn unchanged_save_is_not_an_interrupted_session() {
+        let Some(scratch) = MySqlScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        let d = data(json!({"same": "data"}));
+        let key = engine.create(&d, at(T0 + DAY)).await.unwrap();
+        let before: String =
+            query_scalar("SELECT session_data FROM django_session WHERE session_key = ?")
+                .bind(&key)
+                .fetch_one(engine.pool())
+                .await
+                .unwrap();
+        // Same data, same expiry, same clock second: the UPDATE changes no byte.
+        for _ in 0..3 {
+            assert_eq!(engine.save(&key, &d, at(T0 + DAY)).await.unwrap(), key);
+        }
+        let after: String =
+            query_scalar("SELECT session_data FROM django_session WHERE session_key = ?")
+                .bind(&key)
+                .fetch_one(engine.pool())
+                .await
+                .unwrap();
+        assert_eq!(before, after);
+        // And with the application's own pool (sqlx always asks for CLIENT_FOUND_ROWS).
+        let pool = MySqlPoolOptions::new()
+            .max_connections(2)
+            .connect(&scratch.url)
+            .await
+            .unwrap();
+        let mine = MySqlEngine::from_pool(pool, &config("mysql://x@127.0.0.1:1/y", &clock, true))
+            .await
+            .unwrap();
+        assert_eq!(mine.save(&key, &d, at(T0 + DAY)).await.unwrap(), key);
+        engine.delete(&key).await.unwrap();
+        assert!(matches!(
+            mine.save(&key, &d, at(T0 + DAY)).await,
+            Err(Error::SessionInterrupted)
+        ));
+    }
+
+    #[tokio::test]
+    async fn corrupted_session_data_loads_as_an_empty_session() {
+        let Some(scratch) = MySqlScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        let mut conn = raw(&scratch).await;
+        let tampered = DJANGO_DATA.replace("eyJ1c2Vy", "eyJ2c2Vy");
+        for (i, value) in ["garbage", "", tampered.as_str(), "a:b:c"].iter().enumerate() {
+            query("INSERT INTO django_session VALUES (?, ?, '2030-01-01 00:00:00')")
+                .bind(format!("corrupt{i}"))
+                .bind(value)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(
+                engine.load(&format!("corrupt{i}")).await.unwrap(),
+                Some(SessionData::new()),
+                "{value}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_table_is_schema_missing_at_open_and_at_run_time() {
+        let Some(scratch) = MySqlScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        assert_schema_missing(MySqlEngine::open(&config(&scratch.url, &clock, false)).await);
+        let url = scratch.url.replacen("mysql://", "mariadb://", 1);
+        assert_schema_missing(sessio::engine::open(&config(&url, &clock, false)).await);
+
+        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        let key = engine
+            .create(&SessionData::new(), at(T0 + DAY))
+            .await
+            .unwrap();
+        let mut conn = raw(&scratch).await;
+        conn.execute("DROP TABLE django_session").await.unwrap();
+        assert_schema_missing(engine.load(&key).await);
+        assert_schema_missing(engine.save(&key, &SessionData::new(), at(T0 + DAY)).await);
+        assert_schema_missing(engine.create(&SessionData::new(), at(T0 + DAY)).await);
+        assert_schema_missing(engine.exists(&key).await);
+        assert_schema_missing(engine.clear_expired_batch(10).await);
+        engine.migrate().await.unwrap();
+        let key = engine
+            .create(&SessionData::new(), at(T0 + DAY))
+            .await
+            .unwrap();
+        assert!(engine.exists(&key).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn server_down_at_open_names_the_url_without_its_password() {
+        let url = "mysql://root:hunter2@127.0.0.1:1/test";
+        let clock = ManualClock::at_unix(T0);
+        let err = MySqlEngine::open(&config(url, &clock, true))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Store { .. }), "{err:?}");
+        assert!(text.contains("mysql://root:***@127.0.0.1:1/test"), "{text}");
+        let everything = format!("{err} {err:?} {:?}", std::error::Error::source(&err));
+        assert!(!everything.contains("hunter2"), "{everything}");
+    }
+}
