@@ -24,6 +24,7 @@
 //! | save every request | `SESSION_SAVE_EVERY_REQUEST` | `SESSIO_SAVE_EVERY_REQUEST` | `save_every_request` | false |
 //! | expire at browser close | `SESSION_EXPIRE_AT_BROWSER_CLOSE` | `SESSIO_EXPIRE_AT_BROWSER_CLOSE` | `expire_at_browser_close` | false |
 //! | Cache-Control on cookie responses | – | `SESSIO_CACHE_CONTROL` | `cache_control` | `private` (`no-store`, `off`) |
+//! | concurrent saves | – | `SESSIO_CONCURRENCY` | `concurrency` | `merge` (`last-write-wins`) |
 //! | auto-migrate | – | `SESSIO_AUTO_MIGRATE` | `auto_migrate` | false |
 //!
 //! ```
@@ -122,6 +123,19 @@ impl FromStr for EngineKind {
             ))),
         }
     }
+}
+
+/// What happens when two requests change one session at the same time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Concurrency {
+    /// Each save applies only the keys its request changed to the stored session, in one
+    /// atomic step on the store, so concurrent requests keep each other's changes
+    /// (the default for server engines; cookie engines cannot merge).
+    #[default]
+    Merge,
+    /// Each save writes the whole session as its request saw it: the last one wins
+    /// (Django's behaviour).
+    LastWriteWins,
 }
 
 /// The cookie's `SameSite` attribute.
@@ -240,6 +254,7 @@ pub struct Config {
     pub(crate) expire_at_browser_close: bool,
     pub(crate) auto_migrate: bool,
     pub(crate) cache_control: Option<String>,
+    pub(crate) concurrency: Concurrency,
     pub(crate) signed_cookies_salt: String,
     pub(crate) store_salt: String,
     pub(crate) clock: Arc<dyn Clock>,
@@ -370,6 +385,10 @@ impl Config {
     pub fn cache_control(&self) -> Option<&str> {
         self.cache_control.as_deref()
     }
+    /// How concurrent saves of one session combine.
+    pub fn concurrency(&self) -> Concurrency {
+        self.concurrency
+    }
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
@@ -474,6 +493,7 @@ pub struct ConfigBuilder {
     expire_at_browser_close: bool,
     auto_migrate: bool,
     cache_control: Option<String>,
+    concurrency: Concurrency,
     signed_cookies_salt: String,
     store_salt: String,
     clock: Arc<dyn Clock>,
@@ -502,6 +522,7 @@ impl Default for ConfigBuilder {
             expire_at_browser_close: false,
             auto_migrate: false,
             cache_control: Some("private".into()),
+            concurrency: Concurrency::Merge,
             signed_cookies_salt: signing::SIGNED_COOKIES_SALT.into(),
             store_salt: signing::STORE_SALT.into(),
             clock: Arc::new(SystemClock),
@@ -532,8 +553,19 @@ struct ConfigFile {
     expire_at_browser_close: Option<bool>,
     auto_migrate: Option<bool>,
     cache_control: Option<String>,
+    concurrency: Option<String>,
     signed_cookies_salt: Option<String>,
     store_salt: Option<String>,
+}
+
+fn parse_concurrency(v: &str) -> Result<Concurrency> {
+    match v.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+        "merge" => Ok(Concurrency::Merge),
+        "last-write-wins" | "lww" | "django" => Ok(Concurrency::LastWriteWins),
+        other => Err(Error::Config(format!(
+            "concurrency `{other}` is not one of merge, last-write-wins"
+        ))),
+    }
 }
 
 fn parse_cache_control(v: &str) -> Result<Option<String>> {
@@ -677,6 +709,11 @@ impl ConfigBuilder {
         self.cache_control = directive.map(str::to_owned);
         self
     }
+    /// How concurrent saves of one session combine (default [`Concurrency::Merge`]).
+    pub fn concurrency(mut self, concurrency: Concurrency) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
     /// The clock (tests use [`crate::clock::ManualClock`]).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -753,6 +790,9 @@ impl ConfigBuilder {
         }
         if let Some(v) = file.cache_control {
             self.cache_control = parse_cache_control(&v)?;
+        }
+        if let Some(v) = file.concurrency {
+            self.concurrency = parse_concurrency(&v)?;
         }
         if let Some(v) = file.signed_cookies_salt {
             self.signed_cookies_salt = v;
@@ -838,6 +878,9 @@ impl ConfigBuilder {
         }
         if let Some(v) = get("SESSIO_CACHE_CONTROL") {
             self.cache_control = parse_cache_control(&v)?;
+        }
+        if let Some(v) = get("SESSIO_CONCURRENCY") {
+            self.concurrency = parse_concurrency(&v)?;
         }
         if let Some(v) = get("SESSIO_AUTO_MIGRATE") {
             self.auto_migrate = parse_bool("SESSIO_AUTO_MIGRATE", &v)?;
@@ -930,6 +973,7 @@ impl ConfigBuilder {
             expire_at_browser_close: self.expire_at_browser_close,
             auto_migrate: self.auto_migrate,
             cache_control: self.cache_control,
+            concurrency: self.concurrency,
             signed_cookies_salt: self.signed_cookies_salt,
             store_salt: self.store_salt,
             clock: self.clock,

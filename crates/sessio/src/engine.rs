@@ -23,6 +23,51 @@ pub struct LoadedSession {
     pub stale_key: bool,
 }
 
+/// What one request changed in a session: applied to the stored session, it merges that
+/// request's writes with those of concurrent requests instead of overwriting them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// The request cleared the session before writing `entries`.
+    pub cleared: bool,
+    /// Keys the request wrote (`Some`) or removed (`None`), in order.
+    pub entries: Vec<(String, Option<serde_json::Value>)>,
+}
+
+impl Changes {
+    /// True when there is nothing to apply.
+    pub fn is_empty(&self) -> bool {
+        !self.cleared && self.entries.is_empty()
+    }
+
+    /// Applies the changes to `data`.
+    ///
+    /// ```
+    /// use sessio::engine::{Changes, SessionData};
+    /// let mut stored: SessionData = serde_json::from_str(r#"{"a":1,"b":2}"#).unwrap();
+    /// let changes = Changes {
+    ///     cleared: false,
+    ///     entries: vec![("c".into(), Some(3.into())), ("a".into(), None)],
+    /// };
+    /// changes.apply(&mut stored);
+    /// assert_eq!(serde_json::Value::Object(stored), serde_json::json!({"b":2,"c":3}));
+    /// ```
+    pub fn apply(&self, data: &mut SessionData) {
+        if self.cleared {
+            data.clear();
+        }
+        for (k, v) in &self.entries {
+            match v {
+                Some(v) => {
+                    data.insert(k.clone(), v.clone());
+                }
+                None => {
+                    data.shift_remove(k);
+                }
+            }
+        }
+    }
+}
+
 /// A place where sessions live: inside the cookie, or in a store found by the cookie's key.
 ///
 /// The "key" is whatever the cookie carries: a random id for server engines, the signed
@@ -63,6 +108,27 @@ pub trait SessionEngine: Send + Sync + fmt::Debug + 'static {
     /// Replaces the data of the existing session `key`, and returns the cookie value
     /// (the same key for server engines, the newly signed value for cookie engines).
     async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String>;
+
+    /// Applies one request's `changes` to the stored session `key` and returns the cookie
+    /// value and the merged data; fails with
+    /// [`Error::SessionInterrupted`](crate::Error::SessionInterrupted) when the session is
+    /// gone. Engines override it to read, apply and write in one atomic step, so that
+    /// concurrent requests never lose each other's changes; this default is a plain load
+    /// then save, which is not atomic.
+    async fn save_changes(
+        &self,
+        key: &str,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<(String, SessionData)> {
+        let mut data = self
+            .load(key)
+            .await?
+            .ok_or(crate::Error::SessionInterrupted)?;
+        changes.apply(&mut data);
+        let value = self.save(key, &data, expires).await?;
+        Ok((value, data))
+    }
 
     /// Deletes the session `key`; deleting an unknown key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;

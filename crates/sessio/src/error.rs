@@ -140,7 +140,11 @@ impl Error {
 }
 
 /// Hides the password in a database or cache URL, for error messages and logs.
-pub(crate) fn redact_url(url: &str) -> String {
+///
+/// ```
+/// assert_eq!(sessio::redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+/// ```
+pub fn redact_url(url: &str) -> String {
     // scheme://user:password@host/...  ->  scheme://user:***@host/...
     if let Some(scheme_end) = url.find("://") {
         let rest = &url[scheme_end + 3..];

@@ -18,9 +18,12 @@ use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{SessionData, SessionEngine};
+use crate::engine::{Changes, SessionData, SessionEngine};
 use crate::error::{Error, Result};
 use crate::signing::Signer;
+
+/// How many locks the sessions of one engine are spread over.
+const LOCK_STRIPES: usize = 64;
 
 /// How many fresh keys `create` tries before giving up.
 const CREATE_ATTEMPTS: u32 = 100;
@@ -38,6 +41,9 @@ struct Inner {
     signer: Signer,
     cookie_age: i64,
     clock: Arc<dyn Clock>,
+    // Striped locks: a save, a merge and a delete of one session never interleave within
+    // this process, so a merge cannot lose a concurrent write or resurrect a deleted file.
+    locks: Vec<std::sync::Mutex<()>>,
 }
 
 fn io_error(context: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -64,6 +70,9 @@ impl FileEngine {
                 signer: config.signer(config.store_salt()),
                 cookie_age: config.cookie_age(),
                 clock: config.clock().clone(),
+                locks: (0..LOCK_STRIPES)
+                    .map(|_| std::sync::Mutex::new(()))
+                    .collect(),
             }),
         })
     }
@@ -91,6 +100,15 @@ impl Inner {
     /// The file of `key`, or `None` for a key that could not have been issued.
     fn path(&self, key: &str) -> Option<PathBuf> {
         crate::key::is_well_formed(key).then(|| self.dir.join(format!("{}{key}", self.prefix)))
+    }
+
+    fn lock(&self, key: &str) -> std::sync::MutexGuard<'_, ()> {
+        let h = key
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+        self.locks[h % LOCK_STRIPES]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -223,6 +241,7 @@ impl SessionEngine for FileEngine {
         let data = data.clone();
         self.blocking(move |inner| {
             let path = inner.path(&key).ok_or(Error::SessionInterrupted)?;
+            let _guard = inner.lock(&key);
             if !path.exists() {
                 // Deleted by a concurrent logout: never resurrect it.
                 return Err(Error::SessionInterrupted);
@@ -233,10 +252,30 @@ impl SessionEngine for FileEngine {
         .await
     }
 
+    async fn save_changes(
+        &self,
+        key: &str,
+        changes: &Changes,
+        _expires: OffsetDateTime,
+    ) -> Result<(String, SessionData)> {
+        let key = key.to_owned();
+        let changes = changes.clone();
+        self.blocking(move |inner| {
+            let path = inner.path(&key).ok_or(Error::SessionInterrupted)?;
+            let _guard = inner.lock(&key);
+            let mut data = inner.read(&path)?.ok_or(Error::SessionInterrupted)?;
+            changes.apply(&mut data);
+            inner.write(&path, &data)?;
+            Ok((key, data))
+        })
+        .await
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         let key = key.to_owned();
         self.blocking(move |inner| {
             if let Some(path) = inner.path(&key) {
+                let _guard = inner.lock(&key);
                 match fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -65,9 +65,9 @@ mod session;
 pub mod signed_cookies;
 pub mod signing;
 
-pub use config::{Config, ConfigBuilder, EngineKind, SameSite, SecretKey};
-pub use engine::{LoadedSession, SessionData, SessionEngine};
-pub use error::{Error, Result};
+pub use config::{Concurrency, Config, ConfigBuilder, EngineKind, SameSite, SecretKey};
+pub use engine::{Changes, LoadedSession, SessionData, SessionEngine};
+pub use error::{redact_url, Error, Result};
 pub use expiry::Expiry;
 pub use manager::{SessionManager, DEFAULT_CLEAR_BATCH};
 pub use middleware::{SessionLayer, SessionService};

@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
+use crate::config::Concurrency;
 use crate::config::Config;
-use crate::engine::{SessionData, SessionEngine};
+use crate::engine::{Changes, SessionData, SessionEngine};
 use crate::error::{Error, Result};
 use crate::expiry::{self, Expiry};
 
@@ -57,6 +58,30 @@ struct State {
     data: Option<SessionData>,
     accessed: bool,
     modified: bool,
+    // What this request changed, for merging saves (`Concurrency::Merge`).
+    cleared: bool,
+    changed: Vec<String>,
+}
+
+impl State {
+    fn touch(&mut self, key: &str) {
+        self.modified = true;
+        if !self.changed.iter().any(|k| k == key) {
+            self.changed.push(key.to_owned());
+        }
+    }
+
+    fn changes(&self) -> Changes {
+        let data = self.data.as_ref();
+        Changes {
+            cleared: self.cleared,
+            entries: self
+                .changed
+                .iter()
+                .map(|k| (k.clone(), data.and_then(|d| d.get(k).cloned())))
+                .collect(),
+        }
+    }
 }
 
 /// The session cookie of the request, parsed only when someone asks for it.
@@ -255,7 +280,7 @@ impl Session {
             st.data
                 .get_or_insert_with(SessionData::new)
                 .insert(key.to_owned(), value);
-            st.modified = true;
+            st.touch(key);
         })
         .await
     }
@@ -278,7 +303,9 @@ impl Session {
     pub async fn remove_value(&self, key: &str) -> Result<Option<Value>> {
         self.with_data(|st| {
             let removed = st.data.as_mut().and_then(|d| d.shift_remove(key));
-            st.modified |= removed.is_some();
+            if removed.is_some() {
+                st.touch(key);
+            }
             removed
         })
         .await
@@ -310,8 +337,10 @@ impl Session {
     /// Stores every entry of `entries` (Django's `update`).
     pub async fn update(&self, entries: SessionData) -> Result<()> {
         self.with_data(|st| {
+            for k in entries.keys() {
+                st.touch(k);
+            }
             st.data.get_or_insert_with(SessionData::new).extend(entries);
-            st.modified = true;
         })
         .await
     }
@@ -337,6 +366,8 @@ impl Session {
         st.data = Some(SessionData::new());
         st.accessed = true;
         st.modified = true;
+        st.cleared = true;
+        st.changed.clear();
     }
 
     /// Logs out: deletes the data and the stored record, and forgets the id, so the
@@ -486,17 +517,31 @@ impl Session {
             // find the key unknown, and then a new session is created instead).
             self.ensure_loaded().await?;
         }
-        let (key, data) = {
+        let (key, data, changes) = {
             let mut st = self.lock();
+            let changes = st.changes();
             (
                 st.key.clone(),
                 st.data.get_or_insert_with(SessionData::new).clone(),
+                changes,
             )
         };
         let expires = self.expiry_date_of(&data);
-        let cookie_value = match key {
-            Some(k) => self.inner.engine.save(&k, &data, expires).await?,
-            None => self.inner.engine.create(&data, expires).await?,
+        let merge = self.inner.config.concurrency() == Concurrency::Merge
+            && !self.inner.engine.is_client_side();
+        let (cookie_value, merged) = match key {
+            // Apply only what this request changed to what is stored now, so concurrent
+            // requests do not overwrite each other's keys.
+            Some(k) if merge => {
+                let (value, merged) = self
+                    .inner
+                    .engine
+                    .save_changes(&k, &changes, expires)
+                    .await?;
+                (value, Some(merged))
+            }
+            Some(k) => (self.inner.engine.save(&k, &data, expires).await?, None),
+            None => (self.inner.engine.create(&data, expires).await?, None),
         };
         // A cookie past the browsers' limit would be dropped without a word: refuse it.
         let size = self.inner.config.cookie_name().len() + cookie_value.len();
@@ -509,6 +554,11 @@ impl Session {
         }
         let mut st = self.lock();
         st.key = Some(cookie_value);
+        if let Some(merged) = merged {
+            st.data = Some(merged);
+        }
+        st.cleared = false;
+        st.changed.clear();
         Ok(())
     }
 

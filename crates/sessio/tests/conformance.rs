@@ -541,6 +541,37 @@ pub async fn concurrent_sessions_are_independent(make: Make) {
     }
 }
 
+pub async fn concurrent_writers_keep_each_others_keys(make: Make) {
+    let Some(f) = fixture(make).await else {
+        return;
+    };
+    if f.client_side() {
+        // Each request carries its own copy of a cookie session: there is nothing to merge.
+        return;
+    }
+    let key = saved(&f, json!({"start": true})).await;
+    let f = std::sync::Arc::new(f);
+    let mut tasks = Vec::new();
+    for i in 0..64u32 {
+        let (f, key) = (f.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let s = f.session(Some(&key));
+            s.insert(&format!("k{i}"), i).await.unwrap();
+            s.save().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let data = f.session(Some(&key)).data().await.unwrap();
+    assert_eq!(
+        data.len(),
+        65,
+        "all 64 concurrent writes survive: {:?}",
+        data.keys()
+    );
+}
+
 macro_rules! conformance {
     ($engine:ident, $make:path) => {
         mod $engine {
@@ -582,6 +613,11 @@ macro_rules! conformance {
             case!(typed_values_round_trip);
             case!(clear_expired);
             case!(concurrent_sessions_are_independent);
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_writers_keep_each_others_keys() {
+                super::concurrent_writers_keep_each_others_keys($make).await
+            }
         }
     };
 }
