@@ -68,10 +68,7 @@ async fn shared_semantics(engine: &dyn SessionEngine, clock: &ManualClock) {
     assert!(engine.exists(&key).await.unwrap());
 
     // An unchanged save (same data, same expiry, same second) is still a save.
-    assert_eq!(
-        engine.save(&key, &first, at(T0 + DAY)).await.unwrap(),
-        key
-    );
+    assert_eq!(engine.save(&key, &first, at(T0 + DAY)).await.unwrap(), key);
     let second = data(json!({"user_id": 42, "theme": "dark", "é": "ü"}));
     engine.save(&key, &second, at(T0 + 2 * DAY)).await.unwrap();
     assert_eq!(engine.load(&key).await.unwrap(), Some(second.clone()));
@@ -133,15 +130,24 @@ async fn shared_semantics(engine: &dyn SessionEngine, clock: &ManualClock) {
     // Far past and far future expiry dates are stored without error.
     clock.set(at(T0));
     let past = engine
-        .create(&SessionData::new(), OffsetDateTime::UNIX_EPOCH - time::Duration::days(800_000))
+        .create(
+            &SessionData::new(),
+            OffsetDateTime::UNIX_EPOCH - time::Duration::days(800_000),
+        )
         .await
         .unwrap();
     assert_eq!(engine.load(&past).await.unwrap(), None);
     let future = engine
-        .create(&SessionData::new(), time::macros::datetime!(9999-12-31 23:59:59 UTC))
+        .create(
+            &SessionData::new(),
+            time::macros::datetime!(9999-12-31 23:59:59 UTC),
+        )
         .await
         .unwrap();
-    assert_eq!(engine.load(&future).await.unwrap(), Some(SessionData::new()));
+    assert_eq!(
+        engine.load(&future).await.unwrap(),
+        Some(SessionData::new())
+    );
 
     // Many concurrent writers.
     let mut tasks = Vec::new();
@@ -168,7 +174,7 @@ async fn shared_semantics(engine: &dyn SessionEngine, clock: &ManualClock) {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
-    use common::{PgScratch, postgres_url, skip};
+    use common::{postgres_url, skip, PgScratch};
     use sessio::db::postgres::PostgresEngine;
     use sessio::db::sqlx_core::connection::Connection;
     use sessio::db::sqlx_core::executor::Executor;
@@ -416,7 +422,10 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
             .unwrap();
         let mut conn = raw(&scratch).await;
         let tampered = DJANGO_DATA.replace("eyJ1c2Vy", "eyJ2c2Vy");
-        for (i, value) in ["garbage", "", tampered.as_str(), "a:b:c"].iter().enumerate() {
+        for (i, value) in ["garbage", "", tampered.as_str(), "a:b:c"]
+            .iter()
+            .enumerate()
+        {
             query("INSERT INTO django_session VALUES ($1, $2, '2030-01-01 00:00:00+00')")
                 .bind(format!("corrupt{i}"))
                 .bind(value)
@@ -787,7 +796,10 @@ mod mysql {
             .unwrap();
         let mut conn = raw(&scratch).await;
         let tampered = DJANGO_DATA.replace("eyJ1c2Vy", "eyJ2c2Vy");
-        for (i, value) in ["garbage", "", tampered.as_str(), "a:b:c"].iter().enumerate() {
+        for (i, value) in ["garbage", "", tampered.as_str(), "a:b:c"]
+            .iter()
+            .enumerate()
+        {
             query("INSERT INTO django_session VALUES (?, ?, '2030-01-01 00:00:00')")
                 .bind(format!("corrupt{i}"))
                 .bind(value)
@@ -846,5 +858,402 @@ mod mysql {
         assert!(text.contains("mysql://root:***@127.0.0.1:1/test"), "{text}");
         let everything = format!("{err} {err:?} {:?}", std::error::Error::source(&err));
         assert!(!everything.contains("hunter2"), "{everything}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Faults: a private PostgreSQL server that hangs, goes down and comes back under load
+
+#[cfg(feature = "postgres")]
+mod faults {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use axum::Router;
+    use sessio::{Session, SessionManager};
+    use tower::ServiceExt;
+
+    use super::*;
+    use common::{skip, STRONG_KEY};
+
+    /// How long a store call may take in this test.
+    const STORE_TIMEOUT: Duration = Duration::from_millis(800);
+    /// Scheduling slack on a busy machine, on top of the store timeout.
+    const MARGIN: Duration = Duration::from_millis(1500);
+    /// How long the service may take to come back once the server is back.
+    const RECOVERY: Duration = Duration::from_secs(20);
+
+    /// A PostgreSQL server of this test's own, on a spare loopback port, in a temp dir.
+    /// (The shared test server is never stopped: other tests use it.)
+    struct PrivatePostgres {
+        dir: tempfile::TempDir,
+        bin: PathBuf,
+        port: u16,
+        paused: Vec<u32>,
+    }
+
+    fn run(what: &str, command: &mut Command) -> std::result::Result<(), String> {
+        let out = command
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{what}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    impl PrivatePostgres {
+        /// Starts the server, or returns `None` (see [`skip`]) when the tools are missing.
+        fn start() -> Option<Self> {
+            const WHERE: &str = "/usr/lib/postgresql/*/bin";
+            let Some(bin) = std::fs::read_dir("/usr/lib/postgresql")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path().join("bin"))
+                .filter(|bin| bin.join("initdb").exists() && bin.join("pg_ctl").exists())
+                .max()
+            else {
+                return skip("PostgreSQL's initdb and pg_ctl", WHERE, "not installed");
+            };
+            // PostgreSQL refuses to run as root: run it as `postgres`.
+            let root = Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+            if !root || Command::new("runuser").arg("--help").output().is_err() {
+                return skip(
+                    "a private PostgreSQL server",
+                    WHERE,
+                    "this needs root and runuser to run it as the `postgres` user",
+                );
+            }
+            let dir = tempfile::tempdir().expect("temp dir");
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a spare port")
+                .port();
+            let server = Self {
+                dir,
+                bin,
+                port,
+                paused: Vec::new(),
+            };
+            let prepared = run(
+                "chown",
+                Command::new("chown")
+                    .arg("postgres:")
+                    .arg(server.dir.path()),
+            )
+            .and_then(|()| {
+                run(
+                    "initdb",
+                    server
+                        .as_postgres("initdb")
+                        .args([
+                            "-U",
+                            "postgres",
+                            "--auth=trust",
+                            "--no-sync",
+                            "-E",
+                            "UTF8",
+                            "-D",
+                        ])
+                        .arg(server.data()),
+                )
+            })
+            .and_then(|()| server.start_again());
+            if let Err(e) = prepared {
+                return skip("a private PostgreSQL server", WHERE, e);
+            }
+            Some(server)
+        }
+
+        fn data(&self) -> PathBuf {
+            self.dir.path().join("data")
+        }
+
+        fn url(&self) -> String {
+            format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        }
+
+        fn as_postgres(&self, tool: &str) -> Command {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+            c
+        }
+
+        fn start_again(&self) -> std::result::Result<(), String> {
+            let options = format!(
+                "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=40",
+                self.port,
+                self.dir.path().display()
+            );
+            run(
+                "pg_ctl start",
+                self.as_postgres("pg_ctl")
+                    .args(["-w", "-t", "60", "-D"])
+                    .arg(self.data())
+                    .arg("-l")
+                    .arg(self.dir.path().join("log"))
+                    .args(["-o", &options, "start"]),
+            )
+        }
+
+        fn stop(&self, mode: &str) -> std::result::Result<(), String> {
+            run(
+                "pg_ctl stop",
+                self.as_postgres("pg_ctl")
+                    .args(["-w", "-t", "60", "-m", mode, "-D"])
+                    .arg(self.data())
+                    .arg("stop"),
+            )
+        }
+
+        /// Freezes the postmaster and every backend (SIGSTOP): connections stay open and
+        /// nothing answers, like a hung server or a network black hole.
+        fn pause(&mut self) {
+            let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid"))
+                .expect("postmaster.pid");
+            let postmaster: u32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+            let mut pids = vec![postmaster];
+            pids.extend(children_of(postmaster));
+            for pid in &pids {
+                let _ = run(
+                    "kill -STOP",
+                    Command::new("kill").args(["-STOP", &pid.to_string()]),
+                );
+            }
+            self.paused = pids;
+        }
+
+        fn resume(&mut self) {
+            for pid in self.paused.drain(..) {
+                let _ = run(
+                    "kill -CONT",
+                    Command::new("kill").args(["-CONT", &pid.to_string()]),
+                );
+            }
+        }
+    }
+
+    impl Drop for PrivatePostgres {
+        fn drop(&mut self) {
+            self.resume();
+            let _ = self.stop("immediate");
+        }
+    }
+
+    /// The processes whose parent is `parent` (from /proc).
+    fn children_of(parent: u32) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) =
+                std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat"))
+            else {
+                continue;
+            };
+            // pid (comm) state ppid …; comm may contain spaces, so split after the last ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(parent) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    async fn set(session: Session) -> sessio::Result<&'static str> {
+        session.insert("user_id", 42).await?;
+        Ok("set")
+    }
+
+    async fn read(session: Session) -> sessio::Result<String> {
+        Ok(format!("{:?}", session.get::<u32>("user_id").await?))
+    }
+
+    struct Reply {
+        status: StatusCode,
+        elapsed: Duration,
+        cookie: Option<String>,
+        body: String,
+    }
+
+    async fn call(app: &Router, path: &str, cookie: Option<&str>) -> Reply {
+        let mut req = Request::builder().uri(path);
+        if let Some(value) = cookie {
+            req = req.header("cookie", format!("sessionid={value}"));
+        }
+        let started = Instant::now();
+        let res = app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let elapsed = started.elapsed();
+        let status = res.status();
+        let cookie = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix("sessionid="))
+            .and_then(|v| v.split(';').next())
+            .filter(|v| !v.is_empty() && *v != "\"\"")
+            .map(str::to_owned);
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        Reply {
+            status,
+            elapsed,
+            cookie,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// `n` concurrent requests, half creating sessions and half reading existing ones.
+    async fn burst(app: &Router, cookies: &[String], n: usize) -> Vec<Reply> {
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let app = app.clone();
+                let cookie = (i % 2 == 1).then(|| cookies[i % cookies.len()].clone());
+                tokio::spawn(async move {
+                    let path = if cookie.is_some() { "/read" } else { "/set" };
+                    call(&app, path, cookie.as_deref()).await
+                })
+            })
+            .collect();
+        let mut replies = Vec::new();
+        for t in tasks {
+            replies.push(t.await.unwrap());
+        }
+        replies
+    }
+
+    fn assert_all_ok(replies: &[Reply]) {
+        for r in replies {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            assert!(r.cookie.is_some() || r.body == "Some(42)", "{}", r.body);
+        }
+    }
+
+    /// Every request fails with 503, and none waits longer than the store timeout allows.
+    fn assert_all_unavailable(replies: &[Reply]) {
+        for r in replies {
+            assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+            assert!(
+                r.elapsed <= STORE_TIMEOUT + MARGIN,
+                "a request took {:?} with a store timeout of {STORE_TIMEOUT:?}",
+                r.elapsed
+            );
+        }
+    }
+
+    /// Bursts until one succeeds entirely; fails after [`RECOVERY`].
+    async fn recovers(app: &Router, cookies: &[String]) -> Duration {
+        let started = Instant::now();
+        loop {
+            let replies = burst(app, cookies, 16).await;
+            if replies.iter().all(|r| r.status == StatusCode::OK) {
+                assert_all_ok(&replies);
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < RECOVERY,
+                "the service did not come back within {RECOVERY:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn server_going_away_under_load_is_503_within_the_timeout_then_service_resumes() {
+        let Some(mut pg) = tokio::task::spawn_blocking(PrivatePostgres::start)
+            .await
+            .unwrap()
+        else {
+            return;
+        };
+        let config = Config::builder()
+            .secret_key(STRONG_KEY)
+            .engine(EngineKind::Db)
+            .database_url(pg.url())
+            .auto_migrate(true)
+            .store_timeout(STORE_TIMEOUT)
+            .build()
+            .unwrap();
+        let sessions = SessionManager::open(config).await.unwrap();
+        let app = Router::new()
+            .route("/set", get(set))
+            .route("/read", get(read))
+            .layer(sessions.layer());
+
+        // Healthy.
+        let mut cookies = Vec::new();
+        for _ in 0..8 {
+            let r = call(&app, "/set", None).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            cookies.push(r.cookie.expect("a session cookie"));
+        }
+        assert_all_ok(&burst(&app, &cookies, 32).await);
+
+        // Hung: connections open, nothing answers. Every request times out into a 503.
+        pg.pause();
+        let hung = burst(&app, &cookies, 32).await;
+        pg.resume();
+        assert_all_unavailable(&hung);
+        let after_hang = recovers(&app, &cookies).await;
+
+        // Down: connections refused. 503 again, within the timeout.
+        tokio::task::spawn_blocking({
+            let data = pg.data();
+            let ctl = pg.as_postgres("pg_ctl");
+            move || {
+                let mut ctl = ctl;
+                run(
+                    "pg_ctl stop",
+                    ctl.args(["-w", "-t", "60", "-m", "fast", "-D"])
+                        .arg(data)
+                        .arg("stop"),
+                )
+            }
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let down = burst(&app, &cookies, 32).await;
+        assert_all_unavailable(&down);
+
+        // Back: the pool reconnects by itself; sessions from before are still there.
+        tokio::task::block_in_place(|| pg.start_again()).unwrap();
+        let after_restart = recovers(&app, &cookies).await;
+        for cookie in &cookies {
+            let r = call(&app, "/read", Some(cookie)).await;
+            assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "Some(42)"));
+        }
+        eprintln!(
+            "recovered {after_hang:?} after the hang, {after_restart:?} after the restart; \
+             slowest 503: {:?}",
+            hung.iter().chain(&down).map(|r| r.elapsed).max().unwrap()
+        );
     }
 }
