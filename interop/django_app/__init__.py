@@ -1,0 +1,1 @@
+"""A minimal Django project for sessio's live interoperability tests (see ../README.md)."""
