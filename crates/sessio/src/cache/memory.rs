@@ -1,0 +1,656 @@
+//! The in-process cache: sessions in this process's memory (Django's `locmem` cache).
+//!
+//! Fast and private to one process: a restart forgets every session, and several
+//! processes (or hosts) do not share them. Use Redis, or `cached-db`, when that matters.
+//!
+//! # Design
+//!
+//! * **Sharded.** The map is split into up to [`MAX_SHARDS`] shards by a keyed hash of
+//!   the session key, each behind its own `Mutex`, so concurrent requests rarely contend.
+//!   A lock is held only for a hash lookup and a few pointer updates: never across an
+//!   `.await`, never while cloning or dropping session data.
+//! * **Bounded.** At most `max_entries` sessions (`memory://?max_entries=N`, default
+//!   [`DEFAULT_MAX_ENTRIES`]). A full shard first drops sessions that have expired, then the
+//!   least recently used one. Each shard keeps its own LRU order (an intrusive doubly linked
+//!   list over a slab), so eviction is O(1) and recency is exact within a shard, approximate
+//!   across shards. Small caches use one shard, so their order is exact.
+//! * **TTL by the configured clock.** Each session expires at the `expires` it was saved
+//!   with, as told by `config.clock()` (so tests can move time). Expired sessions are never
+//!   returned; they are dropped when met, when room is needed, or by `clear_expired`.
+//! * **No serialisation.** The session map is stored as it is (behind an `Arc`); nothing is
+//!   signed, since it never leaves the process.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
+
+use super::{plausible_key, SessionCache, ENGINE};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::engine::{SessionData, SessionEngine};
+use crate::error::{Error, Result};
+
+/// The bound when the URL sets none.
+pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
+/// The most shards a cache is split into.
+pub const MAX_SHARDS: usize = 64;
+/// Shards are added only while each keeps at least this many entries, so that per-shard
+/// LRU stays a good approximation of global LRU.
+const MIN_ENTRIES_PER_SHARD: usize = 1024;
+/// How many fresh keys `create` tries before giving up.
+const CREATE_ATTEMPTS: u32 = 100;
+/// A full shard scans itself for expired sessions at most this often (by the configured
+/// clock); in between it evicts from the LRU end, where expired sessions gather anyway.
+const SWEEP_INTERVAL: Duration = Duration::seconds(1);
+/// "No slot" in the linked list.
+const NIL: u32 = u32::MAX;
+
+/// Sessions in this process's memory: bounded, expiring, sharded.
+///
+/// ```
+/// # async fn run() -> sessio::Result<()> {
+/// use sessio::{Config, EngineKind};
+///
+/// let config = Config::builder()
+///     .secret_key("a-long-random-secret-key-from-your-settings-0123456789")
+///     .engine(EngineKind::Cache)
+///     .cache_url("memory://?max_entries=50000")
+///     .build()?;
+/// let engine = sessio::engine::open(&config).await?;
+/// assert_eq!(engine.name(), "cache");
+/// # Ok(()) }
+/// ```
+pub struct MemoryCacheEngine {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    clock: Arc<dyn Clock>,
+    max_entries: usize,
+}
+
+impl fmt::Debug for MemoryCacheEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryCacheEngine")
+            .field("max_entries", &self.max_entries)
+            .field("shards", &self.shards.len())
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryCacheEngine {
+    /// Opens the cache that `config.cache_url()` describes (`memory://?max_entries=N`).
+    pub fn open(config: &Config) -> Result<Self> {
+        let max_entries = parse_url(config.cache_url())?;
+        Ok(Self::new(max_entries, config.clock().clone()))
+    }
+
+    /// A cache of at most `max_entries` sessions (at least one), timed by `clock`.
+    pub fn new(max_entries: usize, clock: Arc<dyn Clock>) -> Self {
+        let max_entries = max_entries.max(1);
+        // A power of two, so that picking a shard is a mask.
+        let mut shards = 1;
+        while shards * 2 <= MAX_SHARDS && max_entries / (shards * 2) >= MIN_ENTRIES_PER_SHARD {
+            shards *= 2;
+        }
+        // Spread the bound exactly: the shards' capacities add up to max_entries.
+        let shards = (0..shards)
+            .map(|i| {
+                let capacity = max_entries / shards + usize::from(i < max_entries % shards);
+                Mutex::new(Shard::new(capacity))
+            })
+            .collect();
+        Self {
+            shards,
+            hasher: RandomState::new(),
+            clock,
+            max_entries,
+        }
+    }
+
+    /// The most sessions this cache holds.
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+
+    /// How many sessions are stored now (including expired ones not yet dropped).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).map.len()).sum()
+    }
+
+    /// Whether no session is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+        // The key comes from the cookie: a keyed hash keeps clients from aiming at one shard.
+        let index = self.hasher.hash_one(key) as usize & (self.shards.len() - 1);
+        lock(&self.shards[index])
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+}
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    // Nothing panics while a shard is locked; if something did, its data is still sound.
+    shard.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `memory://`, `memory`, with an optional `?max_entries=N`.
+fn parse_url(url: &str) -> Result<usize> {
+    let rest = url
+        .strip_prefix("memory://")
+        .or_else(|| url.strip_prefix("memory"))
+        .unwrap_or(url);
+    let bad = |why: &str| {
+        Error::Config(format!(
+            "cache URL `{url}`: {why}; use memory:// or memory://?max_entries=N"
+        ))
+    };
+    let query = match rest.split_once('?') {
+        Some(("", query)) => query,
+        None if rest.is_empty() => "",
+        _ => return Err(bad("an in-process cache has no host or path")),
+    };
+    let mut max_entries = DEFAULT_MAX_ENTRIES;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("max_entries", n)) => {
+                max_entries = n
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n > 0)
+                    .ok_or_else(|| bad("max_entries must be a positive whole number"))?;
+            }
+            _ => return Err(bad(&format!("unknown option `{pair}`"))),
+        }
+    }
+    Ok(max_entries)
+}
+
+#[async_trait]
+impl SessionEngine for MemoryCacheEngine {
+    fn name(&self) -> &'static str {
+        ENGINE
+    }
+
+    fn is_client_side(&self) -> bool {
+        false
+    }
+
+    async fn load(&self, key: &str) -> Result<Option<SessionData>> {
+        if !plausible_key(key) {
+            return Ok(None);
+        }
+        let now = self.now();
+        let (found, dropped) = {
+            let mut shard = self.shard(key);
+            match shard.find(key, now) {
+                Found::Live(i) => {
+                    shard.touch(i);
+                    (Some(shard.entry(i).data.clone()), None)
+                }
+                Found::Expired(i) => (None, shard.remove(i)),
+                Found::Absent => (None, None),
+            }
+        };
+        drop(dropped);
+        // The deep copy happens outside the lock.
+        Ok(found.map(|data| (*data).clone()))
+    }
+
+    async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
+        let now = self.now();
+        if expires <= now {
+            // Already over: nothing to keep (Django's cache backend adds and drops it).
+            return crate::key::new_session_key();
+        }
+        let data = Arc::new(data.clone());
+        for _ in 0..CREATE_ATTEMPTS {
+            let key = crate::key::new_session_key()?;
+            let dropped = {
+                let mut shard = self.shard(&key);
+                match shard.find(&key, now) {
+                    Found::Live(_) => continue,
+                    Found::Expired(i) => {
+                        let old = shard.remove(i);
+                        let evicted = shard.insert(key.as_str().into(), data, expires, now);
+                        (old, evicted)
+                    }
+                    Found::Absent => (None, shard.insert(key.as_str().into(), data, expires, now)),
+                }
+            };
+            drop(dropped);
+            return Ok(key);
+        }
+        Err(Error::KeyCreation {
+            attempts: CREATE_ATTEMPTS,
+        })
+    }
+
+    async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
+        if !plausible_key(key) {
+            return Err(Error::SessionInterrupted);
+        }
+        let now = self.now();
+        let data = (expires > now).then(|| Arc::new(data.clone()));
+        let dropped = {
+            let mut shard = self.shard(key);
+            let i = match shard.find(key, now) {
+                Found::Live(i) => i,
+                Found::Expired(i) => {
+                    drop(shard.remove(i));
+                    // Gone by its TTL: never resurrect it.
+                    return Err(Error::SessionInterrupted);
+                }
+                Found::Absent => return Err(Error::SessionInterrupted),
+            };
+            match data {
+                Some(data) => {
+                    shard.touch(i);
+                    Some(shard.replace(i, data, expires))
+                }
+                // Saved as already expired: it ends now.
+                None => shard.remove(i).map(|e| e.data),
+            }
+        };
+        drop(dropped);
+        Ok(key.to_owned())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        if plausible_key(key) {
+            let dropped = {
+                let mut shard = self.shard(key);
+                let i = shard.map.get(key).copied();
+                i.and_then(|i| shard.remove(i))
+            };
+            drop(dropped);
+        }
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        if !plausible_key(key) {
+            return Ok(false);
+        }
+        let now = self.now();
+        Ok(matches!(self.shard(key).find(key, now), Found::Live(_)))
+    }
+
+    async fn count_expired(&self) -> Result<Option<u64>> {
+        let now = self.now();
+        let n = self
+            .shards
+            .iter()
+            .map(|s| {
+                lock(s)
+                    .slots
+                    .iter()
+                    .filter_map(|slot| slot.entry.as_ref())
+                    .filter(|e| e.expires <= now)
+                    .count() as u64
+            })
+            .sum();
+        Ok(Some(n))
+    }
+
+    async fn clear_expired_batch(&self, limit: usize) -> Result<u64> {
+        let now = self.now();
+        let mut deleted = 0;
+        for shard in self.shards.iter() {
+            let left = limit.saturating_sub(deleted as usize);
+            if left == 0 {
+                break;
+            }
+            let dropped = lock(shard).sweep(now, left);
+            deleted += dropped.len() as u64;
+        }
+        Ok(deleted)
+    }
+}
+
+#[async_trait]
+impl SessionCache for MemoryCacheEngine {
+    async fn add(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
+        let now = self.now();
+        if !plausible_key(key) || expires <= now {
+            return Ok(false);
+        }
+        let data = Arc::new(data.clone());
+        let dropped = {
+            let mut shard = self.shard(key);
+            match shard.find(key, now) {
+                Found::Live(_) => return Ok(false),
+                Found::Expired(i) => {
+                    let old = shard.remove(i);
+                    (old, shard.insert(key.into(), data, expires, now))
+                }
+                Found::Absent => (None, shard.insert(key.into(), data, expires, now)),
+            }
+        };
+        drop(dropped);
+        Ok(true)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// One shard: a hash map from key to slot, and the slots in LRU order.
+
+struct Entry {
+    key: Arc<str>,
+    data: Arc<SessionData>,
+    expires: OffsetDateTime,
+}
+
+struct Slot {
+    entry: Option<Entry>,
+    /// Towards the most recently used end.
+    prev: u32,
+    /// Towards the least recently used end.
+    next: u32,
+}
+
+enum Found {
+    Live(u32),
+    Expired(u32),
+    Absent,
+}
+
+struct Shard {
+    map: HashMap<Arc<str>, u32>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// The most recently used slot.
+    head: u32,
+    /// The least recently used slot: the next to evict.
+    tail: u32,
+    capacity: usize,
+    /// No stored session expires before this (a lower bound; exact after a full sweep).
+    earliest: Option<OffsetDateTime>,
+    last_sweep: Option<OffsetDateTime>,
+}
+
+impl Shard {
+    fn new(capacity: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            capacity,
+            earliest: None,
+            last_sweep: None,
+        }
+    }
+
+    fn entry(&self, i: u32) -> &Entry {
+        self.slots[i as usize]
+            .entry
+            .as_ref()
+            .expect("the map points at occupied slots")
+    }
+
+    fn find(&self, key: &str, now: OffsetDateTime) -> Found {
+        match self.map.get(key) {
+            None => Found::Absent,
+            Some(&i) if self.entry(i).expires <= now => Found::Expired(i),
+            Some(&i) => Found::Live(i),
+        }
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let slot = &self.slots[i as usize];
+            (slot.prev, slot.next)
+        };
+        match prev {
+            NIL => self.head = next,
+            p => self.slots[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.slots[n as usize].prev = prev,
+        }
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old_head = self.head;
+        {
+            let slot = &mut self.slots[i as usize];
+            slot.prev = NIL;
+            slot.next = old_head;
+        }
+        match old_head {
+            NIL => self.tail = i,
+            h => self.slots[h as usize].prev = i,
+        }
+        self.head = i;
+    }
+
+    /// Marks slot `i` as the most recently used.
+    fn touch(&mut self, i: u32) {
+        if self.head != i {
+            self.unlink(i);
+            self.push_front(i);
+        }
+    }
+
+    /// Removes slot `i`; the entry is returned so the caller drops it after unlocking.
+    fn remove(&mut self, i: u32) -> Option<Entry> {
+        let entry = self.slots[i as usize].entry.take()?;
+        self.unlink(i);
+        self.map.remove(&entry.key);
+        self.free.push(i);
+        Some(entry)
+    }
+
+    /// Replaces the data of slot `i`; returns the old data, to be dropped after unlocking.
+    fn replace(
+        &mut self,
+        i: u32,
+        data: Arc<SessionData>,
+        expires: OffsetDateTime,
+    ) -> Arc<SessionData> {
+        self.note_expiry(expires);
+        let entry = self.slots[i as usize]
+            .entry
+            .as_mut()
+            .expect("the map points at occupied slots");
+        entry.expires = expires;
+        std::mem::replace(&mut entry.data, data)
+    }
+
+    fn note_expiry(&mut self, expires: OffsetDateTime) {
+        self.earliest = Some(self.earliest.map_or(expires, |e| e.min(expires)));
+    }
+
+    /// Inserts a key that is not in the shard, making room first; returns what was evicted.
+    fn insert(
+        &mut self,
+        key: Arc<str>,
+        data: Arc<SessionData>,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Vec<Entry> {
+        let evicted = if self.map.len() >= self.capacity {
+            self.make_room(now)
+        } else {
+            Vec::new()
+        };
+        let entry = Entry {
+            key: key.clone(),
+            data,
+            expires,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize].entry = Some(entry);
+                i
+            }
+            None => {
+                let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 sessions a shard");
+                self.slots.push(Slot {
+                    entry: Some(entry),
+                    prev: NIL,
+                    next: NIL,
+                });
+                i
+            }
+        };
+        self.push_front(i);
+        self.map.insert(key, i);
+        self.note_expiry(expires);
+        evicted
+    }
+
+    /// Frees at least one place: expired sessions first, else the least recently used.
+    fn make_room(&mut self, now: OffsetDateTime) -> Vec<Entry> {
+        // The LRU end is where sessions expire first (each save restarts the expiry).
+        if self.tail != NIL && self.entry(self.tail).expires <= now {
+            return self.remove(self.tail).into_iter().collect();
+        }
+        let something_expired = self.earliest.is_some_and(|e| e <= now);
+        let may_sweep = self.last_sweep.is_none_or(|at| now - at >= SWEEP_INTERVAL);
+        if something_expired && may_sweep {
+            let swept = self.sweep(now, usize::MAX);
+            if !swept.is_empty() {
+                return swept;
+            }
+        }
+        self.remove(self.tail).into_iter().collect()
+    }
+
+    /// Removes up to `limit` expired sessions and returns them.
+    fn sweep(&mut self, now: OffsetDateTime, limit: usize) -> Vec<Entry> {
+        let expired: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&i| {
+                self.slots[i as usize]
+                    .entry
+                    .as_ref()
+                    .is_some_and(|e| e.expires <= now)
+            })
+            .take(limit)
+            .collect();
+        let complete = expired.len() < limit;
+        let removed: Vec<Entry> = expired.into_iter().filter_map(|i| self.remove(i)).collect();
+        if complete {
+            // Everything left is live: the bound is exact again.
+            self.earliest = self
+                .slots
+                .iter()
+                .filter_map(|s| s.entry.as_ref().map(|e| e.expires))
+                .min();
+            self.last_sweep = Some(now);
+        }
+        removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    const T0: i64 = 1_700_000_000;
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+    }
+
+    fn data(n: i64) -> SessionData {
+        let mut d = SessionData::new();
+        d.insert("n".into(), n.into());
+        d
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(parse_url("memory://").unwrap(), DEFAULT_MAX_ENTRIES);
+        assert_eq!(parse_url("memory").unwrap(), DEFAULT_MAX_ENTRIES);
+        assert_eq!(parse_url("memory://?max_entries=7").unwrap(), 7);
+        assert_eq!(parse_url("memory?max_entries=7").unwrap(), 7);
+        for bad in [
+            "memory://?max_entries=0",
+            "memory://?max_entries=x",
+            "memory://?size=3",
+            "memory://host",
+        ] {
+            assert!(matches!(parse_url(bad), Err(Error::Config(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shards_add_up_to_the_bound() {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_unix(T0));
+        for max in [1, 10, 1023, 2048, 100_000, 1_000_003] {
+            let c = MemoryCacheEngine::new(max, clock.clone());
+            let total: usize = c.shards.iter().map(|s| lock(s).capacity).sum();
+            assert_eq!(total, max);
+            assert!(c.shards.len().is_power_of_two() && c.shards.len() <= MAX_SHARDS);
+        }
+        assert_eq!(MemoryCacheEngine::new(10, clock.clone()).shards.len(), 1);
+        assert_eq!(MemoryCacheEngine::new(100_000, clock).shards.len(), 64);
+    }
+
+    #[tokio::test]
+    async fn lru_order_survives_reads_and_writes() {
+        let clock = ManualClock::at_unix(T0);
+        let c = MemoryCacheEngine::new(3, Arc::new(clock.clone()));
+        let far = at(T0 + 3600);
+        let a = c.create(&data(1), far).await.unwrap();
+        let b = c.create(&data(2), far).await.unwrap();
+        let d = c.create(&data(3), far).await.unwrap();
+        // a is read, b is saved: d is now the least recently used.
+        assert!(c.load(&a).await.unwrap().is_some());
+        c.save(&b, &data(20), far).await.unwrap();
+        let e = c.create(&data(4), far).await.unwrap();
+        assert!(!c.exists(&d).await.unwrap());
+        for k in [&a, &b, &e] {
+            assert!(c.exists(k).await.unwrap());
+        }
+        assert_eq!(c.len(), 3);
+        // Deleting frees a place without evicting anyone.
+        c.delete(&a).await.unwrap();
+        let f = c.create(&data(5), far).await.unwrap();
+        for k in [&b, &e, &f] {
+            assert!(c.exists(k).await.unwrap());
+        }
+        assert_eq!(c.load(&b).await.unwrap(), Some(data(20)));
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_are_evicted_before_live_ones() {
+        let clock = ManualClock::at_unix(T0);
+        let c = MemoryCacheEngine::new(3, Arc::new(clock.clone()));
+        let short = c.create(&data(1), at(T0 + 10)).await.unwrap();
+        let old = c.create(&data(2), at(T0 + 3600)).await.unwrap();
+        let new = c.create(&data(3), at(T0 + 3600)).await.unwrap();
+        // `short` is the most recently used, `old` the least.
+        assert!(c.load(&short).await.unwrap().is_some());
+        clock.advance(Duration::seconds(11));
+        c.create(&data(4), at(T0 + 3600)).await.unwrap();
+        assert!(c.exists(&old).await.unwrap() && c.exists(&new).await.unwrap());
+        assert!(!c.exists(&short).await.unwrap());
+        assert_eq!(c.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn slots_are_reused() {
+        let clock = ManualClock::at_unix(T0);
+        let c = MemoryCacheEngine::new(4, Arc::new(clock));
+        for i in 0..1000 {
+            c.create(&data(i), at(T0 + 60)).await.unwrap();
+        }
+        assert_eq!(c.len(), 4);
+        assert!(lock(&c.shards[0]).slots.len() <= 4);
+    }
+}

@@ -1,0 +1,497 @@
+//! The Redis cache: sessions as Redis strings with a TTL, on one server or a Redis Cluster.
+//!
+//! # Layout
+//!
+//! * **Key**: `cache_key_prefix` + session key (`sessio.session:` by default), never the
+//!   bare session key, so sessions cannot collide with, or be read as, other data in the same
+//!   Redis (Django CVE-2011-4136).
+//! * **Value**: the same signed, compressed string as a `django_session.session_data`
+//!   column (salt `store_salt`), so a value read from Redis is authenticated like a database
+//!   row, and a corrupted or foreign value loads as an empty session.
+//! * **TTL**: the seconds until the session's expiry date (at least one). Redis drops
+//!   expired sessions by itself; `clear_expired` has nothing to do.
+//!
+//! # Operations
+//!
+//! `create` is `SET key value NX EX ttl` (a new key never overwrites another session; a
+//! taken key is retried with a fresh one); `save` is `SET key value XX EX ttl` (a session
+//! deleted meanwhile, by a logout or its TTL, is [`Error::SessionInterrupted`] and is never
+//! resurrected); `load` is `GET`, `delete` is `DEL`, `exists` is `EXISTS`.
+//!
+//! # Connections
+//!
+//! `redis://[user:password@]host[:port][/db]` uses one multiplexed connection that
+//! reconnects by itself (the `redis` crate's `ConnectionManager`): concurrent requests are
+//! pipelined on it, with no pool to size. `redis+cluster://[user:password@]host1:port1,host2:port2,...`
+//! (or `redis-cluster://`) uses the cluster client, which routes each key to its node and
+//! follows resharding. Every call is bounded by `store_timeout`: a server that is down or
+//! stuck turns into an [`Error::Store`] (HTTP 503) within that time, never a hung request, and
+//! service resumes by itself when the server is back.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, RedisError};
+use time::OffsetDateTime;
+
+use super::{plausible_key, SessionCache, ENGINE};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::engine::{LoadedSession, SessionData, SessionEngine};
+use crate::error::{redact_url, Error, Result};
+use crate::signing::Signer;
+
+/// How many fresh keys `create` tries before giving up (each try is a round trip).
+const CREATE_ATTEMPTS: u32 = 10;
+/// The longest TTL set, far beyond any real session (Redis refuses TTLs that overflow).
+const MAX_TTL_SECS: i64 = 100 * 365 * 24 * 3600;
+/// Retries within one reconnection. None: while the server is down, each command makes
+/// one connection attempt and fails at once (a quick 503 rather than a request held until
+/// the timeout), and the first command after the server is back reconnects.
+const RECONNECT_RETRIES: usize = 0;
+
+/// Sessions in Redis or a Redis Cluster.
+///
+/// Cheap to share: every call clones a handle to the one multiplexed connection.
+pub struct RedisCacheEngine {
+    conn: Conn,
+    /// The URL with any password hidden, for messages.
+    url: String,
+    prefix: String,
+    signer: Signer,
+    clock: Arc<dyn Clock>,
+    cookie_age: i64,
+    timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl fmt::Debug for RedisCacheEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCacheEngine")
+            .field("url", &self.url)
+            .field("cluster", &matches!(self.conn, Conn::Cluster(_)))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The nodes of a `redis+cluster://` or `redis-cluster://` URL, as `redis://` URLs; `None`
+/// for any other URL.
+fn cluster_nodes(url: &str) -> Option<Result<Vec<String>>> {
+    let rest = url
+        .strip_prefix("redis+cluster://")
+        .or_else(|| url.strip_prefix("redis-cluster://"))?;
+    // A cluster has only database 0: accept a trailing `/` or `/0`, nothing else.
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !(path.is_empty() || path == "0") {
+        return Some(Err(Error::Config(format!(
+            "cache URL `{}`: a Redis Cluster has only database 0",
+            redact_url(url)
+        ))));
+    }
+    // Credentials given on the first node apply to every node.
+    let credentials = authority
+        .split(',')
+        .next()
+        .and_then(|first| first.rsplit_once('@'))
+        .map(|(userinfo, _)| userinfo);
+    let nodes: Vec<String> = authority
+        .split(',')
+        .filter(|n| !n.is_empty())
+        .map(|node| match (node.contains('@'), credentials) {
+            (false, Some(userinfo)) => format!("redis://{userinfo}@{node}"),
+            _ => format!("redis://{node}"),
+        })
+        .collect();
+    if nodes.is_empty() {
+        return Some(Err(Error::Config(format!(
+            "cache URL `{}` names no node: use redis+cluster://host1:port1,host2:port2,...",
+            redact_url(url)
+        ))));
+    }
+    Some(Ok(nodes))
+}
+
+impl RedisCacheEngine {
+    /// Connects to the Redis server or cluster that `config.cache_url()` names.
+    ///
+    /// Fails, naming the URL (without its password), when the server cannot be reached
+    /// within `store_timeout`: a misconfigured or missing cache is reported at start-up,
+    /// not on the first request.
+    pub async fn open(config: &Config) -> Result<Self> {
+        let raw_url = config.cache_url();
+        let url = redact_url(raw_url);
+        let timeout = config.store_timeout();
+        let invalid = |e: RedisError| {
+            Error::Config(format!(
+                "cache URL `{url}` is not a valid Redis URL ({e}): use \
+                 redis://[:password@]host[:port][/db] or redis+cluster://host1:port1,host2:port2"
+            ))
+        };
+        let unreachable = |e: RedisError| {
+            Error::store(
+                ENGINE,
+                format!("could not connect to Redis at {url}: {e}; is the server running and reachable?"),
+                e,
+            )
+        };
+        let timed_out = |e| {
+            Error::store(
+                ENGINE,
+                format!("could not connect to Redis at {url} within {timeout:?}; is the server running and reachable?"),
+                e,
+            )
+        };
+
+        let conn = match cluster_nodes(raw_url) {
+            Some(nodes) => {
+                let client = redis::cluster::ClusterClient::builder(nodes?)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    // Few, short retries: our own timeout bounds the call anyway, and a
+                    // request is better answered 503 than held for long.
+                    .retries(3)
+                    .min_retry_wait(10)
+                    .max_retry_wait(500)
+                    .build()
+                    .map_err(invalid)?;
+                let conn = tokio::time::timeout(timeout, client.get_async_connection())
+                    .await
+                    .map_err(timed_out)?
+                    .map_err(unreachable)?;
+                Conn::Cluster(conn)
+            }
+            None => {
+                let client = redis::Client::open(raw_url).map_err(invalid)?;
+                // One plain attempt first: the manager retries its first connection, which
+                // would hide "connection refused" or a wrong password behind a timeout.
+                let probe = AsyncConnectionConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout);
+                let mut probe = tokio::time::timeout(
+                    timeout,
+                    client.get_multiplexed_async_connection_with_config(&probe),
+                )
+                .await
+                .map_err(timed_out)?
+                .map_err(unreachable)?;
+                let _: String =
+                    tokio::time::timeout(timeout, redis::cmd("PING").query_async(&mut probe))
+                        .await
+                        .map_err(timed_out)?
+                        .map_err(unreachable)?;
+                drop(probe);
+                let settings = ConnectionManagerConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout)
+                    .set_number_of_retries(RECONNECT_RETRIES);
+                let conn = tokio::time::timeout(
+                    timeout,
+                    ConnectionManager::new_with_config(client, settings),
+                )
+                .await
+                .map_err(timed_out)?
+                .map_err(unreachable)?;
+                Conn::Single(conn)
+            }
+        };
+        let engine = Self {
+            conn,
+            url,
+            prefix: config.cache_key_prefix().to_owned(),
+            signer: config.signer(config.store_salt()),
+            clock: config.clock().clone(),
+            cookie_age: config.cookie_age(),
+            timeout,
+        };
+        // Connecting is not enough: a wrong password or a wrong database shows here.
+        let _: String = engine.run("PING", &redis::cmd("PING")).await?;
+        Ok(engine)
+    }
+
+    /// The Redis key of a session: never the bare session key.
+    pub fn redis_key(&self, key: &str) -> String {
+        let mut k = String::with_capacity(self.prefix.len() + key.len());
+        k.push_str(&self.prefix);
+        k.push_str(key);
+        k
+    }
+
+    /// Runs one command, bounded by `store_timeout`.
+    async fn run<T: FromRedisValue>(&self, what: &str, cmd: &Cmd) -> Result<T> {
+        let mut conn = self.conn.clone();
+        let call = async {
+            match &mut conn {
+                Conn::Single(c) => cmd.query_async(c).await,
+                Conn::Cluster(c) => cmd.query_async(c).await,
+            }
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(Error::store(
+                ENGINE,
+                format!("{what} failed on Redis at {}: {e}", self.url),
+                e,
+            )),
+            Err(elapsed) => Err(Error::store(
+                ENGINE,
+                format!(
+                    "{what} on Redis at {} got no answer within {:?}",
+                    self.url, self.timeout
+                ),
+                elapsed,
+            )),
+        }
+    }
+
+    fn encode(&self, data: &SessionData, now: OffsetDateTime) -> String {
+        self.signer.dumps(data, now.unix_timestamp(), true)
+    }
+
+    /// `SET key value EX ttl` with `NX` or `XX`; whether Redis stored it.
+    async fn set(
+        &self,
+        what: &str,
+        condition: &str,
+        key: &str,
+        value: &str,
+        ttl: i64,
+    ) -> Result<bool> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.redis_key(key))
+            .arg(value)
+            .arg(condition)
+            .arg("EX")
+            .arg(ttl);
+        // "OK", or nil when the NX/XX condition did not hold.
+        let reply: Option<String> = self.run(what, &cmd).await?;
+        Ok(reply.is_some())
+    }
+}
+
+/// Whole seconds from `now` until `expires`, rounded up, at least one.
+fn ttl_secs(expires: OffsetDateTime, now: OffsetDateTime) -> i64 {
+    let secs = (expires - now).as_seconds_f64().ceil();
+    (secs as i64).clamp(1, MAX_TTL_SECS)
+}
+
+#[async_trait]
+impl SessionEngine for RedisCacheEngine {
+    fn name(&self) -> &'static str {
+        ENGINE
+    }
+
+    fn is_client_side(&self) -> bool {
+        false
+    }
+
+    async fn load(&self, key: &str) -> Result<Option<SessionData>> {
+        Ok(self.load_session(key).await?.map(|s| s.data))
+    }
+
+    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
+        if !plausible_key(key) {
+            return Ok(None);
+        }
+        let value: Option<String> = self
+            .run(
+                "loading a session",
+                redis::cmd("GET").arg(self.redis_key(key)),
+            )
+            .await?;
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        match self.signer.loads(&value, None) {
+            Ok(unsigned) => {
+                // Redis's TTL runs on the server's clock; this check applies the configured
+                // one as well (it matters when that clock is not the system's, or is ahead).
+                let saved = OffsetDateTime::from_unix_timestamp(unsigned.timestamp)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                let expires = crate::expiry::date(Some(&unsigned.data), saved, self.cookie_age);
+                if expires <= self.clock.now() {
+                    return Ok(None);
+                }
+                Ok(Some(LoadedSession {
+                    data: unsigned.data,
+                    stale_key: unsigned.key_index > 0,
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Session data corrupted");
+                Ok(Some(LoadedSession {
+                    data: SessionData::new(),
+                    stale_key: false,
+                }))
+            }
+        }
+    }
+
+    async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
+        let now = self.clock.now();
+        if expires <= now {
+            // Already over: nothing to keep (Django's cache backend adds and drops it).
+            return crate::key::new_session_key();
+        }
+        let value = self.encode(data, now);
+        let ttl = ttl_secs(expires, now);
+        for _ in 0..CREATE_ATTEMPTS {
+            let key = crate::key::new_session_key()?;
+            if self
+                .set("creating a session", "NX", &key, &value, ttl)
+                .await?
+            {
+                return Ok(key);
+            }
+        }
+        Err(Error::KeyCreation {
+            attempts: CREATE_ATTEMPTS,
+        })
+    }
+
+    async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
+        if !plausible_key(key) {
+            return Err(Error::SessionInterrupted);
+        }
+        let now = self.clock.now();
+        let stored = if expires <= now {
+            // Saved as already expired: it ends now, if it was still there.
+            let deleted: i64 = self
+                .run(
+                    "saving an expired session",
+                    redis::cmd("DEL").arg(self.redis_key(key)),
+                )
+                .await?;
+            deleted > 0
+        } else {
+            let value = self.encode(data, now);
+            self.set(
+                "saving a session",
+                "XX",
+                key,
+                &value,
+                ttl_secs(expires, now),
+            )
+            .await?
+        };
+        if !stored {
+            // Deleted meanwhile (a logout, its TTL): never resurrect it.
+            return Err(Error::SessionInterrupted);
+        }
+        Ok(key.to_owned())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        if plausible_key(key) {
+            let _: i64 = self
+                .run(
+                    "deleting a session",
+                    redis::cmd("DEL").arg(self.redis_key(key)),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        if !plausible_key(key) {
+            return Ok(false);
+        }
+        self.run(
+            "checking whether a session exists",
+            redis::cmd("EXISTS").arg(self.redis_key(key)),
+        )
+        .await
+    }
+
+    async fn count_expired(&self) -> Result<Option<u64>> {
+        // Redis drops a key when its TTL runs out: no expired session is ever left.
+        Ok(Some(0))
+    }
+
+    async fn clear_expired_batch(&self, _limit: usize) -> Result<u64> {
+        Ok(0)
+    }
+}
+
+#[async_trait]
+impl SessionCache for RedisCacheEngine {
+    async fn add(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
+        let now = self.clock.now();
+        if !plausible_key(key) || expires <= now {
+            return Ok(false);
+        }
+        let value = self.encode(data, now);
+        self.set(
+            "caching a session",
+            "NX",
+            key,
+            &value,
+            ttl_secs(expires, now),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls() {
+        let nodes = |url: &str| cluster_nodes(url).map(|r| r.unwrap());
+        assert_eq!(
+            nodes("redis+cluster://a:1,b:2"),
+            Some(vec!["redis://a:1".to_string(), "redis://b:2".to_string()])
+        );
+        assert_eq!(
+            nodes("redis-cluster://:pw@a:1,b:2/"),
+            Some(vec![
+                "redis://:pw@a:1".to_string(),
+                "redis://:pw@b:2".to_string()
+            ])
+        );
+        assert_eq!(
+            nodes("redis+cluster://u:pw@a:1,v:x@b:2/0"),
+            Some(vec![
+                "redis://u:pw@a:1".to_string(),
+                "redis://v:x@b:2".to_string()
+            ])
+        );
+        assert_eq!(nodes("redis://a:1"), None);
+        assert!(matches!(
+            cluster_nodes("redis+cluster://a:1/3"),
+            Some(Err(Error::Config(_)))
+        ));
+        assert!(matches!(
+            cluster_nodes("redis+cluster://"),
+            Some(Err(Error::Config(_)))
+        ));
+    }
+
+    #[test]
+    fn ttls() {
+        let t = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        assert_eq!(ttl_secs(t + time::Duration::seconds(10), t), 10);
+        assert_eq!(ttl_secs(t + time::Duration::milliseconds(1500), t), 2);
+        assert_eq!(ttl_secs(t + time::Duration::milliseconds(1), t), 1);
+        assert_eq!(ttl_secs(t - time::Duration::seconds(5), t), 1);
+        assert_eq!(
+            ttl_secs(
+                OffsetDateTime::new_utc(time::Date::MAX, time::Time::MIDNIGHT),
+                t
+            ),
+            MAX_TTL_SECS
+        );
+    }
+}
