@@ -24,6 +24,8 @@
 //! | save every request | `SESSION_SAVE_EVERY_REQUEST` | `SESSIO_SAVE_EVERY_REQUEST` | `save_every_request` | false |
 //! | expire at browser close | `SESSION_EXPIRE_AT_BROWSER_CLOSE` | `SESSIO_EXPIRE_AT_BROWSER_CLOSE` | `expire_at_browser_close` | false |
 //! | Cache-Control on cookie responses | – | `SESSIO_CACHE_CONTROL` | `cache_control` | `private` (`no-store`, `off`) |
+//! | idle timeout (s) | – | `SESSIO_IDLE_TIMEOUT` | `idle_timeout` | off |
+//! | absolute lifetime (s) | – | `SESSIO_ABSOLUTE_TIMEOUT` | `absolute_timeout` | off |
 //! | concurrent saves | – | `SESSIO_CONCURRENCY` | `concurrency` | `merge` (`last-write-wins`) |
 //! | auto-migrate | – | `SESSIO_AUTO_MIGRATE` | `auto_migrate` | false |
 //!
@@ -255,6 +257,8 @@ pub struct Config {
     pub(crate) auto_migrate: bool,
     pub(crate) cache_control: Option<String>,
     pub(crate) concurrency: Concurrency,
+    pub(crate) idle_timeout: Option<std::time::Duration>,
+    pub(crate) absolute_timeout: Option<std::time::Duration>,
     pub(crate) signed_cookies_salt: String,
     pub(crate) store_salt: String,
     pub(crate) clock: Arc<dyn Clock>,
@@ -385,6 +389,14 @@ impl Config {
     pub fn cache_control(&self) -> Option<&str> {
         self.cache_control.as_deref()
     }
+    /// The idle timeout: a session unused for this long is over, on every engine.
+    pub fn idle_timeout(&self) -> Option<std::time::Duration> {
+        self.idle_timeout
+    }
+    /// The absolute lifetime: a session this old is over however active it is.
+    pub fn absolute_timeout(&self) -> Option<std::time::Duration> {
+        self.absolute_timeout
+    }
     /// How concurrent saves of one session combine.
     pub fn concurrency(&self) -> Concurrency {
         self.concurrency
@@ -494,6 +506,8 @@ pub struct ConfigBuilder {
     auto_migrate: bool,
     cache_control: Option<String>,
     concurrency: Concurrency,
+    idle_timeout: Option<std::time::Duration>,
+    absolute_timeout: Option<std::time::Duration>,
     signed_cookies_salt: String,
     store_salt: String,
     clock: Arc<dyn Clock>,
@@ -523,6 +537,8 @@ impl Default for ConfigBuilder {
             auto_migrate: false,
             cache_control: Some("private".into()),
             concurrency: Concurrency::Merge,
+            idle_timeout: None,
+            absolute_timeout: None,
             signed_cookies_salt: signing::SIGNED_COOKIES_SALT.into(),
             store_salt: signing::STORE_SALT.into(),
             clock: Arc::new(SystemClock),
@@ -554,6 +570,8 @@ struct ConfigFile {
     auto_migrate: Option<bool>,
     cache_control: Option<String>,
     concurrency: Option<String>,
+    idle_timeout: Option<u64>,
+    absolute_timeout: Option<u64>,
     signed_cookies_salt: Option<String>,
     store_salt: Option<String>,
 }
@@ -709,6 +727,17 @@ impl ConfigBuilder {
         self.cache_control = directive.map(str::to_owned);
         self
     }
+    /// Ends sessions unused for this long (whole seconds), enforced on the server for every
+    /// engine and inside the payload for cookie engines.
+    pub fn idle_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+    /// Ends sessions this long after they were created (whole seconds), however active.
+    pub fn absolute_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.absolute_timeout = timeout;
+        self
+    }
     /// How concurrent saves of one session combine (default [`Concurrency::Merge`]).
     pub fn concurrency(mut self, concurrency: Concurrency) -> Self {
         self.concurrency = concurrency;
@@ -790,6 +819,12 @@ impl ConfigBuilder {
         }
         if let Some(v) = file.cache_control {
             self.cache_control = parse_cache_control(&v)?;
+        }
+        if let Some(v) = file.idle_timeout {
+            self.idle_timeout = Some(std::time::Duration::from_secs(v)).filter(|d| !d.is_zero());
+        }
+        if let Some(v) = file.absolute_timeout {
+            self.absolute_timeout = Some(std::time::Duration::from_secs(v)).filter(|d| !d.is_zero());
         }
         if let Some(v) = file.concurrency {
             self.concurrency = parse_concurrency(&v)?;
@@ -878,6 +913,17 @@ impl ConfigBuilder {
         }
         if let Some(v) = get("SESSIO_CACHE_CONTROL") {
             self.cache_control = parse_cache_control(&v)?;
+        }
+        for (var, slot) in [
+            ("SESSIO_IDLE_TIMEOUT", &mut self.idle_timeout),
+            ("SESSIO_ABSOLUTE_TIMEOUT", &mut self.absolute_timeout),
+        ] {
+            if let Some(v) = get(var) {
+                let secs: u64 = v.trim().parse().map_err(|_| {
+                    Error::Config(format!("{var}=`{v}` is not a number of seconds (0 turns it off)"))
+                })?;
+                *slot = Some(std::time::Duration::from_secs(secs)).filter(|d| !d.is_zero());
+            }
         }
         if let Some(v) = get("SESSIO_CONCURRENCY") {
             self.concurrency = parse_concurrency(&v)?;
@@ -974,6 +1020,8 @@ impl ConfigBuilder {
             auto_migrate: self.auto_migrate,
             cache_control: self.cache_control,
             concurrency: self.concurrency,
+            idle_timeout: self.idle_timeout,
+            absolute_timeout: self.absolute_timeout,
             signed_cookies_salt: self.signed_cookies_salt,
             store_salt: self.store_salt,
             clock: self.clock,

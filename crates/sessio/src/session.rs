@@ -15,6 +15,65 @@ use crate::engine::{Changes, SessionData, SessionEngine};
 use crate::error::{Error, Result};
 use crate::expiry::{self, Expiry};
 
+/// Idle and absolute session lifetimes, kept inside the session data (so cookie engines
+/// carry them in the signed or encrypted payload) and enforced on every load.
+mod timeouts {
+    use crate::config::Config;
+    use crate::engine::SessionData;
+    use serde_json::Value;
+
+    /// When the session was created (Unix seconds).
+    pub(super) const CREATED_KEY: &str = "_sessio_created";
+    /// When the session was last used (Unix seconds).
+    pub(super) const ACTIVE_KEY: &str = "_sessio_active";
+
+    fn secs(data: &SessionData, key: &str) -> Option<i64> {
+        data.get(key).and_then(Value::as_i64)
+    }
+
+    /// Whether the session is past its absolute or idle limit at `now`.
+    pub(super) fn timed_out(config: &Config, data: &SessionData, now: i64) -> bool {
+        deadline(config, data, now).is_some_and(|d| d <= now)
+    }
+
+    /// The earliest of the absolute and idle deadlines, when either limit is set.
+    pub(super) fn deadline(config: &Config, data: &SessionData, now: i64) -> Option<i64> {
+        let absolute = config
+            .absolute_timeout()
+            .map(|t| secs(data, CREATED_KEY).unwrap_or(now) + t.as_secs() as i64);
+        let idle = config
+            .idle_timeout()
+            .map(|t| secs(data, ACTIVE_KEY).unwrap_or(now) + t.as_secs() as i64);
+        match (absolute, idle) {
+            (Some(a), Some(i)) => Some(a.min(i)),
+            (a, i) => a.or(i),
+        }
+    }
+
+    /// Whether to record activity now (at most every tenth of the idle limit).
+    pub(super) fn needs_activity_stamp(config: &Config, data: Option<&SessionData>, now: i64) -> bool {
+        let (Some(idle), Some(data)) = (config.idle_timeout(), data) else {
+            return false;
+        };
+        let step = (idle.as_secs() as i64 / 10).max(1);
+        secs(data, ACTIVE_KEY).is_none_or(|active| now - active >= step)
+    }
+
+    /// Adds the markers a limited session needs; returns the keys it wrote.
+    pub(super) fn stamp(config: &Config, data: &mut SessionData, now: i64) -> Vec<&'static str> {
+        let mut written = Vec::new();
+        if config.absolute_timeout().is_some() && secs(data, CREATED_KEY).is_none() {
+            data.insert(CREATED_KEY.into(), Value::from(now));
+            written.push(CREATED_KEY);
+        }
+        if config.idle_timeout().is_some() && secs(data, ACTIVE_KEY).is_none() {
+            data.insert(ACTIVE_KEY.into(), Value::from(now));
+            written.push(ACTIVE_KEY);
+        }
+        written
+    }
+}
+
 /// The name Django gives the custom expiry inside the session data.
 pub(crate) const EXPIRY_KEY: &str = "_session_expiry";
 
@@ -207,10 +266,21 @@ impl Session {
             self.init_key(&mut st);
             st.key.clone()
         };
-        let loaded = match &key {
+        let mut loaded = match &key {
             Some(k) => self.inner.engine.load_session(k).await?,
             None => None,
         };
+        let now = self.inner.config.clock().now().unix_timestamp();
+        let timed_out = loaded
+            .as_ref()
+            .is_some_and(|l| timeouts::timed_out(&self.inner.config, &l.data, now));
+        if timed_out {
+            // Past its idle or absolute limit: the record goes, and the id is not reused.
+            if let (Some(k), false) = (&key, self.inner.engine.is_client_side()) {
+                self.inner.engine.delete(k).await?;
+            }
+            loaded = None;
+        }
         let mut st = self.lock();
         if st.data.is_some() {
             // cleared while we were loading: the clear wins.
@@ -222,10 +292,20 @@ impl Session {
                 // Key rotation: a record verified by an old key is re-issued under the
                 // current one at the end of this request.
                 st.modified |= loaded.stale_key;
+                // Activity keeps an idle-limited session alive (written at most every
+                // tenth of the limit, so reads do not all turn into writes).
+                if timeouts::needs_activity_stamp(&self.inner.config, st.data.as_ref(), now) {
+                    st.data
+                        .get_or_insert_with(SessionData::new)
+                        .insert(timeouts::ACTIVE_KEY.into(), Value::from(now));
+                    st.touch(timeouts::ACTIVE_KEY);
+                }
             }
             None => {
                 st.data = Some(SessionData::new());
-                if key.is_some() {
+                if timed_out {
+                    st.key = None;
+                } else if key.is_some() {
                     if self.inner.engine.is_client_side() {
                         // Django's signed_cookies calls create() on a bad cookie, which marks
                         // the session modified: the response replaces the cookie.
@@ -447,11 +527,13 @@ impl Session {
     }
 
     fn expiry_date_of(&self, data: &SessionData) -> OffsetDateTime {
-        expiry::date(
-            Some(data),
-            self.inner.config.clock().now(),
-            self.inner.config.cookie_age(),
-        )
+        let now = self.inner.config.clock().now();
+        let date = expiry::date(Some(data), now, self.inner.config.cookie_age());
+        // The idle and absolute limits end the stored record too.
+        match timeouts::deadline(&self.inner.config, data, now.unix_timestamp()) {
+            Some(deadline) => date.min(OffsetDateTime::from_unix_timestamp(deadline).unwrap_or(date)),
+            None => date,
+        }
     }
 
     /// Whether the cookie ends when the browser closes (Django's
@@ -519,6 +601,12 @@ impl Session {
         }
         let (key, data, changes) = {
             let mut st = self.lock();
+            let now = self.inner.config.clock().now().unix_timestamp();
+            let data = st.data.get_or_insert_with(SessionData::new);
+            let stamped = timeouts::stamp(&self.inner.config, data, now);
+            for k in stamped {
+                st.touch(k);
+            }
             let changes = st.changes();
             (
                 st.key.clone(),
@@ -587,7 +675,12 @@ impl Session {
             return None;
         }
         let now = self.inner.config.clock().now();
-        let age = expiry::age(data, now, self.inner.config.cookie_age());
+        let mut age = expiry::age(data, now, self.inner.config.cookie_age());
+        if let Some(deadline) = data
+            .and_then(|d| timeouts::deadline(&self.inner.config, d, now.unix_timestamp()))
+        {
+            age = age.min(deadline - now.unix_timestamp());
+        }
         // Django: http_date(time.time() + max_age), truncated to whole seconds.
         let expires = OffsetDateTime::from_unix_timestamp(now.unix_timestamp()).unwrap_or(now)
             + Duration::seconds(age);

@@ -572,6 +572,50 @@ pub async fn concurrent_writers_keep_each_others_keys(make: Make) {
     );
 }
 
+pub async fn idle_and_absolute_timeouts(make: Make) {
+    use std::time::Duration as Std;
+    let Some(f) = fixture_with(make, |b| {
+        b.idle_timeout(Some(Std::from_secs(60)))
+            .absolute_timeout(Some(Std::from_secs(300)))
+    })
+    .await
+    else {
+        return;
+    };
+    // A request that reads the session, as the middleware would finish it.
+    async fn visit(f: &Fixture, key: &str) -> Option<String> {
+        let s = f.session(Some(key));
+        s.get::<String>("user").await.unwrap()?;
+        if s.modified() {
+            s.save().await.unwrap();
+        }
+        Some(s.id().unwrap())
+    }
+    let mut key = saved(&f, json!({"user": "alice"})).await;
+    // Active every 50 s: the idle limit never hits.
+    for _ in 0..5 {
+        f.clock.advance(Duration::seconds(50));
+        key = visit(&f, &key).await.expect("active session survives");
+    }
+    // 250 s old now; the absolute limit ends it at 300 s however active it is.
+    f.clock.advance(Duration::seconds(50));
+    assert_eq!(visit(&f, &key).await, None, "absolute lifetime");
+    if !f.client_side() {
+        // Deleted, or expired in the store (its expiry date is bounded by the limit).
+        assert_eq!(f.sessions.engine().load(&key).await.unwrap(), None);
+    }
+    // Idle: 60 s without use ends a fresh session.
+    let key = saved(&f, json!({"user": "bob"})).await;
+    f.clock.advance(Duration::seconds(59));
+    let key = visit(&f, &key).await.expect("59 s idle is fine");
+    f.clock.advance(Duration::seconds(60));
+    assert_eq!(visit(&f, &key).await, None, "idle timeout");
+    // The stored record's expiry is bounded by the limits too.
+    let s = f.session(None);
+    s.insert("user", "carol").await.unwrap();
+    assert!(s.expiry_date().await.unwrap() <= f.clock_now() + Duration::seconds(60));
+}
+
 macro_rules! conformance {
     ($engine:ident, $make:path) => {
         mod $engine {
@@ -613,6 +657,7 @@ macro_rules! conformance {
             case!(typed_values_round_trip);
             case!(clear_expired);
             case!(concurrent_sessions_are_independent);
+            case!(idle_and_absolute_timeouts);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_writers_keep_each_others_keys() {

@@ -38,6 +38,11 @@ impl Fixture {
         self.sessions.session(key.map(str::to_owned))
     }
 
+    pub fn clock_now(&self) -> time::OffsetDateTime {
+        use sessio::clock::Clock;
+        self.clock.now()
+    }
+
     pub fn client_side(&self) -> bool {
         self.sessions.engine().is_client_side()
     }
