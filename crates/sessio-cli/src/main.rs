@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! sessio demo                     # the demo site on http://127.0.0.1:8000
-//! sessio migrate                  # create the django_session table
+//! sessio demo --engine encrypted-cookies
+//! sessio migrate --database-url postgres://app@db.internal/shop
 //! sessio clear-expired            # Django's clearsessions
+//! sessio sign '{"user_id": 42}' --secret "$KEY"
 //! sessio inspect 'eyJ1...:1r31eq:oxQq...' --secret "$KEY"
 //! sessio check --deploy           # settings that are unsafe in production
 //! sessio generate-key             # a value for SESSIO_SECRET_KEY
@@ -21,6 +23,7 @@ use sessio::{Config, ConfigBuilder, EngineKind};
 mod check;
 mod inspect;
 mod maintenance;
+mod sign;
 
 /// Django-compatible web sessions for Rust: demo, maintenance and inspection.
 ///
@@ -42,10 +45,13 @@ struct Cli {
 enum Command {
     /// Run the demo shop on http://127.0.0.1:8000 (or a free port if that one is taken).
     Demo(DemoArgs),
-    /// Create or upgrade the session table of the db engine.
+    /// Prepare the store: create or upgrade the session table of the db and cached-db
+    /// engines, create the file engine's directory.
     Migrate(MigrateArgs),
     /// Delete expired sessions from the store (Django's clearsessions).
     ClearExpired(ClearExpiredArgs),
+    /// Sign a JSON object as Django does: a signed-cookies value or db `session_data`.
+    Sign(sign::SignArgs),
     /// Verify and decode a signed session cookie or a db `session_data` value.
     Inspect(inspect::InspectArgs),
     /// Report settings that are unsafe in production (like Django's `check --deploy`).
@@ -54,14 +60,49 @@ enum Command {
     GenerateKey,
 }
 
+/// Which engine, and where its sessions live. Each option overrides the settings; naming a
+/// store without `--engine` selects the engine that uses it.
 #[derive(Debug, Args)]
-struct DemoArgs {
-    /// The session engine: db, signed-cookies, file, cache or cached-db
-    /// [default: SESSIO_ENGINE, else db].
+struct StoreArgs {
+    /// The session engine: signed-cookies, encrypted-cookies, db, cache, cached-db or file
+    /// [default: SESSIO_ENGINE, else the one the options below imply, else db].
     #[arg(long, value_name = "ENGINE", value_parser = parse_engine)]
     engine: Option<EngineKind>,
-    /// The SQLite file of the db engine [default: <DATA_DIR>/sessions.sqlite3].
-    #[arg(long, value_name = "PATH")]
+    /// The database of the db and cached-db engines: sqlite://PATH,
+    /// postgres://USER:PASSWORD@HOST:5432/DB or mysql://USER:PASSWORD@HOST:3306/DB
+    /// [default: SESSIO_DATABASE_URL]. Without --engine it selects db.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// The cache of the cache and cached-db engines: memory://, redis://HOST:6379/0 or
+    /// redis+cluster://HOST1:7000,HOST2:7001 [default: SESSIO_CACHE_URL]. Without --engine
+    /// it selects cache (cached-db with --database-url).
+    #[arg(long, value_name = "URL")]
+    cache_url: Option<String>,
+    /// The directory of the file engine [default: SESSIO_FILE_PATH]. Without --engine it
+    /// selects file.
+    #[arg(long, value_name = "DIR")]
+    file_path: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn options(self) -> sessio_demo::StoreOptions {
+        sessio_demo::StoreOptions {
+            engine: self.engine,
+            database_url: self.database_url,
+            cache_url: self.cache_url,
+            file_path: self.file_path,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// The store; the demo's defaults are the db engine on <DATA_DIR>/sessions.sqlite3,
+    /// and <DATA_DIR>/sessions for the file engine.
+    #[command(flatten)]
+    store: StoreArgs,
+    /// A SQLite file for the database: short for --database-url sqlite://PATH.
+    #[arg(long, value_name = "PATH", conflicts_with = "database_url")]
     database: Option<PathBuf>,
     /// Where the demo keeps its database and its generated secret key.
     #[arg(long, value_name = "DIR", default_value = sessio_demo::DEFAULT_DATA_DIR)]
@@ -73,17 +114,14 @@ struct DemoArgs {
 
 #[derive(Debug, Args)]
 struct MigrateArgs {
-    /// The database, e.g. sqlite://sessions.sqlite3 [default: SESSIO_DATABASE_URL].
-    #[arg(long, value_name = "URL")]
-    database_url: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
 struct ClearExpiredArgs {
-    /// The database, e.g. sqlite://sessions.sqlite3 [default: SESSIO_DATABASE_URL];
-    /// giving one selects the db engine.
-    #[arg(long, value_name = "URL")]
-    database_url: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
     /// How many sessions one statement deletes, so no statement holds the store for long.
     #[arg(long, value_name = "N", default_value_t = sessio::DEFAULT_CLEAR_BATCH,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
@@ -145,7 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => {
             sessio_demo::serve(sessio_demo::DemoOptions {
-                engine: args.engine,
+                store: args.store.options(),
                 database: args.database,
                 data_dir: args.data_dir,
                 addr: args.addr,
@@ -155,14 +193,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate(args) => {
-            maintenance::migrate(settings(config_file)?, args.database_url).await?;
+            maintenance::migrate(settings(config_file)?, &args.store.options()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::ClearExpired(args) => {
-            maintenance::clear_expired(settings(config_file)?, args.database_url, args.batch_size)
-                .await?;
+            maintenance::clear_expired(
+                settings(config_file)?,
+                &args.store.options(),
+                args.batch_size,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sign(args) => sign::run(settings(config_file)?, args),
         Command::Inspect(args) => inspect::run(settings(config_file)?, args),
         Command::Check(_) => check::run(settings(config_file)?),
         Command::GenerateKey => {
@@ -188,16 +231,49 @@ fn init_tracing(demo: bool) {
 
 /// `error: <message>`, then each cause that adds something.
 fn report(error: &anyhow::Error) {
-    eprintln!("error: {error}");
+    let secrets = urls_with_passwords(
+        std::env::args().chain(
+            ["SESSIO_DATABASE_URL", "SESSIO_CACHE_URL"]
+                .into_iter()
+                .filter_map(|name| std::env::var(name).ok()),
+        ),
+    );
+    eprintln!("error: {}", scrub(&error.to_string(), &secrets));
     let mut previous = error.to_string();
     for cause in error.chain().skip(1) {
         let text = cause.to_string();
         // Many messages already end with their source's text; do not say it twice.
         if !previous.contains(&text) {
-            eprintln!("  caused by: {text}");
+            eprintln!("  caused by: {}", scrub(&text, &secrets));
         }
         previous = text;
     }
+}
+
+/// The URLs among `candidates` (arguments, `--flag=URL` included, and variables) that hold
+/// a password, each with its redacted form.
+fn urls_with_passwords(candidates: impl Iterator<Item = String>) -> Vec<(String, String)> {
+    candidates
+        .map(|c| match c.split_once('=') {
+            Some((flag, url)) if flag.starts_with("--") => url.to_owned(),
+            _ => c,
+        })
+        .filter(|c| c.contains("://"))
+        .filter_map(|url| {
+            let redacted = sessio::redact_url(&url);
+            (redacted != url).then_some((url, redacted))
+        })
+        .collect()
+}
+
+/// A last line of defence: sessio's messages already hide passwords, but a driver's error
+/// text might quote a URL, and a password must never reach a terminal or a log file.
+fn scrub(text: &str, secrets: &[(String, String)]) -> String {
+    secrets
+        .iter()
+        .fold(text.to_owned(), |text, (url, redacted)| {
+            text.replace(url.as_str(), redacted)
+        })
 }
 
 #[cfg(test)]
@@ -208,6 +284,56 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn passwords_are_scrubbed_from_messages() {
+        let secrets = urls_with_passwords(
+            [
+                "sessio",
+                "--database-url=postgres://u:pw@h/db",
+                "redis://:pw2@h:6379",
+                "sqlite://x.db",
+            ]
+            .into_iter()
+            .map(String::from),
+        );
+        assert_eq!(secrets.len(), 2);
+        assert_eq!(
+            scrub("bad postgres://u:pw@h/db and redis://:pw2@h:6379", &secrets),
+            "bad postgres://u:***@h/db and redis://:***@h:6379"
+        );
+    }
+
+    #[test]
+    fn store_options_and_the_sqlite_shortcut() {
+        let cli = Cli::try_parse_from([
+            "sessio",
+            "migrate",
+            "--database-url",
+            "postgres://h/db",
+            "--cache-url",
+            "redis://h",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Migrate(args) => {
+                let options = args.store.options();
+                assert_eq!(options.database_url.as_deref(), Some("postgres://h/db"));
+                assert_eq!(options.cache_url.as_deref(), Some("redis://h"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let both = [
+            "sessio",
+            "demo",
+            "--database",
+            "a.db",
+            "--database-url",
+            "sqlite://b.db",
+        ];
+        assert!(Cli::try_parse_from(both).is_err(), "one database at a time");
+        assert!(Cli::try_parse_from(["sessio", "demo", "--file-path", "/tmp/s"]).is_ok());
     }
 
     #[test]

@@ -5,6 +5,9 @@ use std::io::IsTerminal as _;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use sessio::{ConfigBuilder, EngineKind, SecretKey, SessionManager};
+use sessio_demo::store::{self, StoreOptions};
+
+use crate::UsageError;
 
 /// Show a progress bar only when the work takes more than this many batches.
 const PROGRESS_BAR_BATCHES: u64 = 10;
@@ -20,38 +23,77 @@ fn housekeeping(builder: ConfigBuilder) -> anyhow::Result<ConfigBuilder> {
     Ok(builder.secret_key(SecretKey::generate()?.expose()))
 }
 
-/// Opens the db engine and creates or upgrades its table.
-pub(crate) async fn migrate(
-    builder: ConfigBuilder,
-    database_url: Option<String>,
-) -> anyhow::Result<()> {
-    let mut builder = housekeeping(builder)?.engine(EngineKind::Db);
-    if let Some(url) = database_url {
-        builder = builder.database_url(url);
-    }
+/// Prepares the store of the configured engine: creates or upgrades the session table
+/// (db, cached-db), creates the directory (file), checks that the cache answers (cache);
+/// cookie engines have nothing to prepare.
+pub(crate) async fn migrate(builder: ConfigBuilder, store: &StoreOptions) -> anyhow::Result<()> {
+    let builder = store.apply(housekeeping(builder)?);
     // Opening without auto-migrate tells a missing table from an existing one, so the
     // message can say which; only then is the schema created.
     let config = builder.clone().auto_migrate(false).build()?;
-    let url = shown_url(config.database_url());
-    let cannot_open = || format!("cannot open the session database{url}");
-    let (sessions, created) = match SessionManager::open(config).await {
+    let engine = config.engine();
+    match engine {
+        EngineKind::Db | EngineKind::CachedDb => {}
+        EngineKind::Cache => {
+            open(&config).await?;
+            println!(
+                "The cache engine has no schema: nothing to migrate in {}.",
+                sessio::redact_url(config.cache_url())
+            );
+            return Ok(());
+        }
+        EngineKind::File => return migrate_directory(&config).await,
+        EngineKind::SignedCookies | EngineKind::EncryptedCookies => {
+            println!(
+                "The {engine} engine keeps sessions in the browsers' cookies: there is nothing \
+                 to migrate."
+            );
+            return Ok(());
+        }
+        _ => {
+            // An engine this command does not know yet: its own migrate decides.
+            open(&config).await?.migrate().await?;
+            println!("Migrated the {engine} engine.");
+            return Ok(());
+        }
+    }
+    let database = sessio::redact_url(config.database_url());
+    let (sessions, created) = match SessionManager::open(config.clone()).await {
         Ok(sessions) => (sessions, None),
         Err(sessio::Error::SchemaMissing { table, .. }) => {
             let config = builder.auto_migrate(true).build()?;
-            let sessions = SessionManager::open(config)
-                .await
-                .with_context(cannot_open)?;
-            (sessions, Some(table))
+            (open(&config).await?, Some(table))
         }
-        Err(e) => return Err(e).with_context(cannot_open),
+        Err(e) => return Err(store::open_error(&config, e)),
     };
     sessions
         .migrate()
         .await
-        .with_context(|| format!("cannot migrate the session database{url}"))?;
+        .with_context(|| format!("cannot migrate the session database {database}"))?;
     match created {
-        Some(table) => println!("Created the session table {table} in{url}."),
-        None => println!("Migrated{url}: the session table is up to date."),
+        Some(table) => println!("Created the session table {table} in {database}."),
+        None => println!("Migrated {database}: the session table is up to date."),
+    }
+    Ok(())
+}
+
+/// `migrate` for the file engine: the directory, created owner-only when missing.
+async fn migrate_directory(config: &sessio::Config) -> anyhow::Result<()> {
+    let dir = store::file_dir(config);
+    let created = !dir.is_dir();
+    if created {
+        store::create_private_dir_all(&dir)
+            .with_context(|| format!("cannot create the session directory {}", dir.display()))?;
+    }
+    // Opening checks that the engine can use it.
+    open(config).await?;
+    if created {
+        println!("Created the session directory {}.", dir.display());
+    } else {
+        println!(
+            "The session directory {} exists: nothing to migrate.",
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -59,30 +101,44 @@ pub(crate) async fn migrate(
 /// Deletes expired sessions batch by batch, with a progress bar for long runs.
 pub(crate) async fn clear_expired(
     builder: ConfigBuilder,
-    database_url: Option<String>,
+    store: &StoreOptions,
     batch_size: usize,
 ) -> anyhow::Result<()> {
-    let mut builder = housekeeping(builder)?;
-    if let Some(url) = database_url {
-        builder = builder.engine(EngineKind::Db).database_url(url);
-    }
-    let config = builder.build()?;
+    let had_key = builder.has_secret_key();
+    let config = store.apply(housekeeping(builder)?).build()?;
     let engine = config.engine();
-    let url = shown_url(config.database_url());
-    let sessions = SessionManager::open(config)
-        .await
-        .with_context(|| match engine {
-            EngineKind::Db => format!("cannot open the session database{url}"),
-            _ => format!("cannot open the {engine} session engine"),
-        })?;
-    if sessions.engine().is_client_side() {
+    if is_cookie_engine(engine) {
         println!(
-            "The {} engine keeps sessions in the browsers' cookies: there is nothing to clear \
-             on the server (expired cookies are refused when they come back).",
-            sessions.engine().name()
+            "The {engine} engine keeps sessions in the browsers' cookies: there is nothing to \
+             clear on the server (expired cookies are refused when they come back)."
         );
         return Ok(());
     }
+    if engine == EngineKind::Cache {
+        // Opened all the same: a cache that does not answer is worth an error.
+        open(&config).await?;
+        println!(
+            "The cache engine at {} drops expired sessions by itself (each has a TTL): \
+             there is nothing to clear.",
+            sessio::redact_url(config.cache_url())
+        );
+        return Ok(());
+    }
+    if engine == EngineKind::File && !had_key {
+        // A file's expiry date is inside its signed data: with a stand-in key every file
+        // would count as corrupted and be judged by its age alone.
+        return Err(UsageError(
+            "the file engine keeps each session's expiry date in its signed data: set \
+             SESSIO_SECRET_KEY (or secret_key in --config) to the app's key"
+                .into(),
+        )
+        .into());
+    }
+    let sessions = open(&config).await?;
+    let place = match engine {
+        EngineKind::File => format!("{}", store::file_dir(&config).display()),
+        _ => sessio::redact_url(config.database_url()),
+    };
     let total = sessions
         .count_expired()
         .await
@@ -100,7 +156,7 @@ pub(crate) async fn clear_expired(
         .await;
     let deleted = match cleared {
         Ok(n) => n,
-        // Caches drop expired sessions by themselves (TTL).
+        // An engine that expires sessions by itself.
         Err(sessio::Error::Unsupported { engine, .. }) => {
             println!("The {engine} engine expires sessions by itself: there is nothing to clear.");
             return Ok(());
@@ -110,18 +166,22 @@ pub(crate) async fn clear_expired(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    println!("{}", deleted_message(deleted));
+    println!("{}", deleted_message(deleted, &place));
     Ok(())
 }
 
-/// ` <url>` for messages when it is a SQLite URL, which holds no password; other URLs do
-/// not open, and sessio's own error names them with the password hidden.
-fn shown_url(url: &str) -> String {
-    if url.starts_with("sqlite:") {
-        format!(" {url}")
-    } else {
-        String::new()
-    }
+fn is_cookie_engine(engine: EngineKind) -> bool {
+    matches!(
+        engine,
+        EngineKind::SignedCookies | EngineKind::EncryptedCookies
+    )
+}
+
+/// Opens the configured engine; a store that fails is one line naming it.
+async fn open(config: &sessio::Config) -> anyhow::Result<SessionManager> {
+    SessionManager::open(config.clone())
+        .await
+        .map_err(|e| store::open_error(config, e))
 }
 
 fn progress_bar(total: u64) -> ProgressBar {
@@ -133,10 +193,11 @@ fn progress_bar(total: u64) -> ProgressBar {
     ProgressBar::new(total).with_style(style)
 }
 
-/// `Deleted N expired sessions.` (Django's clearsessions says nothing; a count is friendlier.)
-fn deleted_message(n: u64) -> String {
+/// `Deleted N expired sessions from <store>.` (Django's clearsessions says nothing; a
+/// count is friendlier.)
+fn deleted_message(n: u64, place: &str) -> String {
     format!(
-        "Deleted {n} expired session{}.",
+        "Deleted {n} expired session{} from {place}.",
         if n == 1 { "" } else { "s" }
     )
 }
@@ -147,9 +208,15 @@ mod tests {
 
     #[test]
     fn messages_count_properly() {
-        assert_eq!(deleted_message(0), "Deleted 0 expired sessions.");
-        assert_eq!(deleted_message(1), "Deleted 1 expired session.");
-        assert_eq!(deleted_message(2500), "Deleted 2500 expired sessions.");
+        assert_eq!(
+            deleted_message(0, "x"),
+            "Deleted 0 expired sessions from x."
+        );
+        assert_eq!(deleted_message(1, "x"), "Deleted 1 expired session from x.");
+        assert_eq!(
+            deleted_message(2500, "x"),
+            "Deleted 2500 expired sessions from x."
+        );
     }
 
     #[test]
@@ -166,7 +233,11 @@ mod tests {
 
     #[tokio::test]
     async fn signed_cookies_have_nothing_to_clear() {
-        let builder = sessio::Config::builder().engine(EngineKind::SignedCookies);
-        clear_expired(builder, None, 10).await.unwrap();
+        for engine in [EngineKind::SignedCookies, EngineKind::EncryptedCookies] {
+            let builder = sessio::Config::builder().engine(engine);
+            clear_expired(builder, &StoreOptions::default(), 10)
+                .await
+                .unwrap();
+        }
     }
 }

@@ -102,6 +102,7 @@ async fn session_panel(session: &Session, headers: &HeaderMap) -> sessio::Result
     let expiry_date = session.expiry_date().await?;
     Ok(SessionPanel {
         engine: session.engine().name(),
+        location: crate::store::describe(config),
         client_side,
         data_json,
         cookie_name,

@@ -5,14 +5,21 @@
 //! axum app that uses only sessio's public API, so it doubles as an example.
 //!
 //! ```text
-//! cargo run --release -- demo                         # db engine, SQLite in .sessio-demo/
-//! cargo run --release -- demo --engine signed-cookies # everything in the cookie
+//! cargo run --release -- demo                            # db engine, SQLite in .sessio-demo/
+//! cargo run --release -- demo --engine signed-cookies    # everything in the cookie, signed
+//! cargo run --release -- demo --engine encrypted-cookies # everything in the cookie, encrypted
+//! cargo run --release -- demo --engine file              # files in .sessio-demo/sessions/
+//! cargo run --release -- demo --engine cache             # this process's memory
+//! cargo run --release -- demo --database-url postgres://postgres@127.0.0.1/test
+//! cargo run --release -- demo --cache-url redis://127.0.0.1:6379/0
 //! ```
 //!
 //! * [`app`] builds the router for a [`SessionManager`]; tests drive it with
 //!   `tower::ServiceExt::oneshot`, no server needed.
 //! * [`serve`] runs it: settings from `SESSIO_*` variables, a secret key of its own when
 //!   none is set (saved in the data directory so sessions survive restarts), and a port.
+//! * [`store`] chooses the engine and its store from command-line options, and says where
+//!   the sessions live (the page shows it too).
 //!
 //! | route | what it does |
 //! |---|---|
@@ -33,11 +40,13 @@ pub mod catalog;
 mod handlers;
 pub mod pages;
 mod serve;
+pub mod store;
 
 pub use serve::{
     demo_config, load_or_create_secret_key, serve, DemoOptions, KeySource, DEFAULT_ADDR,
     DEFAULT_DATA_DIR,
 };
+pub use store::StoreOptions;
 
 /// The session key that holds the logged-in user name.
 pub const USER_KEY: &str = "user";

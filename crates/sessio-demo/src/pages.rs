@@ -35,6 +35,8 @@ pub(crate) struct HomePage {
 #[derive(Debug)]
 pub(crate) struct SessionPanel {
     pub engine: &'static str,
+    /// Where the data lives, in words ([`crate::store::describe`]): no credentials.
+    pub location: String,
     pub client_side: bool,
     pub data_json: String,
     pub cookie_name: String,
@@ -280,7 +282,7 @@ fn session_card(panel: &SessionPanel) -> String {
         None => "(no cookie yet)".to_owned(),
     };
     let id = match (&panel.id_prefix, panel.client_side) {
-        (_, true) => "none: the data itself travels in the cookie, signed".to_owned(),
+        (_, true) => "none: the data itself travels in the cookie".to_owned(),
         (Some(prefix), false) => format!("<code>{}\u{2026}</code>", escape(prefix)),
         (None, false) => "none yet: one is made when the session is first saved".to_owned(),
     };
@@ -293,7 +295,8 @@ fn session_card(panel: &SessionPanel) -> String {
         r#"<section class="card wide" id="session">
 <h2>Session</h2>
 <dl class="facts">
-<dt>Engine</dt><dd><code>{engine}</code> {where_}</dd>
+<dt>Engine</dt><dd><code>{engine}</code> {kind}</dd>
+<dt>Data</dt><dd id="location">{location}</dd>
 <dt>Cookie <code>{cookie_name}</code></dt><dd>{cookie}</dd>
 <dt>Session id</dt><dd>{id}</dd>
 <dt>Expires in</dt><dd>{age} seconds ({age_human}), {lifetime}</dd>
@@ -303,11 +306,12 @@ fn session_card(panel: &SessionPanel) -> String {
 </section>
 "#,
         engine = escape(panel.engine),
-        where_ = if panel.client_side {
+        kind = if panel.client_side {
             "<span class=\"muted\">(data in the cookie)</span>"
         } else {
             "<span class=\"muted\">(data on the server, id in the cookie)</span>"
         },
+        location = escape(&panel.location),
         cookie_name = escape(&panel.cookie_name),
         age = panel.expiry_age,
         age_human = human_duration(panel.expiry_age),

@@ -8,6 +8,8 @@ use anyhow::Context as _;
 use sessio::{Config, EngineKind, SecretKey, SessionManager};
 use tokio::net::TcpListener;
 
+use crate::store::{self, StoreOptions};
+
 /// Where the demo listens unless told otherwise.
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8000));
 
@@ -17,10 +19,13 @@ pub const DEFAULT_DATA_DIR: &str = ".sessio-demo";
 /// How to run the demo. `DemoOptions::default()` is what `sessio demo` does without flags.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// The session engine. `None` takes it from the settings (`SESSIO_ENGINE`, the config
-    /// file), which default to `db`.
-    pub engine: Option<EngineKind>,
-    /// The SQLite file of the `db` engine; `None` is `<data_dir>/sessions.sqlite3`.
+    /// The engine and its store (`--engine`, `--database-url`, `--cache-url`,
+    /// `--file-path`); what they leave unset comes from the settings (the config file,
+    /// `SESSIO_*` variables), and then from the demo's defaults: the `db` engine on
+    /// `<data_dir>/sessions.sqlite3`, files in `<data_dir>/sessions`.
+    pub store: StoreOptions,
+    /// A SQLite file for the database (`--database`), a shortcut for
+    /// `store.database_url = sqlite://PATH`; the database URL wins when both are set.
     pub database: Option<PathBuf>,
     /// Where the demo keeps its database and generated secret key.
     pub data_dir: PathBuf,
@@ -34,7 +39,7 @@ pub struct DemoOptions {
 impl Default for DemoOptions {
     fn default() -> Self {
         Self {
-            engine: None,
+            store: StoreOptions::default(),
             database: None,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             addr: None,
@@ -44,14 +49,15 @@ impl Default for DemoOptions {
 }
 
 impl DemoOptions {
-    /// The SQLite file the `db` engine uses.
+    /// The SQLite file of `--database`, or the demo's default one; a database URL from
+    /// the options or the settings takes precedence over both.
     pub fn database_path(&self) -> PathBuf {
         self.database
             .clone()
             .unwrap_or_else(|| self.data_dir.join("sessions.sqlite3"))
     }
 
-    /// The directory of the `file` engine, unless the settings name another.
+    /// The directory of the `file` engine, unless the options or settings name another.
     pub fn file_sessions_dir(&self) -> PathBuf {
         self.data_dir.join("sessions")
     }
@@ -73,13 +79,17 @@ pub enum KeySource {
     Reused(PathBuf),
 }
 
-/// The demo's settings: the config file and `SESSIO_*` variables, the demo's engine and
-/// database, auto-migrate on, and a secret key from the settings or the data directory
-/// (which this creates, owner-only, when it is missing).
+/// The demo's settings: the demo's defaults (SQLite and files in the data directory), then
+/// the config file and `SESSIO_*` variables, then the options; auto-migrate on; and a
+/// secret key from the settings or the data directory (which this creates, owner-only,
+/// when it is missing). The directories the store needs (a SQLite file's, the file
+/// engine's) are created too.
 pub fn demo_config(opts: &DemoOptions) -> anyhow::Result<(Config, KeySource)> {
     create_private_dir(&opts.data_dir)?;
-    // A default for the file engine that the settings may override.
-    let mut builder = Config::builder().file_path(opts.file_sessions_dir());
+    // Defaults that the settings and options may override.
+    let mut builder = Config::builder()
+        .database_url(sqlite_url(&opts.database_path()))
+        .file_path(opts.file_sessions_dir());
     if let Some(path) = &opts.config_file {
         builder = builder.toml_file(path)?;
     }
@@ -96,23 +106,41 @@ pub fn demo_config(opts: &DemoOptions) -> anyhow::Result<(Config, KeySource)> {
             KeySource::Reused(path)
         }
     };
-    if let Some(engine) = opts.engine {
-        builder = builder.engine(engine);
+    let mut store = opts.store.clone();
+    if let Some(path) = &opts.database {
+        // `--database` is a database option like `--database-url`: it selects the db engine
+        // over a cookie engine from the settings, and loses to an explicit URL.
+        store.database_url.get_or_insert_with(|| sqlite_url(path));
     }
-    let database = opts.database_path();
-    if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
-    }
-    let config = builder
-        .database_url(format!("sqlite://{}", database.display()))
-        .auto_migrate(true)
-        .build()?;
-    if config.engine() == EngineKind::File && config.file_path() == Some(&opts.file_sessions_dir())
-    {
-        create_private_dir(&opts.file_sessions_dir())?;
-    }
+    let config = store.apply(builder).auto_migrate(true).build()?;
+    prepare_directories(&config, opts)?;
     Ok((config, source))
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// Creates the directory of a SQLite file and the file engine's directory, so the demo
+/// runs on a fresh checkout with any engine.
+fn prepare_directories(config: &Config, opts: &DemoOptions) -> anyhow::Result<()> {
+    let uses_database = matches!(config.engine(), EngineKind::Db | EngineKind::CachedDb);
+    if let Some(path) = store::sqlite_path(config.database_url()).filter(|_| uses_database) {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+        }
+    }
+    if config.engine() == EngineKind::File {
+        let dir = store::file_dir(config);
+        if dir == opts.file_sessions_dir() {
+            create_private_dir(&dir)?;
+        } else if !dir.is_dir() {
+            store::create_private_dir_all(&dir)
+                .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads the secret key saved in `path`, or generates one and saves it there (readable
@@ -284,28 +312,16 @@ pub async fn serve(opts: DemoOptions) -> anyhow::Result<()> {
         }
     }
     let engine = config.engine();
-    let store = match engine {
-        EngineKind::Db | EngineKind::CachedDb => {
-            Some(format!("database: {}", opts.database_path().display()))
-        }
-        EngineKind::File => config
-            .file_path()
-            .map(|dir| format!("directory: {}", dir.display())),
-        _ => None,
-    };
-    let sessions = SessionManager::open(config)
+    let location = store::describe(&config);
+    let sessions = SessionManager::open(config.clone())
         .await
-        .with_context(|| match &store {
-            Some(store) => format!("cannot open the {engine} session engine ({store})"),
-            None => format!("cannot open the {engine} session engine"),
-        })?;
+        .map_err(|e| store::open_error(&config, e))?;
     let listener = bind(opts.addr).await?;
     let local = listener
         .local_addr()
         .context("the listener has no address")?;
-    let store = store.map(|s| format!(", {s}")).unwrap_or_default();
     println!(
-        "sessio demo: serving on {} (engine: {engine}{store})",
+        "sessio demo: serving on {} (engine: {engine}, sessions {location})",
         browser_url(local)
     );
     println!("sessio demo: press Ctrl-C to stop");

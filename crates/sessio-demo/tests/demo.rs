@@ -1,6 +1,15 @@
 //! The demo driven through its router, as a browser would: each test keeps a one-cookie jar.
 //!
-//! Every flow runs on both engines; the `db` tests use a SQLite file in their own temp dir.
+//! The flows run on every engine: signed and encrypted cookies, `db` on a SQLite file in a
+//! temp dir of its own (and on PostgreSQL, in a schema of its own, when
+//! `SESSIO_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`, answers;
+//! else the test prints `SKIPPED:`, or fails under `SESSIO_REQUIRE_SERVICES=1`), files in
+//! a temp dir, the in-process `memory://` cache, and `cached-db` on SQLite and memory.
+
+// The CLI's test helpers for servers (scratch schemas through `psql`), shared rather than
+// copied.
+#[path = "../../sessio-cli/tests/servers/mod.rs"]
+mod servers;
 
 use axum::body::Body;
 use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
@@ -36,6 +45,68 @@ async fn db_in(dir: &TempDir) -> SessionManager {
     SessionManager::open(config)
         .await
         .expect("the db engine opens a SQLite file")
+}
+
+async fn encrypted_cookies() -> SessionManager {
+    let config = Config::builder()
+        .secret_key(KEY)
+        .engine(EngineKind::EncryptedCookies)
+        .build()
+        .unwrap();
+    SessionManager::open(config).await.unwrap()
+}
+
+/// A `file` manager on `dir`.
+async fn files_in(dir: &TempDir) -> SessionManager {
+    let config = Config::builder()
+        .secret_key(KEY)
+        .engine(EngineKind::File)
+        .file_path(dir.path())
+        .build()
+        .unwrap();
+    SessionManager::open(config).await.unwrap()
+}
+
+/// A `cache` manager on this process's memory.
+async fn memory_cache() -> SessionManager {
+    let config = Config::builder()
+        .secret_key(KEY)
+        .engine(EngineKind::Cache)
+        .cache_url("memory://")
+        .build()
+        .unwrap();
+    SessionManager::open(config).await.unwrap()
+}
+
+/// A `cached-db` manager: SQLite in `dir`, memory in front.
+async fn cached_db_in(dir: &TempDir) -> SessionManager {
+    let path = dir.path().join("sessions.sqlite3");
+    let config = Config::builder()
+        .secret_key(KEY)
+        .engine(EngineKind::CachedDb)
+        .database_url(format!("sqlite://{}", path.display()))
+        .cache_url("memory://")
+        .auto_migrate(true)
+        .build()
+        .unwrap();
+    SessionManager::open(config).await.unwrap()
+}
+
+/// A `db` manager on PostgreSQL in a schema of its own, or `None` (skipped) when the
+/// server does not answer. The schema lives as long as the returned guard.
+async fn postgres() -> Option<(SessionManager, servers::PgSchema)> {
+    let schema = servers::PgSchema::create()?;
+    let config = Config::builder()
+        .secret_key(KEY)
+        .engine(EngineKind::Db)
+        .database_url(schema.url.clone())
+        .auto_migrate(true)
+        .build()
+        .unwrap();
+    let sessions = SessionManager::open(config)
+        .await
+        .expect("the db engine opens PostgreSQL");
+    Some((sessions, schema))
 }
 
 /// A browser with a jar for the session cookie.
@@ -375,5 +446,159 @@ async fn a_tampered_cookie_is_an_empty_session() {
     // Swap the payload for one that claims to be carol, keeping alice's signature.
     let (_, rest) = cookie.split_once(':').unwrap();
     browser.cookie = Some(format!("eyJ1c2VyIjoiY2Fyb2wifQ:{rest}"));
+    assert_eq!(browser.session().await, json!({}));
+}
+
+// --- every engine ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn shop_login_logout_with_encrypted_cookies() {
+    let sessions = encrypted_cookies().await;
+    shop_login_logout(&sessions).await;
+    switching_users_starts_afresh(&sessions).await;
+    bad_input_is_a_400(&sessions).await;
+}
+
+#[tokio::test]
+async fn shop_login_logout_with_files() {
+    let dir = TempDir::new().unwrap();
+    let sessions = files_in(&dir).await;
+    shop_login_logout(&sessions).await;
+    server_side_login_cycles_the_id_and_logout_revokes_it(&sessions).await;
+    switching_users_starts_afresh(&sessions).await;
+    bad_input_is_a_400(&sessions).await;
+    foreign_session_data_is_escaped(&sessions).await;
+}
+
+#[tokio::test]
+async fn shop_login_logout_with_a_memory_cache() {
+    let sessions = memory_cache().await;
+    shop_login_logout(&sessions).await;
+    server_side_login_cycles_the_id_and_logout_revokes_it(&sessions).await;
+    switching_users_starts_afresh(&sessions).await;
+    foreign_session_data_is_escaped(&sessions).await;
+}
+
+#[tokio::test]
+async fn shop_login_logout_with_cached_db() {
+    let dir = TempDir::new().unwrap();
+    let sessions = cached_db_in(&dir).await;
+    shop_login_logout(&sessions).await;
+    server_side_login_cycles_the_id_and_logout_revokes_it(&sessions).await;
+}
+
+#[tokio::test]
+async fn shop_login_logout_with_db_on_postgresql() {
+    let Some((sessions, _schema)) = postgres().await else {
+        return;
+    };
+    shop_login_logout(&sessions).await;
+    server_side_login_cycles_the_id_and_logout_revokes_it(&sessions).await;
+    switching_users_starts_afresh(&sessions).await;
+    foreign_session_data_is_escaped(&sessions).await;
+    let mut browser = Browser::new(&sessions);
+    let home = browser.get("/").await;
+    let host = servers::parse_url(&servers::postgres_url());
+    let place = format!(
+        "in PostgreSQL at {}:{}/{}",
+        host.host,
+        host.port.unwrap_or(5432),
+        host.path
+    );
+    assert!(home.body.contains(&place), "{place}: {}", home.body);
+    assert!(
+        !home.body.contains("postgres://"),
+        "no URL, so no credentials"
+    );
+}
+
+/// Login gives a server session a new id; a copy of an old id, or of any id after
+/// logout, opens nothing.
+async fn server_side_login_cycles_the_id_and_logout_revokes_it(sessions: &SessionManager) {
+    let mut browser = Browser::new(sessions);
+    browser.submit("/cart/add", "product=notebook").await;
+    let anonymous_id = browser.cookie.clone().unwrap();
+    browser.submit("/login", "username=bob&password=bob").await;
+    let logged_in_id = browser.cookie.clone().unwrap();
+    assert_ne!(anonymous_id, logged_in_id, "login gives a new session id");
+    assert_eq!(logged_in_id.len(), 32);
+    let home = browser.get("/").await;
+    assert!(
+        home.body.contains(&logged_in_id[..8]),
+        "the id prefix is shown"
+    );
+    assert!(!home.body.contains(&logged_in_id), "never the whole id");
+
+    let mut attacker = Browser::new(sessions);
+    attacker.cookie = Some(anonymous_id);
+    assert_eq!(attacker.session().await, json!({}));
+    browser.submit("/logout", "").await;
+    attacker.cookie = Some(logged_in_id);
+    assert_eq!(attacker.session().await, json!({}));
+}
+
+#[tokio::test]
+async fn the_panel_says_where_the_data_lives() {
+    let dir = TempDir::new().unwrap();
+    let cases = [
+        (
+            signed_cookies().await,
+            "signed-cookies",
+            "in the cookie, signed".to_owned(),
+        ),
+        (
+            encrypted_cookies().await,
+            "encrypted-cookies",
+            "in the cookie, encrypted".to_owned(),
+        ),
+        (
+            db_in(&dir).await,
+            "db",
+            format!(
+                "in SQLite at {}",
+                dir.path().join("sessions.sqlite3").display()
+            ),
+        ),
+        (
+            files_in(&dir).await,
+            "file",
+            format!("in files in {}", dir.path().display()),
+        ),
+        (
+            memory_cache().await,
+            "cache",
+            "in this process&#x27;s memory".to_owned(),
+        ),
+    ];
+    for (sessions, engine, place) in cases {
+        let mut browser = Browser::new(&sessions);
+        browser.submit("/cart/add", "product=tea").await;
+        let home = browser.get("/").await;
+        assert!(home.body.contains(&format!("engine: {engine}")), "{engine}");
+        assert!(
+            home.body.contains(&place),
+            "{engine}: {place}: {}",
+            home.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn encrypted_cookies_hide_the_data_from_the_visitor() {
+    let sessions = encrypted_cookies().await;
+    let mut browser = Browser::new(&sessions);
+    browser
+        .submit("/login", "username=alice&password=alice")
+        .await;
+    let cookie = browser.cookie.clone().unwrap();
+    assert!(!cookie.contains("alice"));
+    // Neither readable as Django's signed format...
+    let payload = cookie.split(':').next().unwrap();
+    assert!(!payload.starts_with("eyJ"), "not base64 JSON: {cookie}");
+    // ...nor accepted when changed.
+    let mut tampered = cookie.clone().into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    browser.cookie = Some(String::from_utf8(tampered).unwrap());
     assert_eq!(browser.session().await, json!({}));
 }
