@@ -44,7 +44,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{SessionData, SessionEngine};
+use crate::engine::{Changes, SessionData, SessionEngine};
 use crate::error::{Error, LogId, Result};
 use crate::signing::Signer;
 
@@ -87,6 +87,7 @@ const MIGRATIONS_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS sessio_migrations
      (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)";
 const LOAD_SQL: &str =
     "SELECT session_data FROM django_session WHERE session_key = ?1 AND expire_date > ?2";
+const SELECT_DATA_SQL: &str = "SELECT session_data FROM django_session WHERE session_key = ?1";
 const EXISTS_SQL: &str = "SELECT 1 FROM django_session WHERE session_key = ?1";
 const COUNT_EXPIRED_SQL: &str = "SELECT COUNT(*) FROM django_session WHERE expire_date < ?1";
 const INSERT_SQL: &str = "INSERT INTO django_session (session_key, session_data, expire_date) \
@@ -206,7 +207,11 @@ impl SqliteEngine {
             Location::Memory { .. } => None,
         };
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let writer = Writer { conn, database };
+        let writer = Writer {
+            conn,
+            database,
+            shared: shared.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("sessio-sqlite-writer".into())
             .spawn(move || writer.run(rx))
@@ -308,6 +313,24 @@ impl SessionEngine for SqliteEngine {
         self.write(|reply| Op::Save {
             key,
             data,
+            expires,
+            reply,
+        })
+        .await
+    }
+
+    async fn save_changes(
+        &self,
+        key: &str,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<(String, SessionData)> {
+        let key = key.to_owned();
+        let changes = changes.clone();
+        let expires = format_expire_date(expires);
+        self.write(|reply| Op::SaveChanges {
+            key,
+            changes,
             expires,
             reply,
         })
@@ -502,6 +525,13 @@ enum Op {
         expires: String,
         reply: oneshot::Sender<Result<String>>,
     },
+    /// Read, apply `changes`, write: atomic because this thread is the only writer.
+    SaveChanges {
+        key: String,
+        changes: Changes,
+        expires: String,
+        reply: oneshot::Sender<Result<(String, SessionData)>>,
+    },
     Delete {
         key: String,
         reply: oneshot::Sender<Result<()>>,
@@ -532,6 +562,7 @@ impl Op {
             Op::Create { reply, .. } | Op::Save { reply, .. } => reply.send(Err(failure())).ok(),
             Op::Delete { reply, .. } | Op::Migrate { reply, .. } => reply.send(Err(failure())).ok(),
             Op::ClearExpired { reply, .. } => reply.send(Err(failure())).ok(),
+            Op::SaveChanges { reply, .. } => reply.send(Err(failure())).ok(),
         };
     }
 }
@@ -556,6 +587,8 @@ fn settle<T: Send + 'static>(
 struct Writer {
     conn: Connection,
     database: Arc<str>,
+    // For merging saves, which decode and re-sign inside the writer.
+    shared: Arc<Shared>,
 }
 
 impl Writer {
@@ -645,6 +678,15 @@ impl Writer {
                 let result = self.save(&key, &data, &expires).map(|()| key);
                 settle(reply, result)
             }
+            Op::SaveChanges {
+                key,
+                changes,
+                expires,
+                reply,
+            } => {
+                let result = self.save_changes(key, &changes, &expires);
+                settle(reply, result)
+            }
             Op::Delete { key, reply } => {
                 let result = self
                     .conn
@@ -697,6 +739,29 @@ impl Writer {
             return Err(Error::SessionInterrupted);
         }
         Ok(())
+    }
+
+    /// Applies one request's changes to the row as it is now. Earlier writes of the same
+    /// batch are visible here (same transaction), and no other connection writes.
+    fn save_changes(
+        &self,
+        key: String,
+        changes: &Changes,
+        expires: &str,
+    ) -> Result<(String, SessionData)> {
+        let stored = self
+            .conn
+            .prepare_cached(SELECT_DATA_SQL)
+            .and_then(|mut s| s.query_row([&key], |r| r.get::<_, Value>(0)).optional())
+            .map_err(|e| self.error("loading a session to merge", e))?;
+        // Gone: a concurrent logout deleted it, and it stays deleted.
+        let stored = stored.ok_or(Error::SessionInterrupted)?;
+        let mut data = self.shared.decode(&key, stored);
+        changes.apply(&mut data);
+        let now = self.shared.clock.now().unix_timestamp();
+        let encoded = self.shared.signer.dumps(&data, now, true);
+        self.save(&key, &encoded, expires)?;
+        Ok((key, data))
     }
 
     fn error(&self, what: &str, e: rusqlite::Error) -> Error {
