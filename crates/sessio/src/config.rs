@@ -824,7 +824,8 @@ impl ConfigBuilder {
             self.idle_timeout = Some(std::time::Duration::from_secs(v)).filter(|d| !d.is_zero());
         }
         if let Some(v) = file.absolute_timeout {
-            self.absolute_timeout = Some(std::time::Duration::from_secs(v)).filter(|d| !d.is_zero());
+            self.absolute_timeout =
+                Some(std::time::Duration::from_secs(v)).filter(|d| !d.is_zero());
         }
         if let Some(v) = file.concurrency {
             self.concurrency = parse_concurrency(&v)?;
@@ -920,7 +921,9 @@ impl ConfigBuilder {
         ] {
             if let Some(v) = get(var) {
                 let secs: u64 = v.trim().parse().map_err(|_| {
-                    Error::Config(format!("{var}=`{v}` is not a number of seconds (0 turns it off)"))
+                    Error::Config(format!(
+                        "{var}=`{v}` is not a number of seconds (0 turns it off)"
+                    ))
                 })?;
                 *slot = Some(std::time::Duration::from_secs(secs)).filter(|d| !d.is_zero());
             }

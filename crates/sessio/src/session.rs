@@ -51,7 +51,11 @@ mod timeouts {
     }
 
     /// Whether to record activity now (at most every tenth of the idle limit).
-    pub(super) fn needs_activity_stamp(config: &Config, data: Option<&SessionData>, now: i64) -> bool {
+    pub(super) fn needs_activity_stamp(
+        config: &Config,
+        data: Option<&SessionData>,
+        now: i64,
+    ) -> bool {
         let (Some(idle), Some(data)) = (config.idle_timeout(), data) else {
             return false;
         };
@@ -531,7 +535,9 @@ impl Session {
         let date = expiry::date(Some(data), now, self.inner.config.cookie_age());
         // The idle and absolute limits end the stored record too.
         match timeouts::deadline(&self.inner.config, data, now.unix_timestamp()) {
-            Some(deadline) => date.min(OffsetDateTime::from_unix_timestamp(deadline).unwrap_or(date)),
+            Some(deadline) => {
+                date.min(OffsetDateTime::from_unix_timestamp(deadline).unwrap_or(date))
+            }
             None => date,
         }
     }
@@ -676,8 +682,8 @@ impl Session {
         }
         let now = self.inner.config.clock().now();
         let mut age = expiry::age(data, now, self.inner.config.cookie_age());
-        if let Some(deadline) = data
-            .and_then(|d| timeouts::deadline(&self.inner.config, d, now.unix_timestamp()))
+        if let Some(deadline) =
+            data.and_then(|d| timeouts::deadline(&self.inner.config, d, now.unix_timestamp()))
         {
             age = age.min(deadline - now.unix_timestamp());
         }
