@@ -38,7 +38,7 @@ use time::{Duration, OffsetDateTime};
 use crate::cache::SessionCache;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{LoadedSession, SessionData, SessionEngine};
+use crate::engine::{Changes, LoadedSession, SessionData, SessionEngine};
 use crate::error::{Error, LogId, Result};
 use crate::expiry::Expiry;
 
@@ -187,6 +187,42 @@ impl SessionEngine for CachedDbEngine {
             }
         }
         Ok(cookie)
+    }
+
+    async fn save_changes(
+        &self,
+        key: &str,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<(String, SessionData)> {
+        let (cookie, merged) = match self.db.save_changes(key, changes, expires).await {
+            Ok(saved) => saved,
+            Err(Error::SessionInterrupted) => {
+                if let Err(e) = self.cache.delete(key).await {
+                    tracing::error!(cache = ?self.cache, session = %LogId(key), error = %e, "Error deleting from cache");
+                }
+                return Err(Error::SessionInterrupted);
+            }
+            Err(e) => return Err(e),
+        };
+        // The same changes, applied atomically to the copy: concurrent requests reach the
+        // two stores in any order, and changes to different keys commute, so the copy ends
+        // as the record does. A copy that differs from the record (conflicting writes of
+        // one key, or a copy already stale) is dropped; the next read fills it again.
+        match self.cache.save_changes(key, changes, expires).await {
+            Ok((_, copy)) if copy == merged => {}
+            Ok(_) => {
+                if let Err(e) = self.cache.delete(key).await {
+                    self.cache_write_failed(key, &e);
+                }
+            }
+            Err(Error::SessionInterrupted) => {}
+            Err(e) => {
+                self.cache_write_failed(key, &e);
+                let _ = self.cache.delete(key).await;
+            }
+        }
+        Ok((cookie, merged))
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
-use sessio::cache::MemoryCacheEngine;
+use sessio::cache::{MemoryCacheEngine, SessionCache};
 use sessio::cached_db::{CachedDbEngine, FILL_TTL};
 use sessio::clock::ManualClock;
 use sessio::{Config, ConfigBuilder, EngineKind, Error, SessionData, SessionEngine};
@@ -356,6 +356,49 @@ async fn cached_db_maintenance_is_the_databases() {
     e.migrate().await.unwrap();
 }
 
+/// 64 requests add a key each to one session at once, through a `cached-db` whose record
+/// merges atomically: every key survives, in the record and in the copy (if one is left).
+async fn concurrent_merges(db: Arc<dyn SessionEngine>, cache: Arc<dyn SessionCache>) {
+    let clock = ManualClock::at_unix(T);
+    let config = builder(&clock).build().unwrap();
+    let engine = Arc::new(CachedDbEngine::new(db, cache, &config));
+    let sessions = sessio::SessionManager::new(config, engine.clone());
+    let s = sessions.session(None);
+    s.insert("start", true).await.unwrap();
+    s.save().await.unwrap();
+    let key = s.id().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..64u32 {
+        let (sessions, key) = (sessions.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let s = sessions.session(Some(key));
+            s.insert(&format!("k{i}"), i).await.unwrap();
+            s.save().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let record = engine.db().load(&key).await.unwrap().unwrap();
+    assert_eq!(record.len(), 65, "{:?}", record.keys());
+    if let Some(copy) = engine.cache().load(&key).await.unwrap() {
+        assert_eq!(copy, record, "a copy left in the cache is the record");
+    }
+    assert_eq!(engine.load(&key).await.unwrap(), Some(record));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cached_db_concurrent_merges_keep_every_change() {
+    let clock = ManualClock::at_unix(T);
+    let config = builder(&clock).build().unwrap();
+    for _ in 0..5 {
+        // The in-process cache stands in for a database that merges atomically.
+        let db = Arc::new(MemoryCacheEngine::open(&config).unwrap());
+        let cache = Arc::new(MemoryCacheEngine::open(&config).unwrap());
+        concurrent_merges(db, cache).await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Measurements (`cargo test --release -p sessio --features redis --test cache_engines -- --ignored --nocapture`)
 
@@ -484,7 +527,7 @@ async fn memory_bytes_per_session() {
 mod redis_tests {
     use super::*;
     use common::redis_servers::{self, KeyCleanup, PrivateRedis};
-    use sessio::cache::{RedisCacheEngine, SessionCache};
+    use sessio::cache::RedisCacheEngine;
 
     /// A Redis engine on the shared server with a prefix of its own; `None` skips.
     async fn shared(clock: &ManualClock) -> Option<(RedisCacheEngine, Config, KeyCleanup)> {
@@ -961,6 +1004,57 @@ mod redis_tests {
         for node in cluster.node_urls() {
             assert!(redis_servers::keys(&node, &cleanup.prefix).is_empty());
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn cached_db_concurrent_merges_keep_every_change_on_redis() {
+        let clock = ManualClock::at_unix(T);
+        for _ in 0..3 {
+            let Some((cache, config, _cleanup)) = shared(&clock).await else {
+                return;
+            };
+            let db = Arc::new(MemoryCacheEngine::new(1000, config.clock().clone()));
+            concurrent_merges(db, Arc::new(cache)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_merges_on_redis_keep_every_change() {
+        let clock = ManualClock::at_unix(T);
+        let Some((e, _config, _cleanup)) = shared(&clock).await else {
+            return;
+        };
+        let e = Arc::new(e);
+        let k = e
+            .create(&data(json!({"start": true})), at(T + 3600))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let (e, k) = (e.clone(), k.clone());
+            tasks.push(tokio::spawn(async move {
+                let changes = sessio::engine::Changes {
+                    cleared: false,
+                    entries: vec![(format!("k{i}"), Some(json!(i)))],
+                };
+                e.save_changes(&k, &changes, at(T + 3600)).await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(e.load(&k).await.unwrap().unwrap().len(), 65);
+        // A merge of a deleted session is refused, and leaves nothing.
+        e.delete(&k).await.unwrap();
+        let changes = sessio::engine::Changes {
+            cleared: false,
+            entries: vec![("late".into(), Some(json!(1)))],
+        };
+        assert!(matches!(
+            e.save_changes(&k, &changes, at(T + 3600)).await,
+            Err(Error::SessionInterrupted)
+        ));
+        assert!(!e.exists(&k).await.unwrap());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -32,7 +32,7 @@ use time::{Duration, OffsetDateTime};
 use super::{plausible_key, SessionCache, ENGINE};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{SessionData, SessionEngine};
+use crate::engine::{Changes, SessionData, SessionEngine};
 use crate::error::{Error, Result};
 
 /// The bound when the URL sets none.
@@ -265,6 +265,46 @@ impl SessionEngine for MemoryCacheEngine {
         Ok(key.to_owned())
     }
 
+    async fn save_changes(
+        &self,
+        key: &str,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<(String, SessionData)> {
+        if !plausible_key(key) {
+            return Err(Error::SessionInterrupted);
+        }
+        let now = self.now();
+        // Read, apply and write under the shard's lock: atomic.
+        let (merged, dropped) = {
+            let mut shard = self.shard(key);
+            let i = match shard.find(key, now) {
+                Found::Live(i) => i,
+                Found::Expired(i) => {
+                    drop(shard.remove(i));
+                    return Err(Error::SessionInterrupted);
+                }
+                Found::Absent => return Err(Error::SessionInterrupted),
+            };
+            let merged = {
+                let entry = shard.entry_mut(i);
+                // Copies the map only if a reader still holds this version.
+                changes.apply(Arc::make_mut(&mut entry.data));
+                entry.data.clone()
+            };
+            if expires > now {
+                shard.touch(i);
+                shard.set_expiry(i, expires);
+                (merged, None)
+            } else {
+                // Saved as already expired: it ends now.
+                (merged, shard.remove(i))
+            }
+        };
+        drop(dropped);
+        Ok((key.to_owned(), (*merged).clone()))
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         if plausible_key(key) {
             let dropped = {
@@ -399,6 +439,18 @@ impl Shard {
             .expect("the map points at occupied slots")
     }
 
+    fn entry_mut(&mut self, i: u32) -> &mut Entry {
+        self.slots[i as usize]
+            .entry
+            .as_mut()
+            .expect("the map points at occupied slots")
+    }
+
+    fn set_expiry(&mut self, i: u32, expires: OffsetDateTime) {
+        self.note_expiry(expires);
+        self.entry_mut(i).expires = expires;
+    }
+
     fn find(&self, key: &str, now: OffsetDateTime) -> Found {
         match self.map.get(key) {
             None => Found::Absent,
@@ -460,13 +512,8 @@ impl Shard {
         data: Arc<SessionData>,
         expires: OffsetDateTime,
     ) -> Arc<SessionData> {
-        self.note_expiry(expires);
-        let entry = self.slots[i as usize]
-            .entry
-            .as_mut()
-            .expect("the map points at occupied slots");
-        entry.expires = expires;
-        std::mem::replace(&mut entry.data, data)
+        self.set_expiry(i, expires);
+        std::mem::replace(&mut self.entry_mut(i).data, data)
     }
 
     fn note_expiry(&mut self, expires: OffsetDateTime) {

@@ -16,7 +16,10 @@
 //! `create` is `SET key value NX EX ttl` (a new key never overwrites another session; a
 //! taken key is retried with a fresh one); `save` is `SET key value XX EX ttl` (a session
 //! deleted meanwhile, by a logout or its TTL, is [`Error::SessionInterrupted`] and is never
-//! resurrected); `load` is `GET`, `delete` is `DEL`, `exists` is `EXISTS`.
+//! resurrected); `load` is `GET`, `delete` is `DEL`, `exists` is `EXISTS`. A merging save
+//! (`save_changes`) reads, applies the request's changes and writes back with a
+//! compare-and-set script, starting over when another write came first, so concurrent
+//! requests keep each other's changes.
 //!
 //! # Connections
 //!
@@ -29,19 +32,23 @@
 //! service resumes by itself when the server is back.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, RedisError};
+use redis::{
+    AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult,
+    Script, Value,
+};
 use time::OffsetDateTime;
 
 use super::{plausible_key, SessionCache, ENGINE};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{LoadedSession, SessionData, SessionEngine};
+use crate::engine::{Changes, LoadedSession, SessionData, SessionEngine};
 use crate::error::{redact_url, Error, Result};
 use crate::signing::Signer;
 
@@ -66,7 +73,23 @@ pub struct RedisCacheEngine {
     clock: Arc<dyn Clock>,
     cookie_age: i64,
     timeout: Duration,
+    merge_script: Script,
 }
+
+/// Compare-and-set for `save_changes`: replaces `KEYS[1]` with `ARGV[2]` (TTL `ARGV[3]`;
+/// deletes it when `ARGV[2]` is empty) only if it still holds `ARGV[1]`. Returns 1 when
+/// swapped, 0 when the value changed meanwhile, -1 when the key is gone.
+const MERGE_SCRIPT: &str = r"
+local current = redis.call('GET', KEYS[1])
+if not current then return -1 end
+if current ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+return 1
+";
 
 #[derive(Clone)]
 enum Conn {
@@ -82,6 +105,35 @@ impl fmt::Debug for RedisCacheEngine {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
+    }
+}
+
+// One connection type for commands and scripts, whichever the URL chose.
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
     }
 }
 
@@ -213,6 +265,7 @@ impl RedisCacheEngine {
             clock: config.clock().clone(),
             cookie_age: config.cookie_age(),
             timeout,
+            merge_script: Script::new(MERGE_SCRIPT),
         };
         // Connecting is not enough: a wrong password or a wrong database shows here.
         let _: String = engine.run("PING", &redis::cmd("PING")).await?;
@@ -230,12 +283,16 @@ impl RedisCacheEngine {
     /// Runs one command, bounded by `store_timeout`.
     async fn run<T: FromRedisValue>(&self, what: &str, cmd: &Cmd) -> Result<T> {
         let mut conn = self.conn.clone();
-        let call = async {
-            match &mut conn {
-                Conn::Single(c) => cmd.query_async(c).await,
-                Conn::Cluster(c) => cmd.query_async(c).await,
-            }
-        };
+        self.bounded(what, async move { cmd.query_async(&mut conn).await })
+            .await
+    }
+
+    /// Awaits one call to Redis, bounded by `store_timeout`, its errors made [`Error::Store`].
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T> {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(Error::store(
@@ -252,6 +309,41 @@ impl RedisCacheEngine {
                 elapsed,
             )),
         }
+    }
+
+    /// The stored value of `key` and its session; `None` when there is no live session.
+    /// A value that does not verify is an empty session (and is replaced by the next write).
+    async fn get(&self, what: &str, key: &str) -> Result<Option<(String, LoadedSession)>> {
+        let value: Option<String> = self
+            .run(what, redis::cmd("GET").arg(self.redis_key(key)))
+            .await?;
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let session = match self.signer.loads(&value, None) {
+            Ok(unsigned) => {
+                // Redis's TTL runs on the server's clock; this check applies the configured
+                // one as well (it matters when that clock is not the system's, or is ahead).
+                let saved = OffsetDateTime::from_unix_timestamp(unsigned.timestamp)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                let expires = crate::expiry::date(Some(&unsigned.data), saved, self.cookie_age);
+                if expires <= self.clock.now() {
+                    return Ok(None);
+                }
+                LoadedSession {
+                    data: unsigned.data,
+                    stale_key: unsigned.key_index > 0,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Session data corrupted");
+                LoadedSession {
+                    data: SessionData::new(),
+                    stale_key: false,
+                }
+            }
+        };
+        Ok(Some((value, session)))
     }
 
     fn encode(&self, data: &SessionData, now: OffsetDateTime) -> String {
@@ -303,38 +395,10 @@ impl SessionEngine for RedisCacheEngine {
         if !plausible_key(key) {
             return Ok(None);
         }
-        let value: Option<String> = self
-            .run(
-                "loading a session",
-                redis::cmd("GET").arg(self.redis_key(key)),
-            )
-            .await?;
-        let Some(value) = value else {
-            return Ok(None);
-        };
-        match self.signer.loads(&value, None) {
-            Ok(unsigned) => {
-                // Redis's TTL runs on the server's clock; this check applies the configured
-                // one as well (it matters when that clock is not the system's, or is ahead).
-                let saved = OffsetDateTime::from_unix_timestamp(unsigned.timestamp)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-                let expires = crate::expiry::date(Some(&unsigned.data), saved, self.cookie_age);
-                if expires <= self.clock.now() {
-                    return Ok(None);
-                }
-                Ok(Some(LoadedSession {
-                    data: unsigned.data,
-                    stale_key: unsigned.key_index > 0,
-                }))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Session data corrupted");
-                Ok(Some(LoadedSession {
-                    data: SessionData::new(),
-                    stale_key: false,
-                }))
-            }
-        }
+        Ok(self
+            .get("loading a session", key)
+            .await?
+            .map(|(_, session)| session))
     }
 
     async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
@@ -389,6 +453,60 @@ impl SessionEngine for RedisCacheEngine {
             return Err(Error::SessionInterrupted);
         }
         Ok(key.to_owned())
+    }
+
+    async fn save_changes(
+        &self,
+        key: &str,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<(String, SessionData)> {
+        if !plausible_key(key) {
+            return Err(Error::SessionInterrupted);
+        }
+        // Optimistic: read, apply, and write only if the value is still the one read (a
+        // compare-and-set script, atomic on the server); a concurrent write makes us start
+        // over with its result. The whole loop is bounded by the store timeout.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let redis_key = self.redis_key(key);
+        loop {
+            let Some((old, session)) = self.get("merging a session", key).await? else {
+                // Deleted meanwhile (a logout, its TTL): never resurrect it.
+                return Err(Error::SessionInterrupted);
+            };
+            let mut data = session.data;
+            changes.apply(&mut data);
+            let now = self.clock.now();
+            // An empty new value means: saved already expired, so it ends now.
+            let (new, ttl) = if expires > now {
+                (self.encode(&data, now), ttl_secs(expires, now))
+            } else {
+                (String::new(), 1)
+            };
+            let mut conn = self.conn.clone();
+            let mut call = self.merge_script.key(&redis_key);
+            call.arg(&old).arg(&new).arg(ttl);
+            let swapped: i64 = self
+                .bounded("merging a session", call.invoke_async(&mut conn))
+                .await?;
+            match swapped {
+                1 => return Ok((key.to_owned(), data)),
+                -1 => return Err(Error::SessionInterrupted),
+                _ if tokio::time::Instant::now() >= deadline => {
+                    return Err(Error::Store {
+                        engine: ENGINE,
+                        message: format!(
+                            "could not merge a session on Redis at {} within {:?}: \
+                             it kept changing under concurrent writes",
+                            self.url, self.timeout
+                        ),
+                        source: None,
+                    })
+                }
+                // Lost the race: let the winner's neighbours through, then retry.
+                _ => tokio::task::yield_now().await,
+            }
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
