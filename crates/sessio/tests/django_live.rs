@@ -11,7 +11,11 @@
 //! MySQL/MariaDB), each running every scenario and reporting all failing ones:
 //! (a) Django writes, sessio reads; (b) sessio writes, Django reads; (c) logins made on one
 //! side are accepted on the other; (d) logouts made on one side are honoured on the other;
-//! (e) the same data at the same time gives the same `Set-Cookie` and stored bytes.
+//! (e) the same data at the same time gives the same `Set-Cookie` and stored bytes;
+//! (f) the same change to a Django-made session (each kind of `set_expiry`) gives the same
+//! bytes; (g) invalid, short, unknown, tampered and expired cookies get the same answers;
+//! (h) SECRET_KEY rotation with fallbacks; (i) logging in over an existing login;
+//! (j) the known differences, printed as `KNOWN DIFFERENCE` while they last.
 //!
 //! Without the venvs, or without a database server, a test is skipped with a message, and
 //! fails under `SESSIO_REQUIRE_SERVICES=1` (see `common::skip`).
