@@ -102,9 +102,11 @@ pub(crate) fn date(
         Some(Value::String(s)) if !s.is_empty() => {
             parse_iso(s).unwrap_or(now + Duration::seconds(cookie_age))
         }
-        Some(Value::Number(n)) if !is_falsy(&Value::Number(n.clone())) => {
-            now + Duration::seconds(number_secs(n))
-        }
+        // Django adds `timedelta(seconds=expiry)`: a fractional expiry keeps its fraction.
+        Some(Value::Number(n)) if !is_falsy(&Value::Number(n.clone())) => match n.as_i64() {
+            Some(secs) => now + Duration::seconds(secs),
+            None => now + Duration::seconds_f64(n.as_f64().unwrap_or(0.0)),
+        },
         _ => now + Duration::seconds(cookie_age),
     }
 }
@@ -206,6 +208,10 @@ mod tests {
         assert_eq!(
             date(Some(&data(json!(10))), now, 5),
             datetime!(2023-11-14 22:13:30 UTC)
+        );
+        assert_eq!(
+            date(Some(&data(json!(300.5))), now, 5),
+            datetime!(2023-11-14 22:18:20.5 UTC)
         );
     }
 }

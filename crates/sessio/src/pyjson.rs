@@ -67,7 +67,12 @@ fn write_number(n: &Number, out: &mut String) {
     let text = n.to_string();
     let digits = text.strip_prefix('-').unwrap_or(&text);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        out.push_str(&text);
+        // Python reads the integer `-0` as 0 and writes it back as `0`.
+        if digits.bytes().all(|b| b == b'0') {
+            out.push('0');
+        } else {
+            out.push_str(&text);
+        }
     } else if let Some(i) = n.as_i64() {
         let _ = write!(out, "{i}");
     } else if let Some(u) = n.as_u64() {
@@ -182,6 +187,12 @@ mod tests {
             value_to_string(&v),
             r#"{"k":"Zo\u00eb \ud83d\ude00\u007f/\"\\\n\u0001"}"#
         );
+    }
+
+    #[test]
+    fn negative_zero_integer_is_zero() {
+        let v: Value = serde_json::from_str(r#"{"z":-0,"f":-0.0}"#).unwrap();
+        assert_eq!(value_to_string(&v), r#"{"z":0,"f":-0.0}"#);
     }
 
     #[test]
