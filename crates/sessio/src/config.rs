@@ -26,6 +26,7 @@
 //! | Cache-Control on cookie responses | – | `SESSIO_CACHE_CONTROL` | `cache_control` | `private` (`no-store`, `off`) |
 //! | idle timeout (s) | – | `SESSIO_IDLE_TIMEOUT` | `idle_timeout` | off |
 //! | absolute lifetime (s) | – | `SESSIO_ABSOLUTE_TIMEOUT` | `absolute_timeout` | off |
+//! | cookie overflow | – | `SESSIO_COOKIE_OVERFLOW` | `cookie_overflow` | `error` (`spill:db`, `spill:cache`, `spill:file`) |
 //! | concurrent saves | – | `SESSIO_CONCURRENCY` | `concurrency` | `merge` (`last-write-wins`) |
 //! | auto-migrate | – | `SESSIO_AUTO_MIGRATE` | `auto_migrate` | false |
 //!
@@ -125,6 +126,19 @@ impl FromStr for EngineKind {
             ))),
         }
     }
+}
+
+/// What a cookie engine does with a session too big for a cookie (name + value > 4096
+/// bytes, RFC 6265bis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CookieOverflow {
+    /// A typed error ([`Error::CookieTooLarge`]); the response is a 500 unless the handler
+    /// catches it. Never a silently dropped cookie.
+    #[default]
+    Error,
+    /// Move the data into this server engine and keep only its id in the cookie; move it
+    /// back when it shrinks.
+    Spill(EngineKind),
 }
 
 /// What happens when two requests change one session at the same time.
@@ -257,6 +271,7 @@ pub struct Config {
     pub(crate) auto_migrate: bool,
     pub(crate) cache_control: Option<String>,
     pub(crate) concurrency: Concurrency,
+    pub(crate) cookie_overflow: CookieOverflow,
     pub(crate) idle_timeout: Option<std::time::Duration>,
     pub(crate) absolute_timeout: Option<std::time::Duration>,
     pub(crate) signed_cookies_salt: String,
@@ -397,6 +412,10 @@ impl Config {
     pub fn absolute_timeout(&self) -> Option<std::time::Duration> {
         self.absolute_timeout
     }
+    /// What cookie engines do with a session too big for a cookie.
+    pub fn cookie_overflow(&self) -> CookieOverflow {
+        self.cookie_overflow
+    }
     /// How concurrent saves of one session combine.
     pub fn concurrency(&self) -> Concurrency {
         self.concurrency
@@ -506,6 +525,7 @@ pub struct ConfigBuilder {
     auto_migrate: bool,
     cache_control: Option<String>,
     concurrency: Concurrency,
+    cookie_overflow: CookieOverflow,
     idle_timeout: Option<std::time::Duration>,
     absolute_timeout: Option<std::time::Duration>,
     signed_cookies_salt: String,
@@ -537,6 +557,7 @@ impl Default for ConfigBuilder {
             auto_migrate: false,
             cache_control: Some("private".into()),
             concurrency: Concurrency::Merge,
+            cookie_overflow: CookieOverflow::Error,
             idle_timeout: None,
             absolute_timeout: None,
             signed_cookies_salt: signing::SIGNED_COOKIES_SALT.into(),
@@ -570,10 +591,30 @@ struct ConfigFile {
     auto_migrate: Option<bool>,
     cache_control: Option<String>,
     concurrency: Option<String>,
+    cookie_overflow: Option<String>,
     idle_timeout: Option<u64>,
     absolute_timeout: Option<u64>,
     signed_cookies_salt: Option<String>,
     store_salt: Option<String>,
+}
+
+fn parse_overflow(v: &str) -> Result<CookieOverflow> {
+    let v = v.trim().to_ascii_lowercase();
+    match v.split_once(':') {
+        None if v == "error" => Ok(CookieOverflow::Error),
+        None if v == "spill" => Ok(CookieOverflow::Spill(EngineKind::Db)),
+        Some(("spill", engine)) => match engine.parse()? {
+            k @ (EngineKind::Db | EngineKind::Cache | EngineKind::CachedDb | EngineKind::File) => {
+                Ok(CookieOverflow::Spill(k))
+            }
+            other => Err(Error::Config(format!(
+                "cookie_overflow cannot spill into `{other}`: use spill:db, spill:cache, spill:cached-db or spill:file"
+            ))),
+        },
+        _ => Err(Error::Config(format!(
+            "cookie_overflow `{v}` is not one of error, spill, spill:db, spill:cache, spill:file"
+        ))),
+    }
 }
 
 fn parse_concurrency(v: &str) -> Result<Concurrency> {
@@ -738,6 +779,11 @@ impl ConfigBuilder {
         self.absolute_timeout = timeout;
         self
     }
+    /// What cookie engines do with a session too big for a cookie (default: an error).
+    pub fn cookie_overflow(mut self, overflow: CookieOverflow) -> Self {
+        self.cookie_overflow = overflow;
+        self
+    }
     /// How concurrent saves of one session combine (default [`Concurrency::Merge`]).
     pub fn concurrency(mut self, concurrency: Concurrency) -> Self {
         self.concurrency = concurrency;
@@ -826,6 +872,9 @@ impl ConfigBuilder {
         if let Some(v) = file.absolute_timeout {
             self.absolute_timeout =
                 Some(std::time::Duration::from_secs(v)).filter(|d| !d.is_zero());
+        }
+        if let Some(v) = file.cookie_overflow {
+            self.cookie_overflow = parse_overflow(&v)?;
         }
         if let Some(v) = file.concurrency {
             self.concurrency = parse_concurrency(&v)?;
@@ -928,6 +977,9 @@ impl ConfigBuilder {
                 *slot = Some(std::time::Duration::from_secs(secs)).filter(|d| !d.is_zero());
             }
         }
+        if let Some(v) = get("SESSIO_COOKIE_OVERFLOW") {
+            self.cookie_overflow = parse_overflow(&v)?;
+        }
         if let Some(v) = get("SESSIO_CONCURRENCY") {
             self.concurrency = parse_concurrency(&v)?;
         }
@@ -972,6 +1024,14 @@ impl ConfigBuilder {
                 return Err(Error::Config(format!(
                     "cookie_domain `{domain}` may contain only letters, digits, `.` and `-`"
                 )));
+            }
+        }
+        if let CookieOverflow::Spill(k) = self.cookie_overflow {
+            if matches!(k, EngineKind::SignedCookies | EngineKind::EncryptedCookies) {
+                return Err(Error::Config(
+                    "cookie_overflow must spill into a server engine (db, cache, cached-db, file)"
+                        .into(),
+                ));
             }
         }
         if self.cache_key_prefix.is_empty() {
@@ -1023,6 +1083,7 @@ impl ConfigBuilder {
             auto_migrate: self.auto_migrate,
             cache_control: self.cache_control,
             concurrency: self.concurrency,
+            cookie_overflow: self.cookie_overflow,
             idle_timeout: self.idle_timeout,
             absolute_timeout: self.absolute_timeout,
             signed_cookies_salt: self.signed_cookies_salt,

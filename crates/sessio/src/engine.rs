@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::config::{Config, EngineKind};
+use crate::config::{Config, CookieOverflow, EngineKind};
 use crate::error::Result;
 
 /// A session's data: a JSON object, in insertion order (as Django's dict).
@@ -89,6 +89,13 @@ pub trait SessionEngine: Send + Sync + fmt::Debug + 'static {
     /// True when the data travels in the cookie (nothing to delete or clean on the server).
     fn is_client_side(&self) -> bool;
 
+    /// Whether the session behind this cookie value lives in the cookie. Only engines that
+    /// keep some sessions in the cookie and others on the server (cookie overflow with
+    /// spill) answer per value.
+    fn is_client_side_key(&self, _key: &str) -> bool {
+        self.is_client_side()
+    }
+
     /// The session stored under `key`, if there is a live one.
     async fn load(&self, key: &str) -> Result<Option<SessionData>>;
 
@@ -161,7 +168,22 @@ pub trait SessionEngine: Send + Sync + fmt::Debug + 'static {
 /// # Ok(()) }
 /// ```
 pub async fn open(config: &Config) -> Result<Arc<dyn SessionEngine>> {
-    match config.engine() {
+    let engine = open_kind(config, config.engine()).await?;
+    match config.cookie_overflow() {
+        CookieOverflow::Spill(server) if engine.is_client_side() => {
+            let server = open_kind(config, server).await?;
+            Ok(Arc::new(crate::spill::SpillEngine::new(
+                engine,
+                server,
+                config.cookie_name(),
+            )))
+        }
+        _ => Ok(engine),
+    }
+}
+
+async fn open_kind(config: &Config, kind: EngineKind) -> Result<Arc<dyn SessionEngine>> {
+    match kind {
         EngineKind::SignedCookies => Ok(Arc::new(crate::signed_cookies::SignedCookieEngine::new(
             config,
         ))),

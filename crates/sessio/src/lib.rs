@@ -64,8 +64,11 @@ pub mod pyjson;
 mod session;
 pub mod signed_cookies;
 pub mod signing;
+pub mod spill;
 
-pub use config::{Concurrency, Config, ConfigBuilder, EngineKind, SameSite, SecretKey};
+pub use config::{
+    Concurrency, Config, ConfigBuilder, CookieOverflow, EngineKind, SameSite, SecretKey,
+};
 pub use engine::{Changes, LoadedSession, SessionData, SessionEngine};
 pub use error::{redact_url, Error, Result};
 pub use expiry::Expiry;

@@ -280,7 +280,10 @@ impl Session {
             .is_some_and(|l| timeouts::timed_out(&self.inner.config, &l.data, now));
         if timed_out {
             // Past its idle or absolute limit: the record goes, and the id is not reused.
-            if let (Some(k), false) = (&key, self.inner.engine.is_client_side()) {
+            if let Some(k) = key
+                .as_deref()
+                .filter(|k| !self.inner.engine.is_client_side_key(k))
+            {
                 self.inner.engine.delete(k).await?;
             }
             loaded = None;
@@ -309,8 +312,8 @@ impl Session {
                 st.data = Some(SessionData::new());
                 if timed_out {
                     st.key = None;
-                } else if key.is_some() {
-                    if self.inner.engine.is_client_side() {
+                } else if let Some(k) = key.as_deref() {
+                    if self.inner.engine.is_client_side_key(k) {
                         // Django's signed_cookies calls create() on a bad cookie, which marks
                         // the session modified: the response replaces the cookie.
                         st.modified = true;
@@ -476,7 +479,11 @@ impl Session {
     /// between loses nothing.
     pub async fn cycle_id(&self) -> Result<()> {
         self.ensure_loaded().await?;
-        if self.inner.engine.is_client_side() {
+        let in_cookie = match self.id() {
+            Some(k) => self.inner.engine.is_client_side_key(&k),
+            None => self.inner.engine.is_client_side(),
+        };
+        if in_cookie {
             // A cookie engine's "id" is its signed content: re-signing is the cycle.
             self.lock().modified = true;
             return Ok(());
@@ -622,7 +629,9 @@ impl Session {
         };
         let expires = self.expiry_date_of(&data);
         let merge = self.inner.config.concurrency() == Concurrency::Merge
-            && !self.inner.engine.is_client_side();
+            && key
+                .as_deref()
+                .is_some_and(|k| !self.inner.engine.is_client_side_key(k));
         let (cookie_value, merged) = match key {
             // Apply only what this request changed to what is stored now, so concurrent
             // requests do not overwrite each other's keys.

@@ -837,3 +837,78 @@ async fn a_handler_can_catch_an_oversized_cookie() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers().get_all("set-cookie").iter().count(), 1);
 }
+
+#[tokio::test]
+async fn overflow_spills_into_the_server_and_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("spill.sqlite3").display());
+    let f = fixture_with(signed_cookies, |b| {
+        b.cookie_overflow(sessio::CookieOverflow::Spill(EngineKind::Db))
+            .database_url(url)
+    })
+    .await
+    .unwrap();
+    async fn put(
+        session: Session,
+        axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, usize>>,
+    ) -> sessio::Result<String> {
+        session.insert("p", noise(q["n"])).await?;
+        Ok(format!(
+            "{}",
+            session.get::<String>("p").await?.unwrap_or_default().len()
+        ))
+    }
+    let app = || {
+        Router::new()
+            .route("/put", get(put))
+            .route(
+                "/read",
+                get(|s: Session| async move {
+                    format!(
+                        "{}",
+                        s.get::<String>("p")
+                            .await
+                            .unwrap()
+                            .unwrap_or_default()
+                            .len()
+                    )
+                }),
+            )
+            .layer(f.sessions.layer())
+    };
+    async fn send(app: Router, uri: &str, cookie: Option<&str>) -> (String, String) {
+        let mut req = Request::builder().uri(uri);
+        if let Some(c) = cookie {
+            req = req.header("cookie", format!("sessionid={c}"));
+        }
+        let res = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let cookie = res
+            .headers()
+            .get("set-cookie")
+            .map(|c| {
+                let c = c.to_str().unwrap();
+                c["sessionid=".len()..c.find(';').unwrap()].to_owned()
+            })
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (cookie, String::from_utf8_lossy(&body).into_owned())
+    }
+    // Small: all in the cookie.
+    let (small, _) = send(app(), "/put?n=100", None).await;
+    assert!(small.contains(':'), "a signed value");
+    // Too big for a cookie: the data moves to the database, the cookie holds an id.
+    let (big, body) = send(app(), "/put?n=8000", Some(&small)).await;
+    assert_eq!(body, "8000");
+    assert_eq!(big.len(), 32, "an id, not the data: {}", big.len());
+    assert!(f.sessions.engine().exists(&big).await.unwrap());
+    let (_, body) = send(app(), "/read", Some(&big)).await;
+    assert_eq!(body, "8000");
+    // Small again: back into the cookie, and the row is gone.
+    let (back, body) = send(app(), "/put?n=50", Some(&big)).await;
+    assert_eq!(body, "50");
+    assert!(back.contains(':'));
+    assert!(!f.sessions.engine().exists(&big).await.unwrap());
+}
