@@ -45,10 +45,15 @@ struct Cli {
 enum Command {
     /// Run the demo shop on http://127.0.0.1:8000 (or a free port if that one is taken).
     Demo(DemoArgs),
-    /// Prepare the store: create or upgrade the session table of the db and cached-db
-    /// engines, create the file engine's directory.
+    /// Prepare the store: create or upgrade the session table, or the file directory.
+    ///
+    /// The db and cached-db engines get Django's `django_session` table; the file engine
+    /// its directory (owner-only); caches and cookies need nothing.
     Migrate(MigrateArgs),
     /// Delete expired sessions from the store (Django's clearsessions).
+    ///
+    /// Caches expire sessions by themselves; the file engine needs the app's secret key,
+    /// since each session's expiry date is signed.
     ClearExpired(ClearExpiredArgs),
     /// Sign a JSON object as Django does: a signed-cookies value or db `session_data`.
     Sign(sign::SignArgs),

@@ -1246,3 +1246,41 @@ fn the_demo_runs_on_encrypted_cookies() {
     assert!(page.contains("engine: encrypted-cookies"), "{page}");
     assert!(page.contains("in the cookie, encrypted"), "{page}");
 }
+
+#[test]
+fn the_demo_takes_a_sqlite_file_or_a_cache_url() {
+    let dir = TempDir::new().unwrap();
+    let demo = Demo::start(dir.path(), &["--database", "db/demo.sqlite3"]);
+    assert!(
+        demo.banner
+            .contains("engine: db, sessions in SQLite at db/demo.sqlite3"),
+        "{}",
+        demo.banner
+    );
+    assert!(dir.path().join("db/demo.sqlite3").is_file());
+    drop(demo);
+
+    let demo = Demo::start(dir.path(), &["--cache-url", "memory://"]);
+    assert!(
+        demo.banner
+            .contains("engine: cache, sessions in this process's memory"),
+        "{}",
+        demo.banner
+    );
+    assert!(demo.get("/").contains("engine: cache"));
+    drop(demo);
+
+    // Settings from the environment, the store from a flag.
+    let url = format!("sqlite://{}", dir.path().join("c.sqlite3").display());
+    let demo = Demo::start(
+        dir.path(),
+        &["--engine", "cached-db", "--database-url", &url],
+    );
+    assert!(
+        demo.banner
+            .contains("engine: cached-db, sessions in SQLite at"),
+        "{}",
+        demo.banner
+    );
+    assert!(demo.banner.contains("with a copy in this process's memory"));
+}

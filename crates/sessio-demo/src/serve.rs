@@ -10,6 +10,15 @@ use tokio::net::TcpListener;
 
 use crate::store::{self, StoreOptions};
 
+/// Prints a line for the person running the demo. A stdout that was closed
+/// (`sessio demo | head -1`) is no reason to stop serving, so write errors are ignored
+/// (`println!` would panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Where the demo listens unless told otherwise.
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8000));
 
@@ -266,9 +275,7 @@ async fn bind(addr: Option<SocketAddr>) -> anyhow::Result<TcpListener> {
     match TcpListener::bind(DEFAULT_ADDR).await {
         Ok(listener) => Ok(listener),
         Err(e) if e.kind() == ErrorKind::AddrInUse => {
-            println!(
-                "sessio demo: {DEFAULT_ADDR} is in use, so the demo takes a free port instead"
-            );
+            say!("sessio demo: {DEFAULT_ADDR} is in use, so the demo takes a free port instead");
             TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
                 .await
                 .context("cannot listen on any port of 127.0.0.1")
@@ -299,13 +306,13 @@ pub async fn serve(opts: DemoOptions) -> anyhow::Result<()> {
     let (config, key_source) = demo_config(&opts)?;
     match &key_source {
         KeySource::Settings => {}
-        KeySource::Created(path) => println!(
+        KeySource::Created(path) => say!(
             "sessio demo: generated a secret key and saved it in {} (reused on later runs; \
              set SESSIO_SECRET_KEY to use your own)",
             path.display()
         ),
         KeySource::Reused(path) => {
-            println!(
+            say!(
                 "sessio demo: using the secret key saved in {}",
                 path.display()
             )
@@ -320,16 +327,16 @@ pub async fn serve(opts: DemoOptions) -> anyhow::Result<()> {
     let local = listener
         .local_addr()
         .context("the listener has no address")?;
-    println!(
+    say!(
         "sessio demo: serving on {} (engine: {engine}, sessions {location})",
         browser_url(local)
     );
-    println!("sessio demo: press Ctrl-C to stop");
+    say!("sessio demo: press Ctrl-C to stop");
     axum::serve(listener, crate::app(&sessions))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the demo server failed")?;
-    println!("sessio demo: stopped");
+    say!("sessio demo: stopped");
     Ok(())
 }
 

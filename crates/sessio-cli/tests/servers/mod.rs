@@ -18,12 +18,13 @@ pub fn required() -> bool {
 /// `SESSIO_REQUIRE_SERVICES=1`. Returns `None` for the caller to return.
 pub fn skip<T>(service: &str, url: &str, why: &str) -> Option<T> {
     let url = redact(url);
+    // Clients explain over several lines; a skip is one.
+    let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
     if required() {
         panic!("{service} at {url} is unreachable and SESSIO_REQUIRE_SERVICES=1: {why}");
     }
     eprintln!(
-        "SKIPPED: {service} at {url} is unreachable ({}); set SESSIO_REQUIRE_SERVICES=1 to fail instead",
-        why.trim()
+        "SKIPPED: {service} at {url} is unreachable ({why}); set SESSIO_REQUIRE_SERVICES=1 to fail instead"
     );
     None
 }
