@@ -112,6 +112,17 @@ pub trait SessionEngine: Send + Sync + fmt::Debug + 'static {
     /// Stores `data` under a new key that expires at `expires`, and returns the cookie value.
     async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String>;
 
+    /// Stores `data` under exactly `key` unless a session (live or expired) already has
+    /// it; returns whether it stored. Needed for hashed ids at rest and per-user indexes;
+    /// the default says the engine cannot.
+    async fn insert(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
+        let _ = (key, data, expires);
+        Err(crate::Error::Unsupported {
+            engine: self.name(),
+            operation: "storing a session under a chosen key (insert)",
+        })
+    }
+
     /// Replaces the data of the existing session `key`, and returns the cookie value
     /// (the same key for server engines, the newly signed value for cookie engines).
     async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String>;

@@ -150,6 +150,33 @@ impl Inner {
         }
     }
 
+    /// Creates the file of `key` unless it exists; `false` when it does.
+    fn insert(&self, key: &str, data: &SessionData) -> Result<bool> {
+        let path = self.path(key).ok_or_else(|| {
+            Error::Config(format!(
+                "`{key}` is not a valid session key for the file engine"
+            ))
+        })?;
+        let _guard = self.lock(key);
+        // Claim the name first (O_EXCL), so two creators never share a key.
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => {
+                return Err(io_error(format!(
+                    "cannot create session file in {}",
+                    self.dir.display()
+                ))(e))
+            }
+        }
+        self.write(&path, data)?;
+        Ok(true)
+    }
+
     /// Writes `data` to `path` through a temp file and a rename, with mtime = now.
     fn write(&self, path: &Path, data: &SessionData) -> Result<()> {
         let now = self.now();
@@ -205,30 +232,25 @@ impl SessionEngine for FileEngine {
         self.blocking(move |inner| {
             for _ in 0..CREATE_ATTEMPTS {
                 let key = crate::key::new_session_key()?;
-                let path = inner.path(&key).expect("generated keys are well formed");
-                // Claim the name first (O_EXCL), so two creators never share a key.
-                match fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                    Err(e) => {
-                        return Err(io_error(format!(
-                            "cannot create session file in {}",
-                            inner.dir.display()
-                        ))(e))
-                    }
+                if inner.insert(&key, &data)? {
+                    return Ok(key);
                 }
-                inner.write(&path, &data)?;
-                return Ok(key);
             }
             Err(Error::KeyCreation {
                 attempts: CREATE_ATTEMPTS,
             })
         })
         .await
+    }
+
+    async fn insert(
+        &self,
+        key: &str,
+        data: &SessionData,
+        _expires: OffsetDateTime,
+    ) -> Result<bool> {
+        let (key, data) = (key.to_owned(), data.clone());
+        self.blocking(move |inner| inner.insert(&key, &data)).await
     }
 
     async fn save(

@@ -319,6 +319,19 @@ impl SessionEngine for SqliteEngine {
         .await
     }
 
+    async fn insert(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
+        let data = self.encode(data);
+        let expires = format_expire_date(expires);
+        let key = key.to_owned();
+        self.write(|reply| Op::Insert {
+            key,
+            data,
+            expires,
+            reply,
+        })
+        .await
+    }
+
     async fn save_changes(
         &self,
         key: &str,
@@ -525,6 +538,13 @@ enum Op {
         expires: String,
         reply: oneshot::Sender<Result<String>>,
     },
+    /// INSERT under a chosen key; `false` when the key is taken.
+    Insert {
+        key: String,
+        data: String,
+        expires: String,
+        reply: oneshot::Sender<Result<bool>>,
+    },
     /// Read, apply `changes`, write: atomic because this thread is the only writer.
     SaveChanges {
         key: String,
@@ -563,6 +583,7 @@ impl Op {
             Op::Delete { reply, .. } | Op::Migrate { reply, .. } => reply.send(Err(failure())).ok(),
             Op::ClearExpired { reply, .. } => reply.send(Err(failure())).ok(),
             Op::SaveChanges { reply, .. } => reply.send(Err(failure())).ok(),
+            Op::Insert { reply, .. } => reply.send(Err(failure())).ok(),
         };
     }
 }
@@ -676,6 +697,20 @@ impl Writer {
                 reply,
             } => {
                 let result = self.save(&key, &data, &expires).map(|()| key);
+                settle(reply, result)
+            }
+            Op::Insert {
+                key,
+                data,
+                expires,
+                reply,
+            } => {
+                let result = self
+                    .conn
+                    .prepare_cached(INSERT_SQL)
+                    .and_then(|mut s| s.execute(params![key, data, expires]))
+                    .map(|n| n == 1)
+                    .map_err(|e| self.error("creating a session", e));
                 settle(reply, result)
             }
             Op::SaveChanges {
