@@ -109,6 +109,8 @@ pub async fn login(
     session.insert(USER_ID_KEY, &user_id).await?;
     session.insert(BACKEND_KEY, backend).await?;
     session.insert(HASH_KEY, &hash).await?;
+    // For listing and revoking the user's sessions (sessio's own keys, ignored by Django).
+    session.record_login(&user_id).await?;
     Ok(())
 }
 

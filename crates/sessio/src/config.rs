@@ -27,6 +27,10 @@
 //! | idle timeout (s) | – | `SESSIO_IDLE_TIMEOUT` | `idle_timeout` | off |
 //! | absolute lifetime (s) | – | `SESSIO_ABSOLUTE_TIMEOUT` | `absolute_timeout` | off |
 //! | cookie overflow | – | `SESSIO_COOKIE_OVERFLOW` | `cookie_overflow` | `error` (`spill:db`, `spill:cache`, `spill:file`) |
+//! | hashed ids at rest | – | `SESSIO_HASH_IDS_AT_REST` | `hash_ids_at_rest` | false |
+//! | per-user session index | – | `SESSIO_TRACK_USER_SESSIONS` | `track_user_sessions` | false |
+//! | record client IP | – | `SESSIO_RECORD_IP` | `record_ip` | false |
+//! | cookie revocation store | – | `SESSIO_COOKIE_REVOCATION` | `cookie_revocation` | off (`db`, `cache`, `file`) |
 //! | concurrent saves | – | `SESSIO_CONCURRENCY` | `concurrency` | `merge` (`last-write-wins`) |
 //! | auto-migrate | – | `SESSIO_AUTO_MIGRATE` | `auto_migrate` | false |
 //!
@@ -272,6 +276,10 @@ pub struct Config {
     pub(crate) cache_control: Option<String>,
     pub(crate) concurrency: Concurrency,
     pub(crate) cookie_overflow: CookieOverflow,
+    pub(crate) hash_ids_at_rest: bool,
+    pub(crate) record_ip: bool,
+    pub(crate) track_user_sessions: bool,
+    pub(crate) cookie_revocation: Option<EngineKind>,
     pub(crate) idle_timeout: Option<std::time::Duration>,
     pub(crate) absolute_timeout: Option<std::time::Duration>,
     pub(crate) signed_cookies_salt: String,
@@ -412,6 +420,23 @@ impl Config {
     pub fn absolute_timeout(&self) -> Option<std::time::Duration> {
         self.absolute_timeout
     }
+    /// Whether server engines store a keyed hash of each id instead of the id.
+    pub fn hash_ids_at_rest(&self) -> bool {
+        self.hash_ids_at_rest
+    }
+    /// Whether logins are indexed per user, so a user's sessions can be listed and revoked.
+    pub fn track_user_sessions(&self) -> bool {
+        self.track_user_sessions
+    }
+    /// Whether a user's session list records the client address.
+    pub fn record_ip(&self) -> bool {
+        self.record_ip
+    }
+    /// The server engine that keeps per-user generation counters for cookie sessions
+    /// ("log out everywhere" for cookie engines).
+    pub fn cookie_revocation(&self) -> Option<EngineKind> {
+        self.cookie_revocation
+    }
     /// What cookie engines do with a session too big for a cookie.
     pub fn cookie_overflow(&self) -> CookieOverflow {
         self.cookie_overflow
@@ -526,6 +551,10 @@ pub struct ConfigBuilder {
     cache_control: Option<String>,
     concurrency: Concurrency,
     cookie_overflow: CookieOverflow,
+    hash_ids_at_rest: bool,
+    record_ip: bool,
+    track_user_sessions: bool,
+    cookie_revocation: Option<EngineKind>,
     idle_timeout: Option<std::time::Duration>,
     absolute_timeout: Option<std::time::Duration>,
     signed_cookies_salt: String,
@@ -558,6 +587,10 @@ impl Default for ConfigBuilder {
             cache_control: Some("private".into()),
             concurrency: Concurrency::Merge,
             cookie_overflow: CookieOverflow::Error,
+            hash_ids_at_rest: false,
+            record_ip: false,
+            track_user_sessions: false,
+            cookie_revocation: None,
             idle_timeout: None,
             absolute_timeout: None,
             signed_cookies_salt: signing::SIGNED_COOKIES_SALT.into(),
@@ -592,10 +625,29 @@ struct ConfigFile {
     cache_control: Option<String>,
     concurrency: Option<String>,
     cookie_overflow: Option<String>,
+    hash_ids_at_rest: Option<bool>,
+    record_ip: Option<bool>,
+    track_user_sessions: Option<bool>,
+    cookie_revocation: Option<String>,
     idle_timeout: Option<u64>,
     absolute_timeout: Option<u64>,
     signed_cookies_salt: Option<String>,
     store_salt: Option<String>,
+}
+
+fn parse_revocation(v: &str) -> Result<Option<EngineKind>> {
+    let v = v.trim();
+    if v.is_empty() || v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    match v.parse()? {
+        k @ (EngineKind::Db | EngineKind::Cache | EngineKind::CachedDb | EngineKind::File) => {
+            Ok(Some(k))
+        }
+        other => Err(Error::Config(format!(
+            "cookie_revocation needs a server engine (db, cache, cached-db, file), not `{other}`"
+        ))),
+    }
 }
 
 fn parse_overflow(v: &str) -> Result<CookieOverflow> {
@@ -779,6 +831,30 @@ impl ConfigBuilder {
         self.absolute_timeout = timeout;
         self
     }
+    /// Store only a keyed hash of each session id in server engines, so a leaked table or
+    /// cache dump yields no usable cookie (default off: Django stores raw ids).
+    pub fn hash_ids_at_rest(mut self, on: bool) -> Self {
+        self.hash_ids_at_rest = on;
+        self
+    }
+    /// Index logins per user in the server engine, so a user's sessions can be listed and
+    /// revoked (default off: Django keeps no such index, and the index costs a write per
+    /// login).
+    pub fn track_user_sessions(mut self, on: bool) -> Self {
+        self.track_user_sessions = on;
+        self
+    }
+    /// Record the client address in a user's session list (default off).
+    pub fn record_ip(mut self, on: bool) -> Self {
+        self.record_ip = on;
+        self
+    }
+    /// The server engine (db, cache, cached-db or file, with the configured URLs) that keeps
+    /// per-user generation counters, so a cookie engine can revoke a user's sessions.
+    pub fn cookie_revocation(mut self, engine: Option<EngineKind>) -> Self {
+        self.cookie_revocation = engine;
+        self
+    }
     /// What cookie engines do with a session too big for a cookie (default: an error).
     pub fn cookie_overflow(mut self, overflow: CookieOverflow) -> Self {
         self.cookie_overflow = overflow;
@@ -872,6 +948,18 @@ impl ConfigBuilder {
         if let Some(v) = file.absolute_timeout {
             self.absolute_timeout =
                 Some(std::time::Duration::from_secs(v)).filter(|d| !d.is_zero());
+        }
+        if let Some(v) = file.hash_ids_at_rest {
+            self.hash_ids_at_rest = v;
+        }
+        if let Some(v) = file.record_ip {
+            self.record_ip = v;
+        }
+        if let Some(v) = file.track_user_sessions {
+            self.track_user_sessions = v;
+        }
+        if let Some(v) = file.cookie_revocation {
+            self.cookie_revocation = parse_revocation(&v)?;
         }
         if let Some(v) = file.cookie_overflow {
             self.cookie_overflow = parse_overflow(&v)?;
@@ -976,6 +1064,18 @@ impl ConfigBuilder {
                 })?;
                 *slot = Some(std::time::Duration::from_secs(secs)).filter(|d| !d.is_zero());
             }
+        }
+        if let Some(v) = get("SESSIO_HASH_IDS_AT_REST") {
+            self.hash_ids_at_rest = parse_bool("SESSIO_HASH_IDS_AT_REST", &v)?;
+        }
+        if let Some(v) = get("SESSIO_TRACK_USER_SESSIONS") {
+            self.track_user_sessions = parse_bool("SESSIO_TRACK_USER_SESSIONS", &v)?;
+        }
+        if let Some(v) = get("SESSIO_RECORD_IP") {
+            self.record_ip = parse_bool("SESSIO_RECORD_IP", &v)?;
+        }
+        if let Some(v) = get("SESSIO_COOKIE_REVOCATION") {
+            self.cookie_revocation = parse_revocation(&v)?;
         }
         if let Some(v) = get("SESSIO_COOKIE_OVERFLOW") {
             self.cookie_overflow = parse_overflow(&v)?;
@@ -1084,6 +1184,10 @@ impl ConfigBuilder {
             cache_control: self.cache_control,
             concurrency: self.concurrency,
             cookie_overflow: self.cookie_overflow,
+            hash_ids_at_rest: self.hash_ids_at_rest,
+            record_ip: self.record_ip,
+            track_user_sessions: self.track_user_sessions,
+            cookie_revocation: self.cookie_revocation,
             idle_timeout: self.idle_timeout,
             absolute_timeout: self.absolute_timeout,
             signed_cookies_salt: self.signed_cookies_salt,

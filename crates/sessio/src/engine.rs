@@ -193,7 +193,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn SessionEngine>> {
     }
 }
 
-async fn open_kind(config: &Config, kind: EngineKind) -> Result<Arc<dyn SessionEngine>> {
+pub(crate) async fn open_kind(config: &Config, kind: EngineKind) -> Result<Arc<dyn SessionEngine>> {
     match kind {
         EngineKind::SignedCookies => Ok(Arc::new(crate::signed_cookies::SignedCookieEngine::new(
             config,

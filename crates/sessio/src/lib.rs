@@ -65,6 +65,7 @@ mod session;
 pub mod signed_cookies;
 pub mod signing;
 pub mod spill;
+pub mod users;
 
 pub use config::{
     Concurrency, Config, ConfigBuilder, CookieOverflow, EngineKind, SameSite, SecretKey,

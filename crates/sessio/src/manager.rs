@@ -7,6 +7,7 @@ use crate::engine::SessionEngine;
 use crate::error::Result;
 use crate::middleware::SessionLayer;
 use crate::session::Session;
+use crate::users::{Extras, UserSession};
 
 /// How many expired records one `clear_expired` statement deletes by default.
 pub const DEFAULT_CLEAR_BATCH: usize = 1000;
@@ -24,6 +25,7 @@ pub const DEFAULT_CLEAR_BATCH: usize = 1000;
 pub struct SessionManager {
     config: Arc<Config>,
     engine: Arc<dyn SessionEngine>,
+    extras: Arc<Extras>,
 }
 
 impl SessionManager {
@@ -31,25 +33,97 @@ impl SessionManager {
     /// `auto_migrate` is on).
     pub async fn open(config: Config) -> Result<Self> {
         let engine = crate::engine::open(&config).await?;
-        Ok(Self::new(config, engine))
+        // Cookie engines keep "log out everywhere" counters in a server engine.
+        let revocation = match config.cookie_revocation() {
+            Some(kind) if engine.is_client_side() => {
+                Some(crate::engine::open_kind(&config, kind).await?)
+            }
+            _ => None,
+        };
+        let extras = Arc::new(Extras::new(&config, &engine, revocation));
+        Ok(Self {
+            config: Arc::new(config),
+            engine,
+            extras,
+        })
     }
 
     /// A manager over an engine that is already open.
     pub fn new(config: Config, engine: Arc<dyn SessionEngine>) -> Self {
+        let extras = Arc::new(Extras::new(&config, &engine, None));
         Self {
             config: Arc::new(config),
             engine,
+            extras,
         }
     }
 
     /// The tower layer that gives every request a [`Session`].
     pub fn layer(&self) -> SessionLayer {
-        SessionLayer::new(self.engine.clone(), self.config.clone())
+        SessionLayer::with_extras(
+            self.engine.clone(),
+            self.config.clone(),
+            self.extras.clone(),
+        )
     }
 
     /// A session for a cookie value, outside HTTP.
     pub fn session(&self, cookie_value: Option<String>) -> Session {
-        Session::new(self.engine.clone(), self.config.clone(), cookie_value)
+        Session::with_extras(
+            self.engine.clone(),
+            self.config.clone(),
+            self.extras.clone(),
+            cookie_value,
+        )
+    }
+
+    /// The sessions of a user (logged in with [`crate::auth::login`]), newest data first
+    /// as stored; ended sessions are pruned from the index as they are found. Server
+    /// engines only: cookie sessions are nowhere on the server to list.
+    pub async fn user_sessions(&self, user_id: &str) -> Result<Vec<UserSession>> {
+        if self.extras.generations {
+            return Err(crate::Error::Unsupported {
+                engine: self.engine.name(),
+                operation: "listing a user's sessions (cookie sessions live in browsers; revoke_all_sessions works with cookie_revocation)",
+            });
+        }
+        let entries = self.extras.index_list(&self.config, user_id).await?;
+        Ok(entries
+            .into_iter()
+            .map(|(id, v)| crate::users::parse_entry(id, None, &v))
+            .collect())
+    }
+
+    /// Ends one session of a user, by the `id` that [`SessionManager::user_sessions`] gave.
+    pub async fn revoke_session(&self, user_id: &str, id: &str) -> Result<()> {
+        self.engine.delete(id).await?;
+        self.extras
+            .index_remove(&self.config, user_id, &[id.to_owned()])
+            .await
+    }
+
+    /// Logs a user out everywhere (password change, disabled account): ends every session
+    /// of theirs and returns how many. For cookie engines this bumps the user's generation
+    /// (every cookie issued before is refused) and returns 1.
+    pub async fn revoke_all_sessions(&self, user_id: &str) -> Result<u64> {
+        if self.extras.generations {
+            self.extras.bump_generation(&self.config, user_id).await?;
+            return Ok(1);
+        }
+        let ids: Vec<String> = self
+            .extras
+            .index_list(&self.config, user_id)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        for id in &ids {
+            self.engine.delete(id).await?;
+        }
+        self.extras
+            .index_remove(&self.config, user_id, &ids)
+            .await?;
+        Ok(ids.len() as u64)
     }
 
     /// The configuration.

@@ -30,19 +30,38 @@ use tower_service::Service;
 use crate::config::Config;
 use crate::engine::SessionEngine;
 use crate::error::{Error, LogId};
-use crate::session::Session;
+use crate::session::{ClientInfo, Session};
+use crate::users::Extras;
 
 /// Adds a [`Session`] to every request. Made by [`SessionManager::layer`](crate::SessionManager::layer).
 #[derive(Clone, Debug)]
 pub struct SessionLayer {
     engine: Arc<dyn SessionEngine>,
     config: Arc<Config>,
+    extras: Arc<Extras>,
 }
 
 impl SessionLayer {
     /// A layer over an engine with a configuration.
     pub fn new(engine: Arc<dyn SessionEngine>, config: Arc<Config>) -> Self {
-        Self { engine, config }
+        let extras = Arc::new(Extras::new(&config, &engine, None));
+        Self {
+            engine,
+            config,
+            extras,
+        }
+    }
+
+    pub(crate) fn with_extras(
+        engine: Arc<dyn SessionEngine>,
+        config: Arc<Config>,
+        extras: Arc<Extras>,
+    ) -> Self {
+        Self {
+            engine,
+            config,
+            extras,
+        }
     }
 }
 
@@ -54,6 +73,7 @@ impl<S> Layer<S> for SessionLayer {
             inner,
             engine: self.engine.clone(),
             config: self.config.clone(),
+            extras: self.extras.clone(),
         }
     }
 }
@@ -64,6 +84,7 @@ pub struct SessionService<S> {
     inner: S,
     engine: Arc<dyn SessionEngine>,
     config: Arc<Config>,
+    extras: Arc<Extras>,
 }
 
 /// The error that ended a request in the session middleware, put in the extensions of the
@@ -89,9 +110,19 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let client = ClientInfo {
+            user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
+            ip: if self.extras.record_ip() {
+                client_ip(&req)
+            } else {
+                None
+            },
+        };
         let session = Session::from_headers(
             self.engine.clone(),
             self.config.clone(),
+            self.extras.clone(),
+            client,
             req.headers().get_all(COOKIE).iter(),
         );
         req.extensions_mut().insert(session.clone());
@@ -106,6 +137,21 @@ where
             }
             Ok(res)
         })
+    }
+}
+
+/// The peer address axum records with `into_make_service_with_connect_info`.
+fn client_ip<B>(req: &Request<B>) -> Option<String> {
+    #[cfg(feature = "axum")]
+    {
+        req.extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+    }
+    #[cfg(not(feature = "axum"))]
+    {
+        let _ = req;
+        None
     }
 }
 

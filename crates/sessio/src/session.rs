@@ -14,6 +14,16 @@ use crate::config::Config;
 use crate::engine::{Changes, SessionData, SessionEngine};
 use crate::error::{Error, Result};
 use crate::expiry::{self, Expiry};
+use crate::users::{self, Extras};
+
+/// The logged-in user of a session (Django's `_auth_user_id`).
+fn owner_of(data: Option<&SessionData>) -> Option<String> {
+    match data?.get(crate::auth::USER_ID_KEY)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
 
 /// Idle and absolute session lifetimes, kept inside the session data (so cookie engines
 /// carry them in the signed or encrypted payload) and enforced on every load.
@@ -107,6 +117,8 @@ pub struct Session {
 struct Inner {
     engine: Arc<dyn SessionEngine>,
     config: Arc<Config>,
+    extras: Arc<Extras>,
+    client: ClientInfo,
     cookie: RequestCookie,
     state: Mutex<State>,
     // Serialises the first load so two tasks sharing a handle do not both hit the store.
@@ -124,6 +136,16 @@ struct State {
     // What this request changed, for merging saves (`Concurrency::Merge`).
     cleared: bool,
     changed: Vec<String>,
+    // A login (or a refresh of "last seen") to record in the owner's index after the save.
+    owner_pending: Option<String>,
+}
+
+/// Who made the request, for a user's session list.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClientInfo {
+    // Kept as the header (a reference-counted copy): read only when a login is recorded.
+    pub(crate) user_agent: Option<HeaderValue>,
+    pub(crate) ip: Option<String>,
 }
 
 impl State {
@@ -209,12 +231,32 @@ impl Session {
         config: Arc<Config>,
         cookie_value: Option<String>,
     ) -> Self {
-        Self::build(engine, config, RequestCookie::Value(cookie_value))
+        let extras = Arc::new(Extras::new(&config, &engine, None));
+        Self::build(
+            engine,
+            config,
+            extras,
+            ClientInfo::default(),
+            RequestCookie::Value(cookie_value),
+        )
+    }
+
+    /// A session sharing a manager's extras (id hashing, user index), outside HTTP.
+    pub(crate) fn with_extras(
+        engine: Arc<dyn SessionEngine>,
+        config: Arc<Config>,
+        extras: Arc<Extras>,
+        cookie_value: Option<String>,
+    ) -> Self {
+        let cookie = RequestCookie::Value(cookie_value);
+        Self::build(engine, config, extras, ClientInfo::default(), cookie)
     }
 
     pub(crate) fn from_headers<'a>(
         engine: Arc<dyn SessionEngine>,
         config: Arc<Config>,
+        extras: Arc<Extras>,
+        client: ClientInfo,
         headers: impl Iterator<Item = &'a HeaderValue>,
     ) -> Self {
         let name = config.cookie_name().to_owned();
@@ -223,19 +265,90 @@ impl Session {
             headers: headers.cloned().collect(),
             parsed: OnceLock::new(),
         };
-        Self::build(engine, config, cookie)
+        Self::build(engine, config, extras, client, cookie)
     }
 
-    fn build(engine: Arc<dyn SessionEngine>, config: Arc<Config>, cookie: RequestCookie) -> Self {
+    fn build(
+        engine: Arc<dyn SessionEngine>,
+        config: Arc<Config>,
+        extras: Arc<Extras>,
+        client: ClientInfo,
+        cookie: RequestCookie,
+    ) -> Self {
         Session {
             inner: Arc::new(Inner {
                 engine,
                 config,
+                extras,
+                client,
                 cookie,
                 state: Mutex::new(State::default()),
                 load_gate: tokio::sync::Mutex::new(()),
             }),
         }
+    }
+
+    /// Whether logins of this (server) engine are indexed per user.
+    fn tracks_users(&self) -> bool {
+        self.inner.extras.index.is_some() && !self.inner.extras.generations
+    }
+
+    /// Whether ids are hashed before they reach the engine (server engines only).
+    fn hashes(&self) -> bool {
+        self.inner.extras.hashing() && !self.inner.engine.is_client_side()
+    }
+
+    /// The key the engine knows a session by.
+    fn stored(&self, key: &str) -> String {
+        if self.hashes() {
+            self.inner.extras.stored(key)
+        } else {
+            key.to_owned()
+        }
+    }
+
+    /// Stores a new session and returns its cookie value.
+    async fn store_new(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
+        if !self.hashes() {
+            return self.inner.engine.create(data, expires).await;
+        }
+        // The cookie gets a fresh random id; the engine gets only its keyed hash.
+        for _ in 0..100 {
+            let raw = crate::key::new_session_key()?;
+            let stored = self.inner.extras.stored(&raw);
+            if self.inner.engine.insert(&stored, data, expires).await? {
+                return Ok(raw);
+            }
+        }
+        Err(Error::KeyCreation { attempts: 100 })
+    }
+
+    /// Loads the session of cookie value `key` (finding ids hashed under a fallback key,
+    /// and moving them to the current one).
+    async fn load_record(&self, key: &str) -> Result<Option<crate::engine::LoadedSession>> {
+        if !self.hashes() {
+            return self.inner.engine.load_session(key).await;
+        }
+        let stored = self.inner.extras.stored(key);
+        if let Some(found) = self.inner.engine.load_session(&stored).await? {
+            return Ok(Some(found));
+        }
+        for i in 1..=self.inner.extras.fallback_count() {
+            let old = self.inner.extras.stored_with(i, key);
+            if let Some(found) = self.inner.engine.load_session(&old).await? {
+                let expires = self.expiry_date_of(&found.data);
+                if self
+                    .inner
+                    .engine
+                    .insert(&stored, &found.data, expires)
+                    .await?
+                {
+                    self.inner.engine.delete(&old).await?;
+                }
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -271,20 +384,24 @@ impl Session {
             st.key.clone()
         };
         let mut loaded = match &key {
-            Some(k) => self.inner.engine.load_session(k).await?,
+            Some(k) => self.load_record(k).await?,
             None => None,
         };
         let now = self.inner.config.clock().now().unix_timestamp();
-        let timed_out = loaded
+        let mut timed_out = loaded
             .as_ref()
             .is_some_and(|l| timeouts::timed_out(&self.inner.config, &l.data, now));
+        if let (Some(l), false) = (&loaded, timed_out) {
+            timed_out = self.revoked_by_generation(&l.data).await?;
+        }
         if timed_out {
-            // Past its idle or absolute limit: the record goes, and the id is not reused.
+            // Past its idle or absolute limit, or revoked: the record goes, and the id is
+            // not reused.
             if let Some(k) = key
                 .as_deref()
                 .filter(|k| !self.inner.engine.is_client_side_key(k))
             {
-                self.inner.engine.delete(k).await?;
+                self.inner.engine.delete(&self.stored(k)).await?;
             }
             loaded = None;
         }
@@ -306,6 +423,23 @@ impl Session {
                         .get_or_insert_with(SessionData::new)
                         .insert(timeouts::ACTIVE_KEY.into(), Value::from(now));
                     st.touch(timeouts::ACTIVE_KEY);
+                }
+                // A logged-in server session refreshes "last seen" in its owner's index,
+                // at most every few minutes.
+                if self.tracks_users() {
+                    let owner = owner_of(st.data.as_ref());
+                    let seen = st
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get(users::SEEN_KEY))
+                        .and_then(Value::as_i64);
+                    if owner.is_some() && seen.is_none_or(|s| now - s >= users::SEEN_EVERY) {
+                        st.data
+                            .get_or_insert_with(SessionData::new)
+                            .insert(users::SEEN_KEY.into(), Value::from(now));
+                        st.touch(users::SEEN_KEY);
+                        st.owner_pending = owner;
+                    }
                 }
             }
             None => {
@@ -460,16 +594,27 @@ impl Session {
     /// Logs out: deletes the data and the stored record, and forgets the id, so the
     /// response expires the cookie.
     pub async fn flush(&self) -> Result<()> {
-        let key = {
+        let (key, owner) = {
             let mut st = self.lock();
+            let owner = owner_of(st.data.as_ref());
             st.data = Some(SessionData::new());
             st.accessed = true;
             st.modified = true;
+            st.owner_pending = None;
             self.init_key(&mut st);
-            st.key.take()
+            (st.key.take(), owner)
         };
         if let Some(key) = key {
-            self.inner.engine.delete(&key).await?;
+            let stored = self.stored(&key);
+            self.inner.engine.delete(&stored).await?;
+            if let (Some(user), false) = (owner, self.inner.engine.is_client_side_key(&key)) {
+                if self.tracks_users() {
+                    self.inner
+                        .extras
+                        .index_remove(&self.inner.config, &user, &[stored])
+                        .await?;
+                }
+            }
         }
         Ok(())
     }
@@ -495,14 +640,26 @@ impl Session {
             let expires = self.expiry_date_of(&data);
             (st.key.clone(), data, expires)
         };
-        let new_key = self.inner.engine.create(&data, expires).await?;
+        let new_key = self.store_new(&data, expires).await?;
+        let owner = owner_of(Some(&data));
         {
             let mut st = self.lock();
             st.key = Some(new_key);
             st.modified = true;
+            if owner.is_some() && self.tracks_users() {
+                // The new id joins the owner's index when the session is saved.
+                st.owner_pending = owner.clone();
+            }
         }
         if let Some(old) = old_key {
-            self.inner.engine.delete(&old).await?;
+            let stored = self.stored(&old);
+            self.inner.engine.delete(&stored).await?;
+            if let (Some(user), true) = (owner, self.tracks_users()) {
+                self.inner
+                    .extras
+                    .index_remove(&self.inner.config, &user, &[stored])
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -639,12 +796,20 @@ impl Session {
                 let (value, merged) = self
                     .inner
                     .engine
-                    .save_changes(&k, &changes, expires)
+                    .save_changes(&self.stored(&k), &changes, expires)
                     .await?;
-                (value, Some(merged))
+                // A hashed id stays the cookie; the engine only knows its hash.
+                (if self.hashes() { k } else { value }, Some(merged))
             }
-            Some(k) => (self.inner.engine.save(&k, &data, expires).await?, None),
-            None => (self.inner.engine.create(&data, expires).await?, None),
+            Some(k) => {
+                let value = self
+                    .inner
+                    .engine
+                    .save(&self.stored(&k), &data, expires)
+                    .await?;
+                (if self.hashes() { k } else { value }, None)
+            }
+            None => (self.store_new(&data, expires).await?, None),
         };
         // A cookie past the browsers' limit would be dropped without a word: refuse it.
         let size = self.inner.config.cookie_name().len() + cookie_value.len();
@@ -655,14 +820,131 @@ impl Session {
                 limit: crate::cookie::MAX_COOKIE_BYTES,
             });
         }
-        let mut st = self.lock();
-        st.key = Some(cookie_value);
-        if let Some(merged) = merged {
-            st.data = Some(merged);
+        let owner = {
+            let mut st = self.lock();
+            st.key = Some(cookie_value.clone());
+            if let Some(merged) = merged {
+                st.data = Some(merged);
+            }
+            st.cleared = false;
+            st.changed.clear();
+            st.owner_pending.take()
+        };
+        if let (Some(user), true) = (owner, self.tracks_users()) {
+            if !self.inner.engine.is_client_side_key(&cookie_value) {
+                self.record_in_index(&user, &cookie_value, &data).await?;
+            }
         }
-        st.cleared = false;
-        st.changed.clear();
         Ok(())
+    }
+
+    async fn record_in_index(&self, user: &str, key: &str, data: &SessionData) -> Result<()> {
+        let now = self.inner.config.clock().now().unix_timestamp();
+        let created = data
+            .get(users::LOGIN_KEY)
+            .and_then(Value::as_i64)
+            .unwrap_or(now);
+        let ip = if self.inner.extras.record_ip() {
+            self.inner.client.ip.as_deref()
+        } else {
+            None
+        };
+        let user_agent = self
+            .inner
+            .client
+            .user_agent
+            .as_ref()
+            .and_then(|h| h.to_str().ok());
+        let entry = users::entry(created, now, user_agent, ip);
+        self.inner
+            .extras
+            .index_put(&self.inner.config, user, &self.stored(key), entry)
+            .await
+    }
+
+    /// Whether a logged-in cookie session was issued before its user's sessions were
+    /// revoked (one read of the user's generation counter).
+    async fn revoked_by_generation(&self, data: &SessionData) -> Result<bool> {
+        if !self.inner.extras.generations || self.inner.extras.index.is_none() {
+            return Ok(false);
+        }
+        let Some(user) = owner_of(Some(data)) else {
+            return Ok(false);
+        };
+        let stamped = data
+            .get(users::GENERATION_KEY)
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        Ok(self.inner.extras.generation(&user).await? > stamped)
+    }
+
+    /// Records a login of `user_id` (called by [`crate::auth::login`] after the id cycled):
+    /// the session joins the user's index, or is stamped with the user's generation.
+    pub(crate) async fn record_login(&self, user_id: &str) -> Result<()> {
+        if self.inner.extras.index.is_none() {
+            // Nothing tracks logins: the session stays exactly as Django would write it.
+            return Ok(());
+        }
+        let now = self.inner.config.clock().now().unix_timestamp();
+        self.insert(users::LOGIN_KEY, now).await?;
+        if self.inner.extras.generations {
+            if self.inner.extras.index.is_some() {
+                let generation = self.inner.extras.generation(user_id).await?;
+                self.insert(users::GENERATION_KEY, generation).await?;
+            }
+        } else if self.inner.extras.index.is_some() {
+            self.insert(users::SEEN_KEY, now).await?;
+            self.lock().owner_pending = Some(user_id.to_owned());
+        }
+        Ok(())
+    }
+
+    /// The sessions of the logged-in user, this one marked `current` (server engines).
+    pub async fn user_sessions(&self) -> Result<Vec<users::UserSession>> {
+        let Some(user) = owner_of(Some(&self.data().await?)) else {
+            return Ok(Vec::new());
+        };
+        let current = self.id().map(|k| self.stored(&k));
+        let entries = self
+            .inner
+            .extras
+            .index_list(&self.inner.config, &user)
+            .await?;
+        Ok(entries
+            .into_iter()
+            .map(|(id, v)| users::parse_entry(id, current.as_deref(), &v))
+            .collect())
+    }
+
+    /// Logs the user out everywhere but here: ends every other session of the logged-in
+    /// user and returns how many (for cookie engines: all earlier cookies, counted as 1).
+    pub async fn revoke_other_sessions(&self) -> Result<u64> {
+        let Some(user) = owner_of(Some(&self.data().await?)) else {
+            return Ok(0);
+        };
+        if self.inner.extras.generations {
+            let generation = self
+                .inner
+                .extras
+                .bump_generation(&self.inner.config, &user)
+                .await?;
+            // This session carries the new generation and stays valid.
+            self.insert(users::GENERATION_KEY, generation).await?;
+            return Ok(1);
+        }
+        let current = self.id().map(|k| self.stored(&k));
+        let mut ended = Vec::new();
+        for s in self.user_sessions().await? {
+            if Some(&s.id) != current.as_ref() {
+                self.inner.engine.delete(&s.id).await?;
+                ended.push(s.id);
+            }
+        }
+        self.inner
+            .extras
+            .index_remove(&self.inner.config, &user, &ended)
+            .await?;
+        Ok(ended.len() as u64)
     }
 
     /// What the middleware needs at the end of a request.

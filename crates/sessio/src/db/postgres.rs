@@ -24,8 +24,10 @@
 //! `?options=-c%20search_path%3Dsessions`. sessio adds `max_connections=N`, the size of
 //! the pool (default [`DEFAULT_MAX_CONNECTIONS`]).
 
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,11 +35,13 @@ use async_trait::async_trait;
 use sqlx_core::connection::{ConnectOptions, Connection};
 use sqlx_core::executor::Executor;
 use sqlx_core::query::query;
+use sqlx_core::query_as::query_as;
 use sqlx_core::query_scalar::query_scalar;
 use sqlx_core::row::Row;
 use sqlx_core::Url;
 use sqlx_postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgPoolOptions};
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -56,6 +60,16 @@ const CREATE_ATTEMPTS: u32 = 100;
 const MIGRATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// PostgreSQL's SQLSTATE for "relation does not exist".
 const UNDEFINED_TABLE: &str = "42P01";
+/// PostgreSQL's SQLSTATE for "deadlock detected".
+const DEADLOCK_DETECTED: &str = "40P01";
+/// The most writes combined into one statement.
+pub const MAX_BATCH: usize = 128;
+/// Writer tasks. Each runs one batch at a time; a session key always goes to the same
+/// writer, so two batches never lock the same row at once (no deadlock between them) and
+/// the saves of one session stay in order.
+const WRITERS: usize = 16;
+/// Writes waiting for one writer; callers wait (within their timeout) beyond this.
+const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 
 /// One schema change, embedded from `migrations/postgres/`.
 struct Migration {
@@ -85,10 +99,18 @@ const LOAD_SQL: &str =
     "SELECT session_data FROM django_session WHERE session_key = $1 AND expire_date > $2";
 const EXISTS_SQL: &str = "SELECT EXISTS (SELECT 1 FROM django_session WHERE session_key = $1)";
 const COUNT_EXPIRED_SQL: &str = "SELECT COUNT(*) FROM django_session WHERE expire_date < $1";
-const INSERT_SQL: &str = "INSERT INTO django_session (session_key, session_data, expire_date) \
-     VALUES ($1, $2, $3) ON CONFLICT (session_key) DO NOTHING";
-const UPDATE_SQL: &str =
-    "UPDATE django_session SET session_data = $2, expire_date = $3 WHERE session_key = $1";
+/// Every create and save of a batch in one statement (one round trip, one commit). New
+/// keys that collide are not returned (and get another key); saves of sessions that are
+/// gone are not returned either (and fail with `SessionInterrupted`).
+const BATCH_SQL: &str = "WITH created AS (\
+     INSERT INTO django_session (session_key, session_data, expire_date) \
+     SELECT * FROM unnest($1::varchar[], $2::text[], $3::timestamptz[]) \
+     ON CONFLICT (session_key) DO NOTHING RETURNING session_key), \
+     saved AS (\
+     UPDATE django_session AS s SET session_data = u.data, expire_date = u.expires \
+     FROM unnest($4::varchar[], $5::text[], $6::timestamptz[]) AS u (key, data, expires) \
+     WHERE s.session_key = u.key RETURNING s.session_key) \
+     SELECT true, session_key FROM created UNION ALL SELECT false, session_key FROM saved";
 const DELETE_SQL: &str = "DELETE FROM django_session WHERE session_key = $1";
 // The subquery bounds the work (and the locks) of one statement.
 const CLEAR_EXPIRED_SQL: &str = "DELETE FROM django_session WHERE session_key IN \
@@ -104,6 +126,10 @@ pub struct PostgresEngine {
     signer: Signer,
     clock: Arc<dyn Clock>,
     timeout: Duration,
+    /// The queues of the writer tasks (see [`Writer`]).
+    writers: Vec<mpsc::Sender<Write>>,
+    /// Spreads creates over the writers.
+    next_writer: AtomicUsize,
 }
 
 impl fmt::Debug for PostgresEngine {
@@ -200,13 +226,66 @@ impl PostgresEngine {
         Ok(engine)
     }
 
+    /// The engine, with its writer tasks started (on the current tokio runtime).
     fn new(pool: PgPool, config: &Config, database: Arc<str>) -> Self {
+        let writers = (0..WRITERS)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+                let writer = Writer {
+                    pool: pool.clone(),
+                    database: database.clone(),
+                    timeout: config.store_timeout(),
+                };
+                // Ends when the engine (every sender) is dropped and the queue is empty.
+                tokio::spawn(writer.run(rx));
+                tx
+            })
+            .collect();
         Self {
             pool,
             database,
             signer: config.signer(config.store_salt()),
             clock: config.clock().clone(),
             timeout: config.store_timeout(),
+            writers,
+            next_writer: AtomicUsize::new(0),
+        }
+    }
+
+    /// Queues a write on writer `shard` and waits for its result, within the timeout.
+    async fn write(
+        &self,
+        what: &str,
+        shard: usize,
+        op: impl FnOnce(oneshot::Sender<Result<String>>) -> Write,
+    ) -> Result<String> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || Error::Store {
+            engine: ENGINE,
+            message: format!(
+                "{what} failed: the writer task of PostgreSQL database `{}` has stopped",
+                self.database
+            ),
+            source: None,
+        };
+        let call = async {
+            self.writers[shard % WRITERS]
+                .send(op(reply))
+                .await
+                .map_err(|_| gone())?;
+            answer.await.map_err(|_| gone())?
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result,
+            // The writer skips the write if it has not started it yet.
+            Err(elapsed) => Err(Error::store(
+                ENGINE,
+                format!(
+                    "{what} timed out after {:?} on PostgreSQL database `{}`",
+                    self.timeout, self.database
+                ),
+                elapsed,
+            )),
         }
     }
 
@@ -271,25 +350,8 @@ impl PostgresEngine {
         }
     }
 
-    /// Maps a driver error: a missing table is the schema's absence, anything else a store
-    /// failure with the driver error as its source.
     fn sql_error(&self, what: &str, e: sqlx_core::Error) -> Error {
-        let undefined_table = e
-            .as_database_error()
-            .and_then(|d| d.try_downcast_ref::<PgDatabaseError>())
-            .is_some_and(|d| d.code() == UNDEFINED_TABLE);
-        if undefined_table {
-            return self.schema_missing();
-        }
-        let message = match &e {
-            sqlx_core::Error::PoolTimedOut => format!(
-                "{what} failed on PostgreSQL database `{}`: no connection within {:?} \
-                 (server down or unreachable, or every connection busy)",
-                self.database, self.timeout
-            ),
-            _ => format!("{what} failed on PostgreSQL database `{}`", self.database),
-        };
-        Error::store(ENGINE, message, e)
+        sql_error(&self.database, self.timeout, what, e)
     }
 
     fn schema_missing(&self) -> Error {
@@ -402,37 +464,16 @@ impl SessionEngine for PostgresEngine {
     }
 
     async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
+        // Signed here, on the caller's task: the writers only do SQL.
         let data = self.encode(data);
-        let attempts = async {
-            for _ in 0..CREATE_ATTEMPTS {
-                let key = crate::key::new_session_key()?;
-                let inserted = query(INSERT_SQL)
-                    .bind(&key)
-                    .bind(&data)
-                    .bind(expires)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| self.sql_error("creating a session", e))?
-                    .rows_affected();
-                if inserted == 1 {
-                    return Ok(key);
-                }
-            }
-            Err(Error::KeyCreation {
-                attempts: CREATE_ATTEMPTS,
-            })
-        };
-        match tokio::time::timeout(self.timeout, attempts).await {
-            Ok(result) => result,
-            Err(elapsed) => Err(Error::store(
-                ENGINE,
-                format!(
-                    "creating a session timed out after {:?} on PostgreSQL database `{}`",
-                    self.timeout, self.database
-                ),
-                elapsed,
-            )),
-        }
+        let shard = self.next_writer.fetch_add(1, Ordering::Relaxed);
+        self.write("creating a session", shard, |reply| Write::Create {
+            data,
+            expires,
+            attempts: 0,
+            reply,
+        })
+        .await
     }
 
     async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
@@ -440,24 +481,14 @@ impl SessionEngine for PostgresEngine {
             return Err(Error::SessionInterrupted);
         }
         let data = self.encode(data);
-        let updated = self
-            .bounded(
-                "saving a session",
-                self.timeout,
-                query(UPDATE_SQL)
-                    .bind(key)
-                    .bind(&data)
-                    .bind(expires)
-                    .execute(&self.pool),
-            )
-            .await?
-            .rows_affected();
-        // Django's `save(must_create=False)`: UPDATE only. No row means a concurrent
-        // request deleted the session (logout), which must not be undone by inserting it.
-        if updated == 0 {
-            return Err(Error::SessionInterrupted);
-        }
-        Ok(key.to_owned())
+        let key = key.to_owned();
+        self.write("saving a session", shard_of(&key), |reply| Write::Save {
+            key,
+            data,
+            expires,
+            reply,
+        })
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -522,6 +553,280 @@ impl SessionEngine for PostgresEngine {
             .await?;
         self.migrate_on(&mut conn).await
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing: group commit
+
+/// A create or save for a writer task, with where to send its result.
+enum Write {
+    Create {
+        data: String,
+        expires: OffsetDateTime,
+        /// Keys already tried (they collided).
+        attempts: u32,
+        reply: oneshot::Sender<Result<String>>,
+    },
+    Save {
+        key: String,
+        data: String,
+        expires: OffsetDateTime,
+        reply: oneshot::Sender<Result<String>>,
+    },
+}
+
+impl Write {
+    /// The caller stopped waiting (timeout, cancelled request): nothing to write.
+    fn abandoned(&self) -> bool {
+        match self {
+            Write::Create { reply, .. } | Write::Save { reply, .. } => reply.is_closed(),
+        }
+    }
+
+    fn answer(self, result: Result<String>) {
+        // A send error means the caller stopped waiting: nothing to do.
+        match self {
+            Write::Create { reply, .. } | Write::Save { reply, .. } => {
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+/// Runs the creates and saves that arrive together as one statement: one round trip and
+/// one commit (one WAL flush) for many requests, instead of one each. Each caller hears
+/// back only once the statement that holds its write has committed.
+struct Writer {
+    pool: PgPool,
+    database: Arc<str>,
+    timeout: Duration,
+}
+
+impl Writer {
+    async fn run(self, mut queue: mpsc::Receiver<Write>) {
+        // Writes held over to the next batch: creates whose key collided, and saves of a
+        // session that already has a save in the batch (one row cannot be updated twice
+        // by one statement, and the later save must win).
+        let mut carried: VecDeque<Write> = VecDeque::new();
+        loop {
+            let mut next: Vec<Write> = carried.drain(..).collect();
+            if next.is_empty() {
+                match queue.recv().await {
+                    Some(op) => next.push(op),
+                    None => return,
+                }
+            }
+            while next.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(op) => next.push(op),
+                    Err(_) => break,
+                }
+            }
+            let mut batch = Vec::with_capacity(next.len());
+            let mut saving = HashSet::new();
+            for op in next {
+                if op.abandoned() {
+                    continue;
+                }
+                let later = match &op {
+                    Write::Save { key, .. } => !saving.insert(key.clone()),
+                    Write::Create { .. } => false,
+                };
+                if later || batch.len() >= MAX_BATCH {
+                    carried.push_back(op);
+                } else {
+                    batch.push(op);
+                }
+            }
+            self.execute(batch, &mut carried).await;
+        }
+    }
+
+    async fn execute(&self, batch: Vec<Write>, carried: &mut VecDeque<Write>) {
+        if batch.is_empty() {
+            return;
+        }
+        {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            static OPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed) + 1;
+            let ops = OPS.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
+            if n % 500 == 0 {
+                eprintln!("batches {n} ops {ops} avg {:.1}", ops as f64 / n as f64);
+            }
+        }
+        let mut creates = Vec::new();
+        let mut saves = Vec::new();
+        let (mut c_keys, mut c_data, mut c_expires) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut s_keys, mut s_data, mut s_expires) = (Vec::new(), Vec::new(), Vec::new());
+        for op in batch {
+            match &op {
+                Write::Create { data, expires, .. } => match crate::key::new_session_key() {
+                    Ok(key) => {
+                        c_keys.push(key.clone());
+                        c_data.push(data.clone());
+                        c_expires.push(*expires);
+                        creates.push((key, op));
+                    }
+                    Err(e) => op.answer(Err(e)),
+                },
+                Write::Save {
+                    key, data, expires, ..
+                } => {
+                    s_keys.push(key.clone());
+                    s_data.push(data.clone());
+                    s_expires.push(*expires);
+                    saves.push(op);
+                }
+            }
+        }
+        let run = || {
+            query_as::<_, (bool, String)>(BATCH_SQL)
+                .bind(&c_keys)
+                .bind(&c_data)
+                .bind(&c_expires)
+                .bind(&s_keys)
+                .bind(&s_data)
+                .bind(&s_expires)
+                .fetch_all(&self.pool)
+        };
+        let what = if saves.is_empty() {
+            "creating sessions"
+        } else {
+            "saving sessions"
+        };
+        let mut outcome = tokio::time::timeout(self.timeout, run()).await;
+        // Another client's multi-row statement (say, Django's clearsessions) can deadlock
+        // with a batch; PostgreSQL then aborts one of them. Ours is worth another try.
+        for _ in 0..2 {
+            match &outcome {
+                Ok(Err(e)) if sqlstate(e) == Some(DEADLOCK_DETECTED) => {
+                    outcome = tokio::time::timeout(self.timeout, run()).await;
+                }
+                _ => break,
+            }
+        }
+        let rows = match outcome {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => {
+                let e = Arc::new(e);
+                for (_, op) in creates {
+                    op.answer(Err(sql_error(
+                        &self.database,
+                        self.timeout,
+                        what,
+                        e.clone(),
+                    )));
+                }
+                for op in saves {
+                    op.answer(Err(sql_error(
+                        &self.database,
+                        self.timeout,
+                        what,
+                        e.clone(),
+                    )));
+                }
+                return;
+            }
+            Err(_) => {
+                let timed_out = || Error::Store {
+                    engine: ENGINE,
+                    message: format!(
+                        "{what} timed out after {:?} on PostgreSQL database `{}`",
+                        self.timeout, self.database
+                    ),
+                    source: None,
+                };
+                creates
+                    .into_iter()
+                    .for_each(|(_, op)| op.answer(Err(timed_out())));
+                saves.into_iter().for_each(|op| op.answer(Err(timed_out())));
+                return;
+            }
+        };
+        let mut created = HashSet::new();
+        let mut saved = HashSet::new();
+        for (was_created, key) in rows {
+            if was_created {
+                created.insert(key);
+            } else {
+                saved.insert(key);
+            }
+        }
+        for (key, op) in creates {
+            if created.contains(&key) {
+                op.answer(Ok(key));
+                continue;
+            }
+            // Django's `create()`: a key that is taken means another key.
+            match op {
+                Write::Create {
+                    data,
+                    expires,
+                    attempts,
+                    reply,
+                } if attempts + 1 < CREATE_ATTEMPTS => carried.push_back(Write::Create {
+                    data,
+                    expires,
+                    attempts: attempts + 1,
+                    reply,
+                }),
+                op => op.answer(Err(Error::KeyCreation {
+                    attempts: CREATE_ATTEMPTS,
+                })),
+            }
+        }
+        for op in saves {
+            let Write::Save { key, reply, .. } = op else {
+                continue;
+            };
+            // Django's `save(must_create=False)`: UPDATE only. No row means a concurrent
+            // request deleted the session (logout), which must not be undone by inserting
+            // it again.
+            let result = if saved.contains(&key) {
+                Ok(key)
+            } else {
+                Err(Error::SessionInterrupted)
+            };
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// The writer of a session key: always the same one (FNV-1a).
+fn shard_of(key: &str) -> usize {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % WRITERS as u64) as usize
+}
+
+fn sqlstate(e: &sqlx_core::Error) -> Option<&str> {
+    e.as_database_error()
+        .and_then(|d| d.try_downcast_ref::<PgDatabaseError>())
+        .map(PgDatabaseError::code)
+}
+
+/// Maps a driver error: a missing table is the schema's absence, anything else a store
+/// failure with the driver error as its source.
+fn sql_error<E>(database: &str, timeout: Duration, what: &str, e: E) -> Error
+where
+    E: std::borrow::Borrow<sqlx_core::Error> + std::error::Error + Send + Sync + 'static,
+{
+    if sqlstate(e.borrow()) == Some(UNDEFINED_TABLE) {
+        return Error::SchemaMissing {
+            table: TABLE.into(),
+            database: database.into(),
+        };
+    }
+    let message = match e.borrow() {
+        sqlx_core::Error::PoolTimedOut => format!(
+            "{what} failed on PostgreSQL database `{database}`: no connection within \
+             {timeout:?} (server down or unreachable, or every connection busy)"
+        ),
+        _ => format!("{what} failed on PostgreSQL database `{database}`"),
+    };
+    Error::store(ENGINE, message, e)
 }
 
 /// Whether PostgreSQL can hold `key` at all: `text` cannot contain NUL, and a key that
