@@ -77,6 +77,36 @@ impl SessionManager {
         )
     }
 
+    /// Runs [`clear_expired`](SessionManager::clear_expired) every `interval` in a tokio
+    /// task, logging what it deleted and any error (the task keeps going). Drop or abort
+    /// the handle to stop it.
+    ///
+    /// ```no_run
+    /// # async fn run(sessions: sessio::SessionManager) {
+    /// let cleaner = sessions.spawn_clear_expired(std::time::Duration::from_secs(3600));
+    /// // ... on shutdown:
+    /// cleaner.abort();
+    /// # }
+    /// ```
+    pub fn spawn_clear_expired(
+        &self,
+        interval: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let manager = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match manager.clear_expired(DEFAULT_CLEAR_BATCH, |_| {}).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "cleared expired sessions"),
+                    Err(error) => tracing::warn!(%error, "clearing expired sessions failed"),
+                }
+            }
+        })
+    }
+
     /// The sessions of a user (logged in with [`crate::auth::login`]), newest data first
     /// as stored; ended sessions are pruned from the index as they are found. Server
     /// engines only: cookie sessions are nowhere on the server to list.
