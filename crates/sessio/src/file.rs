@@ -22,6 +22,9 @@ use crate::engine::{Changes, SessionData, SessionEngine};
 use crate::error::{Error, Result};
 use crate::signing::Signer;
 
+/// A temp file older than this was left by a crash (writes take milliseconds).
+const ABANDONED_TEMP_FILE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// How many locks the sessions of one engine are spread over.
 const LOCK_STRIPES: usize = 64;
 
@@ -336,6 +339,19 @@ impl SessionEngine for FileEngine {
                 let Some(key) = name.to_str().and_then(|n| n.strip_prefix(&inner.prefix)) else {
                     continue;
                 };
+                // A temp file left by a crash between write and rename: never a session,
+                // but a copy of session data, so it goes once it is surely abandoned.
+                if key.contains("_out_") {
+                    let abandoned = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .map(|t| t.elapsed().unwrap_or_default() > ABANDONED_TEMP_FILE)
+                        .unwrap_or(false);
+                    if abandoned {
+                        let _ = fs::remove_file(entry.path());
+                    }
+                    continue;
+                }
                 let Some(path) = inner.path(key) else {
                     continue; // temp files and foreign files are not sessions
                 };
@@ -422,6 +438,26 @@ mod tests {
             .unwrap();
         let err = FileEngine::open(&config).await.unwrap_err().to_string();
         assert!(err.contains("/nonexistent/sessio/dir"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn crash_leftover_temp_files_are_cleaned_once_abandoned() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path()).await;
+        let stale = dir.path().join("sessionidabc_out_x1");
+        let fresh = dir.path().join("sessionidabc_out_x2");
+        fs::write(&stale, "x").unwrap();
+        fs::write(&fresh, "x").unwrap();
+        let long_ago = SystemTime::now() - std::time::Duration::from_secs(7200);
+        fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        assert_eq!(e.clear_expired_batch(100).await.unwrap(), 0, "not sessions");
+        assert!(!stale.exists());
+        assert!(fresh.exists(), "a write may still be in flight");
     }
 
     #[tokio::test]
