@@ -1,0 +1,158 @@
+//! An arbitrary string in `_session_expiry`, through the public `Session` API.
+//!
+//! Input: the string (lossy UTF-8). A `Session` over the signed-cookies engine with a
+//! `ManualClock` gets `_session_expiry` = the string by `insert_value`, then
+//! `expiry`, `expiry_age`, `expiry_date` and `expires_at_browser_close` are asked.
+//!
+//! Invariants: nothing panics; a date that parses (`Expiry::AtDateTime(at)`) is the expiry
+//! date, its age is the whole seconds from now to it (rounded down) and the cookie does not
+//! end with the browser; any other string means the configured cookie age; setting the
+//! parsed expiry again keeps the same instant; the session saves and loads back with the
+//! same string (or is refused as too large for a cookie). A string that is a JSON number is
+//! also stored as that number: seconds of inactivity, 0 for "at browser close".
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+
+use libfuzzer_sys::fuzz_target;
+use serde_json::{Number, Value};
+use sessio::clock::ManualClock;
+use sessio::signed_cookies::SignedCookieEngine;
+use sessio::{Config, EngineKind, Expiry, Session, SessionEngine};
+use sessio_fuzz::{block_on, config, strict, COOKIE_AGE, COOKIE_NAME, SECRET, T};
+use time::{Duration, OffsetDateTime, UtcOffset};
+
+const EXPIRY_KEY: &str = "_session_expiry";
+
+struct Fixture {
+    clock: ManualClock,
+    config: Arc<Config>,
+    engine: Arc<dyn SessionEngine>,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let clock = ManualClock::at_unix(T);
+        let config = Arc::new(config(
+            SECRET,
+            COOKIE_NAME,
+            EngineKind::SignedCookies,
+            &clock,
+        ));
+        assert_eq!(config.cookie_age(), COOKIE_AGE);
+        let engine: Arc<dyn SessionEngine> = Arc::new(SignedCookieEngine::new(&config));
+        Fixture {
+            clock,
+            config,
+            engine,
+        }
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let f = fixture();
+    let now = OffsetDateTime::from_unix_timestamp(T).unwrap();
+    f.clock.set(now);
+    let text = String::from_utf8_lossy(data).into_owned();
+    block_on(async {
+        let session = Session::new(f.engine.clone(), f.config.clone(), None);
+        session
+            .insert_value(EXPIRY_KEY, Value::String(text.clone()))
+            .await
+            .unwrap();
+        let expiry = session.expiry().await.unwrap();
+        let age = session.expiry_age().await.unwrap();
+        let date = session.expiry_date().await.unwrap();
+        let at_close = session.expires_at_browser_close().await.unwrap();
+        assert!(
+            !at_close,
+            "{text:?}: a string never means 'at browser close'"
+        );
+        match expiry {
+            Expiry::AtDateTime(at) => {
+                assert_eq!(date, at, "{text:?}");
+                assert_eq!(age, (at - now).as_seconds_f64().floor() as i64, "{text:?}");
+                // Setting the same expiry again keeps the instant. Known issue K2:
+                // `set_expiry` panics for a date whose UTC form is past year 9999
+                // (`9999-12-31T23:59:59-01:00`).
+                if strict() || at.checked_to_offset(UtcOffset::UTC).is_some() {
+                    session.set_expiry(Expiry::AtDateTime(at)).await.unwrap();
+                    match session.expiry().await.unwrap() {
+                        Expiry::AtDateTime(again) => assert_eq!(again, at, "{text:?}"),
+                        other => panic!("{text:?}: set_expiry({at}) reads back as {other:?}"),
+                    }
+                    session
+                        .insert_value(EXPIRY_KEY, Value::String(text.clone()))
+                        .await
+                        .unwrap();
+                }
+            }
+            Expiry::Default => {
+                assert_eq!(age, COOKIE_AGE, "{text:?}");
+                assert_eq!(date, now + Duration::seconds(COOKIE_AGE), "{text:?}");
+            }
+            other => panic!("{text:?} read as {other:?}"),
+        }
+        // The session saves and loads back with the same string.
+        match session.save().await {
+            Ok(()) => {}
+            // A long string may not fit in a cookie: refused, not truncated.
+            Err(sessio::Error::CookieTooLarge { size, limit, .. }) if size > limit => return,
+            Err(e) => panic!("{text:?}: save failed: {e}"),
+        }
+        let value = session.id().expect("a saved session has a cookie value");
+        let loaded = Session::new(f.engine.clone(), f.config.clone(), Some(value));
+        assert_eq!(
+            loaded.get_value(EXPIRY_KEY).await.unwrap(),
+            Some(Value::String(text.clone()))
+        );
+        assert_eq!(loaded.expiry().await.unwrap(), expiry);
+    });
+    // A string that is a JSON number is also tried as that number (Django's
+    // `set_expiry(seconds)`).
+    if let Ok(n) = serde_json::from_str::<Number>(text.trim()) {
+        check_number(f, now, n);
+    }
+});
+
+fn check_number(f: &Fixture, now: OffsetDateTime, n: Number) {
+    let Some(float) = n.as_f64() else {
+        return;
+    };
+    // Django adds `timedelta(seconds=n)` to now; Python raises OverflowError past year
+    // 9999. Known issue K4: sessio panics there (`expiry_date`).
+    let representable = Duration::checked_seconds_f64(float)
+        .and_then(|d| now.checked_add(d))
+        .is_some();
+    if !representable && !strict() {
+        return;
+    }
+    block_on(async {
+        let session = Session::new(f.engine.clone(), f.config.clone(), None);
+        session
+            .insert_value(EXPIRY_KEY, Value::Number(n.clone()))
+            .await
+            .unwrap();
+        let expiry = session.expiry().await.unwrap();
+        let age = session.expiry_age().await.unwrap();
+        let date = session.expiry_date().await.unwrap();
+        let at_close = session.expires_at_browser_close().await.unwrap();
+        let secs = n.as_i64().unwrap_or(float.floor() as i64);
+        if float == 0.0 {
+            assert_eq!(expiry, Expiry::OnBrowserClose, "{n}");
+            assert!(at_close, "{n}");
+            assert_eq!(age, COOKIE_AGE, "{n}");
+            assert_eq!(date, now + Duration::seconds(COOKIE_AGE), "{n}");
+        } else {
+            assert_eq!(expiry, Expiry::OnInactivity(Duration::seconds(secs)), "{n}");
+            assert!(!at_close, "{n}");
+            assert_eq!(age, secs, "{n}");
+            if n.as_i64().is_none() {
+                assert_eq!(date, now + Duration::seconds_f64(float), "{n}");
+            } else {
+                assert_eq!(date, now + Duration::seconds(secs), "{n}");
+            }
+        }
+    });
+}
