@@ -8,21 +8,26 @@
 //! date, its age is the whole seconds from now to it (rounded down) and the cookie does not
 //! end with the browser; any other string means the configured cookie age; setting the
 //! parsed expiry again keeps the same instant; the session saves and loads back with the
-//! same string (or is refused as too large for a cookie). A string that is a JSON number is
+//! same string (or is refused as too large for a cookie); through the middleware, the
+//! `Set-Cookie` has `Max-Age` = the age and `expires` = now + the age. A string that is a JSON number is
 //! also stored as that number: seconds of inactivity, 0 for "at browser close".
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
+
+use http::header::SET_COOKIE;
+use sessio::cookie::http_date;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Number, Value};
 use sessio::clock::ManualClock;
 use sessio::signed_cookies::SignedCookieEngine;
 use sessio::{Config, EngineKind, Expiry, Session, SessionEngine};
-use sessio_fuzz::{block_on, config, strict, COOKIE_AGE, COOKIE_NAME, SECRET, T};
+use sessio_fuzz::{
+    block_on, config, set_expiry_through_middleware, strict, COOKIE_AGE, COOKIE_NAME, EXPIRY_KEY,
+    SECRET, T,
+};
 use time::{Duration, OffsetDateTime, UtcOffset};
-
-const EXPIRY_KEY: &str = "_session_expiry";
 
 struct Fixture {
     clock: ManualClock,
@@ -108,6 +113,10 @@ fuzz_target!(|data: &[u8]| {
             Some(Value::String(text.clone()))
         );
         assert_eq!(loaded.expiry().await.unwrap(), expiry);
+        // Known issue K2 again: the middleware's `expires` (now + age) is past 9999.
+        if strict() || now.checked_add(Duration::seconds(age)).is_some() {
+            check_middleware(f, now, Value::String(text.clone()), Some(age)).await;
+        }
     });
     // A string that is a JSON number is also tried as that number (Django's
     // `set_expiry(seconds)`).
@@ -121,10 +130,15 @@ fn check_number(f: &Fixture, now: OffsetDateTime, n: Number) {
         return;
     };
     // Django adds `timedelta(seconds=n)` to now; Python raises OverflowError past year
-    // 9999. Known issue K4: sessio panics there (`expiry_date`).
-    let representable = Duration::checked_seconds_f64(float)
-        .and_then(|d| now.checked_add(d))
-        .is_some();
+    // 9999. Known issue K4: sessio panics there (`expiry_date`, and the middleware's
+    // cookie expiry).
+    let secs = n.as_i64().unwrap_or(float.floor() as i64);
+    let representable = match n.as_i64() {
+        Some(i) => now.checked_add(Duration::seconds(i)).is_some(),
+        None => Duration::checked_seconds_f64(float)
+            .and_then(|d| now.checked_add(d))
+            .is_some(),
+    } && now.checked_add(Duration::seconds(secs)).is_some();
     if !representable && !strict() {
         return;
     }
@@ -138,7 +152,6 @@ fn check_number(f: &Fixture, now: OffsetDateTime, n: Number) {
         let age = session.expiry_age().await.unwrap();
         let date = session.expiry_date().await.unwrap();
         let at_close = session.expires_at_browser_close().await.unwrap();
-        let secs = n.as_i64().unwrap_or(float.floor() as i64);
         if float == 0.0 {
             assert_eq!(expiry, Expiry::OnBrowserClose, "{n}");
             assert!(at_close, "{n}");
@@ -154,5 +167,41 @@ fn check_number(f: &Fixture, now: OffsetDateTime, n: Number) {
                 assert_eq!(date, now + Duration::seconds(secs), "{n}");
             }
         }
+        let lifetime = (float != 0.0).then_some(age);
+        check_middleware(f, now, Value::Number(n.clone()), lifetime).await;
     });
+}
+
+/// Through the middleware: the `Set-Cookie` has `Max-Age` = the expiry age and `expires`
+/// = now + that age, or neither when the cookie ends with the browser (`lifetime` None).
+async fn check_middleware(f: &Fixture, now: OffsetDateTime, value: Value, lifetime: Option<i64>) {
+    let res = set_expiry_through_middleware(&f.engine, &f.config, value.clone()).await;
+    if res.status().is_server_error() {
+        // Only a cookie too large for browsers is refused.
+        assert!(res.headers().get(SET_COOKIE).is_none());
+        return;
+    }
+    let cookie = res
+        .headers()
+        .get(SET_COOKIE)
+        .unwrap_or_else(|| panic!("{value}: no Set-Cookie"))
+        .to_str()
+        .unwrap();
+    match lifetime {
+        Some(age) => {
+            let expires = format!("; expires={};", http_date(now + Duration::seconds(age)));
+            assert!(
+                cookie.contains(&expires),
+                "{value}: {cookie:?} lacks {expires:?}"
+            );
+            assert!(
+                cookie.contains(&format!("; Max-Age={age};")),
+                "{value}: {cookie:?}"
+            );
+        }
+        None => assert!(
+            !cookie.contains("expires=") && !cookie.contains("Max-Age="),
+            "{value}: {cookie:?}"
+        ),
+    }
 }

@@ -279,3 +279,55 @@ pub fn sealed_seeds() -> Vec<(String, Map<String, Value>, bool)> {
         })
         .collect()
 }
+
+/// The key of the custom expiry in the session data.
+pub const EXPIRY_KEY: &str = "_session_expiry";
+
+/// A handler that sets `_session_expiry` to a value.
+#[derive(Clone, Debug)]
+struct SetExpiry(Value);
+
+impl tower_service::Service<http::Request<()>> for SetExpiry {
+    type Response = http::Response<String>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<http::Response<String>, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<()>) -> Self::Future {
+        let session = req
+            .extensions()
+            .get::<sessio::Session>()
+            .expect("the middleware adds the session")
+            .clone();
+        let value = self.0.clone();
+        Box::pin(async move {
+            session.insert_value(EXPIRY_KEY, value).await.unwrap();
+            Ok(http::Response::new(String::new()))
+        })
+    }
+}
+
+/// One request without a cookie through the session middleware, to a handler that sets
+/// `_session_expiry` to `value`; the response (with its `Set-Cookie`).
+pub async fn set_expiry_through_middleware(
+    engine: &std::sync::Arc<dyn sessio::SessionEngine>,
+    config: &std::sync::Arc<sessio::Config>,
+    value: Value,
+) -> http::Response<String> {
+    use tower_layer::Layer;
+    use tower_service::Service;
+    let mut service =
+        sessio::SessionLayer::new(engine.clone(), config.clone()).layer(SetExpiry(value));
+    match service.call(http::Request::new(())).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    }
+}
