@@ -235,6 +235,64 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         shared_semantics(&engine, &clock).await;
     }
 
+    /// Writes are grouped into one statement per batch: a session saved many times at
+    /// once, and saves of deleted sessions, must not disturb the rest of the batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn batched_writes_keep_each_result_apart() {
+        let Some(scratch) = PgScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine = std::sync::Arc::new(
+            PostgresEngine::open(&config(&scratch.url, &clock, true))
+                .await
+                .unwrap(),
+        );
+        let shared = engine
+            .create(&data(json!({"n": -1})), at(T0 + DAY))
+            .await
+            .unwrap();
+        let gone = engine
+            .create(&SessionData::new(), at(T0 + DAY))
+            .await
+            .unwrap();
+        engine.delete(&gone).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let (engine, shared, gone) = (engine.clone(), shared.clone(), gone.clone());
+            tasks.push(tokio::spawn(async move {
+                match i % 3 {
+                    0 => engine
+                        .save(&shared, &data(json!({"n": i})), at(T0 + DAY))
+                        .await
+                        .map(drop),
+                    1 => {
+                        let r = engine.save(&gone, &SessionData::new(), at(T0 + DAY)).await;
+                        assert!(matches!(r, Err(Error::SessionInterrupted)), "{r:?}");
+                        Ok(())
+                    }
+                    _ => {
+                        let key = engine.create(&data(json!({"i": i})), at(T0 + DAY)).await?;
+                        assert_eq!(engine.load(&key).await?, Some(data(json!({"i": i}))));
+                        Ok(())
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let last = engine.load(&shared).await.unwrap().unwrap();
+        let n = last["n"].as_i64().unwrap();
+        assert!(n >= 0 && n % 3 == 0, "{last:?}");
+        assert!(!engine.exists(&gone).await.unwrap());
+        let rows: i64 = query_scalar("SELECT COUNT(*) FROM django_session")
+            .fetch_one(engine.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows, 1 + 66);
+    }
+
     #[tokio::test]
     async fn fresh_schema_is_djangos_and_migrating_again_changes_nothing() {
         let Some(scratch) = PgScratch::create().await else {
@@ -1256,4 +1314,99 @@ mod faults {
             hung.iter().chain(&down).map(|r| r.elapsed).max().unwrap()
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Throughput (measurements, not checks):
+// `cargo test --release -p sessio --features postgres,mysql --test db_servers throughput -- --ignored --nocapture --test-threads 1`
+
+/// `OPS` create+save pairs from `TASKS` tasks, then `OPS` loads.
+async fn throughput(label: &str, engine: std::sync::Arc<dyn SessionEngine>) {
+    const OPS: usize = 10_000;
+    const TASKS: usize = 64;
+    let d = data(json!({"user_id": 42, "name": "Ada Lovelace", "cart": [1, 2, 3]}));
+    let expires = OffsetDateTime::now_utc() + time::Duration::days(14);
+
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..TASKS {
+        let (engine, d) = (engine.clone(), d.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut keys = Vec::with_capacity(OPS / TASKS);
+            for _ in 0..OPS / TASKS {
+                let key = engine.create(&d, expires).await.unwrap();
+                engine.save(&key, &d, expires).await.unwrap();
+                keys.push(key);
+            }
+            keys
+        }));
+    }
+    let mut keys = Vec::new();
+    for t in tasks {
+        keys.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    let writes = keys.len() * 2;
+    println!(
+        "{label} writes: {} create+save ({writes} writes) from {TASKS} tasks in {elapsed:.2?}: {:.0} writes/s",
+        keys.len(),
+        writes as f64 / elapsed.as_secs_f64()
+    );
+
+    let keys = std::sync::Arc::new(keys);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let (engine, keys) = (engine.clone(), keys.clone());
+        tasks.push(tokio::spawn(async move {
+            for key in keys.iter().skip(t).step_by(TASKS) {
+                assert!(engine.load(key).await.unwrap().is_some());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{label} reads: {} loads from {TASKS} tasks in {elapsed:.2?}: {:.0} loads/s",
+        keys.len(),
+        keys.len() as f64 / elapsed.as_secs_f64()
+    );
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement, not a check"]
+async fn throughput_postgres() {
+    let Some(scratch) = common::PgScratch::create().await else {
+        return;
+    };
+    let config = Config::builder()
+        .secret_key(common::STRONG_KEY)
+        .database_url(&scratch.url)
+        .auto_migrate(true)
+        .build()
+        .unwrap();
+    let engine = sessio::db::postgres::PostgresEngine::open(&config)
+        .await
+        .unwrap();
+    throughput("postgres", std::sync::Arc::new(engine)).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement, not a check"]
+async fn throughput_mysql() {
+    let Some(scratch) = common::MySqlScratch::create().await else {
+        return;
+    };
+    let config = Config::builder()
+        .secret_key(common::STRONG_KEY)
+        .database_url(&scratch.url)
+        .auto_migrate(true)
+        .build()
+        .unwrap();
+    let engine = sessio::db::mysql::MySqlEngine::open(&config).await.unwrap();
+    throughput("mysql", std::sync::Arc::new(engine)).await;
 }

@@ -8,6 +8,16 @@
 //! * **A sqlx pool** ([`PgPool`]), opened from the URL or handed over by the application
 //!   ([`PostgresEngine::from_pool`]). sqlx prepares each statement once per connection and
 //!   reconnects by itself when the server comes back.
+//! * **Group commit for writes.** Creates and saves go to a few writer tasks; each takes
+//!   everything queued for it (up to [`MAX_BATCH`]) and runs it as *one* statement
+//!   (`INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING` and `UPDATE … FROM
+//!   unnest(…)` in one `WITH`), so concurrent requests share a round trip and a commit.
+//!   Each caller hears back only once that statement has committed, with its own result:
+//!   a taken key gets another key, a save of a deleted session fails with
+//!   [`Error::SessionInterrupted`]. A session key always goes to the same writer, so the
+//!   saves of one session keep their order and two batches never wait on each other's
+//!   row locks. Loads, deletes and the rest go straight to the pool. Signing happens on
+//!   the caller's task, so the writers only do SQL.
 //! * **Every call is bounded** by [`Config::store_timeout`]: waiting for a connection, and
 //!   the query itself. A timeout or a broken connection is [`Error::Store`], which the
 //!   middleware answers with 503.
@@ -67,7 +77,7 @@ pub const MAX_BATCH: usize = 128;
 /// Writer tasks. Each runs one batch at a time; a session key always goes to the same
 /// writer, so two batches never lock the same row at once (no deadlock between them) and
 /// the saves of one session stay in order.
-const WRITERS: usize = 16;
+const WRITERS: usize = 4;
 /// Writes waiting for one writer; callers wait (within their timeout) beyond this.
 const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 
@@ -645,15 +655,6 @@ impl Writer {
     async fn execute(&self, batch: Vec<Write>, carried: &mut VecDeque<Write>) {
         if batch.is_empty() {
             return;
-        }
-        {
-            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            static OPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            let n = N.fetch_add(1, Ordering::Relaxed) + 1;
-            let ops = OPS.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
-            if n % 500 == 0 {
-                eprintln!("batches {n} ops {ops} avg {:.1}", ops as f64 / n as f64);
-            }
         }
         let mut creates = Vec::new();
         let mut saves = Vec::new();
