@@ -47,7 +47,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{SessionData, SessionEngine};
+use crate::engine::{Changes, SessionData, SessionEngine};
 use crate::error::{redact_url, Error, LogId, Result};
 use crate::signing::Signer;
 
@@ -99,6 +99,9 @@ const INSERT_SQL: &str =
 const UPDATE_SQL: &str =
     "UPDATE django_session SET session_data = ?, expire_date = ? WHERE session_key = ?";
 const DELETE_SQL: &str = "DELETE FROM django_session WHERE session_key = ?";
+// The row lock taken by a merging save: concurrent merges of one session queue here.
+const LOCK_ROW_SQL: &str =
+    "SELECT session_data FROM django_session WHERE session_key = ? FOR UPDATE";
 // LIMIT bounds the work (and the locks) of one statement.
 const CLEAR_EXPIRED_SQL: &str = "DELETE FROM django_session WHERE expire_date < ? LIMIT ?";
 
@@ -513,6 +516,72 @@ impl SessionEngine for MySqlEngine {
             return Err(Error::SessionInterrupted);
         }
         Ok(key.to_owned())
+    }
+
+    async fn insert(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
+        let data = self.encode(data);
+        let inserted = tokio::time::timeout(
+            self.timeout,
+            query(INSERT_SQL)
+                .bind(key)
+                .bind(&data)
+                .bind(naive_utc(expires))
+                .execute(&self.pool),
+        )
+        .await;
+        match inserted {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(e)) if error_number(&e) == Some(DUPLICATE_ENTRY) => Ok(false),
+            Ok(Err(e)) => Err(self.sql_error("creating a session", e)),
+            Err(elapsed) => Err(Error::store(
+                ENGINE,
+                format!(
+                    "creating a session timed out after {:?} on MySQL database `{}`",
+                    self.timeout, self.database
+                ),
+                elapsed,
+            )),
+        }
+    }
+
+    /// Reads the row with a row lock (`SELECT ... FOR UPDATE`), applies the changes and
+    /// writes it back in one transaction: concurrent merges of one session serialise on the
+    /// row instead of overwriting each other.
+    async fn save_changes(
+        &self,
+        key: &str,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<(String, SessionData)> {
+        let merge = async {
+            let mut tx = self.pool.begin().await?;
+            let row = query(LOCK_ROW_SQL)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            let mut data = self.decode(key, row.try_get::<String, _>(0).ok());
+            changes.apply(&mut data);
+            query(UPDATE_SQL)
+                .bind(self.encode(&data))
+                .bind(naive_utc(expires))
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(data))
+        };
+        match self
+            .bounded("saving a session", self.timeout, merge)
+            .await?
+        {
+            Some(data) => Ok((key.to_owned(), data)),
+            // Deleted by a concurrent logout: it stays deleted.
+            None => Err(Error::SessionInterrupted),
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
