@@ -18,7 +18,10 @@
 //!   with, as told by `config.clock()` (so tests can move time). Expired sessions are never
 //!   returned; they are dropped when met, when room is needed, or by `clear_expired`.
 //! * **No serialisation.** The session map is stored as it is (behind an `Arc`); nothing is
-//!   signed, since it never leaves the process.
+//!   signed, since it never leaves the process. The price is memory: about 250 bytes for an
+//!   empty session, 1.1 KB for three small keys and 1.7 KB for a Django login, as measured
+//!   by `tests/cache_engines.rs` (`memory_bytes_per_session`); size `max_entries` with that
+//!   in mind (the default bound is ~110-170 MB of typical sessions).
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
