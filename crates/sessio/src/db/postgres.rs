@@ -44,18 +44,21 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx_core::connection::{ConnectOptions, Connection};
 use sqlx_core::executor::Executor;
+use sqlx_core::pool::PoolConnection;
 use sqlx_core::query::query;
 use sqlx_core::query_as::query_as;
 use sqlx_core::query_scalar::query_scalar;
 use sqlx_core::row::Row;
 use sqlx_core::Url;
-use sqlx_postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgPoolOptions};
+use sqlx_postgres::{
+    PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgPoolOptions, Postgres,
+};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{SessionData, SessionEngine};
+use crate::engine::{Changes, SessionData, SessionEngine};
 use crate::error::{redact_url, Error, LogId, Result};
 use crate::signing::Signer;
 
@@ -74,7 +77,7 @@ const UNDEFINED_TABLE: &str = "42P01";
 const DEADLOCK_DETECTED: &str = "40P01";
 /// The most writes combined into one statement.
 pub const MAX_BATCH: usize = 128;
-/// Writer tasks. Each runs one batch at a time; a session key always goes to the same
+/// The most writer tasks (fewer with a small pool). Each runs one batch at a time; a session key always goes to the same
 /// writer, so two batches never lock the same row at once (no deadlock between them) and
 /// the saves of one session stay in order.
 const WRITERS: usize = 4;
@@ -122,6 +125,13 @@ const BATCH_SQL: &str = "WITH created AS (\
      WHERE s.session_key = u.key RETURNING s.session_key) \
      SELECT true, session_key FROM created UNION ALL SELECT false, session_key FROM saved";
 const DELETE_SQL: &str = "DELETE FROM django_session WHERE session_key = $1";
+const INSERT_ONE_SQL: &str = "INSERT INTO django_session (session_key, session_data, expire_date) \
+     VALUES ($1, $2, $3) ON CONFLICT (session_key) DO NOTHING";
+// The row lock taken by a merging save: concurrent merges of one session queue here.
+const LOCK_ROW_SQL: &str =
+    "SELECT session_data FROM django_session WHERE session_key = $1 FOR UPDATE";
+const UPDATE_ONE_SQL: &str =
+    "UPDATE django_session SET session_data = $2, expire_date = $3 WHERE session_key = $1";
 // The subquery bounds the work (and the locks) of one statement.
 const CLEAR_EXPIRED_SQL: &str = "DELETE FROM django_session WHERE session_key IN \
      (SELECT session_key FROM django_session WHERE expire_date < $1 LIMIT $2)";
@@ -238,7 +248,10 @@ impl PostgresEngine {
 
     /// The engine, with its writer tasks started (on the current tokio runtime).
     fn new(pool: PgPool, config: &Config, database: Arc<str>) -> Self {
-        let writers = (0..WRITERS)
+        // At most half the pool, so that loads always find a connection.
+        let max_connections = pool.options().get_max_connections();
+        let count = usize::try_from(max_connections / 2).map_or(WRITERS, |n| n.clamp(1, WRITERS));
+        let writers = (0..count)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
                 let writer = Writer {
@@ -279,7 +292,7 @@ impl PostgresEngine {
             source: None,
         };
         let call = async {
-            self.writers[shard % WRITERS]
+            self.writers[shard % self.writers.len()]
                 .send(op(reply))
                 .await
                 .map_err(|_| gone())?;
@@ -337,6 +350,28 @@ impl PostgresEngine {
             tracing::info!(database = %self.database, migration = name, "applied session migration");
         }
         Ok(())
+    }
+
+    /// Runs one call on the pool within the timeout, mapping its errors. A connection
+    /// that broke while idle in the pool (the server restarted, say) fails the call
+    /// immediately; sqlx then drops it, and the call is tried again on another.
+    async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = std::result::Result<T, sqlx_core::Error>>,
+    {
+        let tries = self.pool.options().get_max_connections() + 1;
+        let attempts = async {
+            let mut result = f().await;
+            for _ in 1..tries {
+                match &result {
+                    Err(e) if broken_connection(e) => result = f().await,
+                    _ => break,
+                }
+            }
+            result
+        };
+        self.bounded(what, self.timeout, attempts).await
     }
 
     /// Runs one store call within the timeout, mapping its errors.
@@ -461,14 +496,12 @@ impl SessionEngine for PostgresEngine {
         }
         let now = self.clock.now();
         let row = self
-            .bounded(
-                "loading a session",
-                self.timeout,
+            .call("loading a session", || {
                 query(LOAD_SQL)
                     .bind(key)
                     .bind(now)
-                    .fetch_optional(&self.pool),
-            )
+                    .fetch_optional(&self.pool)
+            })
             .await?;
         Ok(row.map(|row| self.decode(key, row.try_get::<String, _>(0).ok())))
     }
@@ -501,15 +534,75 @@ impl SessionEngine for PostgresEngine {
         .await
     }
 
+    async fn insert(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
+        if !storable(key) {
+            return Err(Error::Config(format!(
+                "`{key}` is too long for a django_session key"
+            )));
+        }
+        let data = self.encode(data);
+        let done = self
+            .call("creating a session", || {
+                query(INSERT_ONE_SQL)
+                    .bind(key)
+                    .bind(&data)
+                    .bind(expires)
+                    .execute(&self.pool)
+            })
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Reads the row with a row lock (`SELECT ... FOR UPDATE`), applies the changes and
+    /// writes it back in one transaction: concurrent merges of one session serialise on the
+    /// row instead of overwriting each other.
+    async fn save_changes(
+        &self,
+        key: &str,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<(String, SessionData)> {
+        if !storable(key) {
+            return Err(Error::SessionInterrupted);
+        }
+        let merge = async {
+            let mut tx = self.pool.begin().await?;
+            let row = query(LOCK_ROW_SQL)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            let mut data = self.decode(key, row.try_get::<String, _>(0).ok());
+            changes.apply(&mut data);
+            query(UPDATE_ONE_SQL)
+                .bind(key)
+                .bind(self.encode(&data))
+                .bind(expires)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(data))
+        };
+        match self
+            .bounded("saving a session", self.timeout, merge)
+            .await?
+        {
+            Some(data) => Ok((key.to_owned(), data)),
+            // Deleted by a concurrent logout: it stays deleted.
+            None => Err(Error::SessionInterrupted),
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         if !storable(key) {
             return Ok(());
         }
-        self.bounded(
-            "deleting a session",
-            self.timeout,
-            query(DELETE_SQL).bind(key).execute(&self.pool),
-        )
+        self.call("deleting a session", || {
+            query(DELETE_SQL).bind(key).execute(&self.pool)
+        })
         .await?;
         Ok(())
     }
@@ -518,23 +611,20 @@ impl SessionEngine for PostgresEngine {
         if !storable(key) {
             return Ok(false);
         }
-        self.bounded(
-            "checking whether a session exists",
-            self.timeout,
-            query_scalar(EXISTS_SQL).bind(key).fetch_one(&self.pool),
-        )
+        self.call("checking whether a session exists", || {
+            query_scalar(EXISTS_SQL).bind(key).fetch_one(&self.pool)
+        })
         .await
     }
 
     async fn count_expired(&self) -> Result<Option<u64>> {
+        let now = self.clock.now();
         let n: i64 = self
-            .bounded(
-                "counting expired sessions",
-                self.timeout,
+            .call("counting expired sessions", || {
                 query_scalar(COUNT_EXPIRED_SQL)
-                    .bind(self.clock.now())
-                    .fetch_one(&self.pool),
-            )
+                    .bind(now)
+                    .fetch_one(&self.pool)
+            })
             .await?;
         Ok(Some(u64::try_from(n).unwrap_or(0)))
     }
@@ -544,15 +634,14 @@ impl SessionEngine for PostgresEngine {
             return Ok(0);
         }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let now = self.clock.now();
         let done = self
-            .bounded(
-                "deleting expired sessions",
-                self.timeout,
+            .call("deleting expired sessions", || {
                 query(CLEAR_EXPIRED_SQL)
-                    .bind(self.clock.now())
+                    .bind(now)
                     .bind(limit)
-                    .execute(&self.pool),
-            )
+                    .execute(&self.pool)
+            })
             .await?;
         Ok(done.rows_affected())
     }
@@ -618,10 +707,21 @@ impl Writer {
         // session that already has a save in the batch (one row cannot be updated twice
         // by one statement, and the later save must win).
         let mut carried: VecDeque<Write> = VecDeque::new();
+        // Kept from one batch to the next while there is work, so a busy writer does not
+        // pay for a checkout (and sqlx's ping on release) per batch; given back to the
+        // pool, for loads, whenever the writer goes idle.
+        let mut conn: Option<PoolConnection<Postgres>> = None;
         loop {
             let mut next: Vec<Write> = carried.drain(..).collect();
             if next.is_empty() {
-                match queue.recv().await {
+                let op = match queue.try_recv() {
+                    Ok(op) => Some(op),
+                    Err(_) => {
+                        conn = None;
+                        queue.recv().await
+                    }
+                };
+                match op {
                     Some(op) => next.push(op),
                     None => return,
                 }
@@ -648,11 +748,16 @@ impl Writer {
                     batch.push(op);
                 }
             }
-            self.execute(batch, &mut carried).await;
+            self.execute(batch, &mut carried, &mut conn).await;
         }
     }
 
-    async fn execute(&self, batch: Vec<Write>, carried: &mut VecDeque<Write>) {
+    async fn execute(
+        &self,
+        batch: Vec<Write>,
+        carried: &mut VecDeque<Write>,
+        conn: &mut Option<PoolConnection<Postgres>>,
+    ) {
         if batch.is_empty() {
             return;
         }
@@ -681,31 +786,23 @@ impl Writer {
                 }
             }
         }
-        let run = || {
-            query_as::<_, (bool, String)>(BATCH_SQL)
-                .bind(&c_keys)
-                .bind(&c_data)
-                .bind(&c_expires)
-                .bind(&s_keys)
-                .bind(&s_data)
-                .bind(&s_expires)
-                .fetch_all(&self.pool)
-        };
         let what = if saves.is_empty() {
             "creating sessions"
         } else {
             "saving sessions"
         };
-        let mut outcome = tokio::time::timeout(self.timeout, run()).await;
-        // Another client's multi-row statement (say, Django's clearsessions) can deadlock
-        // with a batch; PostgreSQL then aborts one of them. Ours is worth another try.
-        for _ in 0..2 {
-            match &outcome {
-                Ok(Err(e)) if sqlstate(e) == Some(DEADLOCK_DETECTED) => {
-                    outcome = tokio::time::timeout(self.timeout, run()).await;
-                }
-                _ => break,
-            }
+        let args = BatchArgs {
+            c_keys,
+            c_data,
+            c_expires,
+            s_keys,
+            s_data,
+            s_expires,
+        };
+        let outcome = tokio::time::timeout(self.timeout, self.run_batch(&args, conn)).await;
+        if outcome.is_err() {
+            // Abandoned halfway through a statement: not fit for the next batch.
+            *conn = None;
         }
         let rows = match outcome {
             Ok(Ok(rows)) => rows,
@@ -794,12 +891,82 @@ impl Writer {
     }
 }
 
-/// The writer of a session key: always the same one (FNV-1a).
+/// The columns of a batch, one array per statement parameter.
+struct BatchArgs {
+    c_keys: Vec<String>,
+    c_data: Vec<String>,
+    c_expires: Vec<OffsetDateTime>,
+    s_keys: Vec<String>,
+    s_data: Vec<String>,
+    s_expires: Vec<OffsetDateTime>,
+}
+
+impl Writer {
+    /// Runs the batch statement on the writer's connection (checked out if needed). A
+    /// broken connection is replaced and the statement tried again; so is a deadlock
+    /// with another client's multi-row statement (say, Django's clearsessions), which
+    /// PostgreSQL resolves by aborting one of the two.
+    async fn run_batch(
+        &self,
+        args: &BatchArgs,
+        conn: &mut Option<PoolConnection<Postgres>>,
+    ) -> std::result::Result<Vec<(bool, String)>, sqlx_core::Error> {
+        let tries = self.pool.options().get_max_connections() + 1;
+        let mut deadlocks = 0;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let c = match conn {
+                Some(c) => c,
+                None => conn.insert(self.pool.acquire().await?),
+            };
+            let result = query_as::<_, (bool, String)>(BATCH_SQL)
+                .bind(&args.c_keys)
+                .bind(&args.c_data)
+                .bind(&args.c_expires)
+                .bind(&args.s_keys)
+                .bind(&args.s_data)
+                .bind(&args.s_expires)
+                .fetch_all(&mut **c)
+                .await;
+            let e = match result {
+                Ok(rows) => return Ok(rows),
+                Err(e) => e,
+            };
+            // After an error, the pool decides whether the connection is still good.
+            *conn = None;
+            let again = if broken_connection(&e) {
+                attempt < tries
+            } else if sqlstate(&e) == Some(DEADLOCK_DETECTED) {
+                deadlocks += 1;
+                deadlocks < 3
+            } else {
+                false
+            };
+            if !again {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Picks the writer of a session key: always the same one (FNV-1a).
 fn shard_of(key: &str) -> usize {
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    (hash % WRITERS as u64) as usize
+    // Only the low bits matter (modulo the few writers).
+    hash as usize
+}
+
+/// Whether `e` means the connection is unusable (closed by a server restart, say) rather
+/// than that the statement failed: worth another try on another connection.
+fn broken_connection(e: &sqlx_core::Error) -> bool {
+    match e {
+        sqlx_core::Error::Io(_) | sqlx_core::Error::Tls(_) | sqlx_core::Error::Protocol(_) => true,
+        // Class 57P: admin_shutdown, crash_shutdown, cannot_connect_now.
+        _ => sqlstate(e).is_some_and(|code| code.starts_with("57P")),
+    }
 }
 
 fn sqlstate(e: &sqlx_core::Error) -> Option<&str> {
