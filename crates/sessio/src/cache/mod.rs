@@ -6,8 +6,8 @@
 //! | URL | cache |
 //! |---|---|
 //! | `memory://`, `memory`, `memory://?max_entries=N` | [`MemoryCacheEngine`], in this process |
-//! | `redis://[:password@]host[:port][/db]` | [`RedisCacheEngine`] on one Redis server (feature `redis`) |
-//! | `redis+cluster://host1:port1,host2:port2,...` (or `redis-cluster://`) | [`RedisCacheEngine`] on a Redis Cluster (feature `redis`) |
+//! | `redis://[:password@]host[:port][/db]` | `RedisCacheEngine` on one Redis server (feature `redis`) |
+//! | `redis+cluster://host1:port1,host2:port2,...` (or `redis-cluster://`) | `RedisCacheEngine` on a Redis Cluster (feature `redis`) |
 //!
 //! A cache forgets: a session evicted for room, or lost with a restarted server, is simply
 //! gone (the visitor starts a new one). For sessions that must survive, use the `cached-db`
