@@ -164,6 +164,16 @@ impl SessionEngine for CachedDbEngine {
         Ok(key)
     }
 
+    async fn insert(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
+        if !self.db.insert(key, data, expires).await? {
+            return Ok(false);
+        }
+        if let Err(e) = self.cache.add(key, data, expires).await {
+            self.cache_write_failed(key, &e);
+        }
+        Ok(true)
+    }
+
     async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
         let cookie = match self.db.save(key, data, expires).await {
             Ok(cookie) => cookie,

@@ -616,6 +616,101 @@ pub async fn idle_and_absolute_timeouts(make: Make) {
     assert!(s.expiry_date().await.unwrap() <= f.clock_now() + Duration::seconds(60));
 }
 
+/// Logs `user` in on a fresh session and saves it; returns the cookie value.
+async fn login(f: &Fixture, user: &str) -> String {
+    let s = f.session(None);
+    sessio::auth::login(
+        &s,
+        user,
+        sessio::auth::MODEL_BACKEND,
+        "pbkdf2_sha256$1$s$h=",
+    )
+    .await
+    .unwrap();
+    s.save().await.unwrap();
+    s.id().unwrap()
+}
+
+async fn logged_in(f: &Fixture, key: &str) -> bool {
+    sessio::auth::user(&f.session(Some(key)))
+        .await
+        .unwrap()
+        .is_some()
+}
+
+pub async fn user_sessions_list_and_revoke(make: Make) {
+    for hashed in [false, true] {
+        let Some(f) = fixture_with(make, |b| {
+            b.track_user_sessions(true).hash_ids_at_rest(hashed)
+        })
+        .await
+        else {
+            return;
+        };
+        if f.client_side() {
+            // Cookie sessions are listed nowhere; see tests/users.rs for their revocation.
+            return;
+        }
+        let a = login(&f, "7").await;
+        let b = login(&f, "7").await;
+        let c = login(&f, "7").await;
+        let other = login(&f, "8").await;
+        assert_eq!(f.sessions.user_sessions("7").await.unwrap().len(), 3);
+        let s = f.session(Some(&a));
+        let mine = s.user_sessions().await.unwrap();
+        assert_eq!(mine.iter().filter(|u| u.current).count(), 1);
+        if hashed {
+            assert!(mine.iter().all(|u| u.id != a && u.id != b && u.id != c));
+        }
+        let victim = mine.iter().find(|u| !u.current).unwrap().id.clone();
+        f.sessions.revoke_session("7", &victim).await.unwrap();
+        assert_eq!(f.sessions.user_sessions("7").await.unwrap().len(), 2);
+        assert_eq!(s.revoke_other_sessions().await.unwrap(), 1);
+        assert!(logged_in(&f, &a).await);
+        assert!(!logged_in(&f, &b).await && !logged_in(&f, &c).await);
+        sessio::auth::logout(&s).await.unwrap();
+        assert!(f.sessions.user_sessions("7").await.unwrap().is_empty());
+        assert!(logged_in(&f, &other).await);
+        assert_eq!(f.sessions.revoke_all_sessions("8").await.unwrap(), 1);
+        assert!(!logged_in(&f, &other).await);
+    }
+}
+
+pub async fn hashed_ids_at_rest(make: Make) {
+    let Some(f) = fixture_with(make, |b| b.hash_ids_at_rest(true)).await else {
+        return;
+    };
+    if f.client_side() {
+        return;
+    }
+    let key = saved(&f, json!({"secret": "data"})).await;
+    assert!(
+        !f.sessions.engine().exists(&key).await.unwrap(),
+        "the store holds a hash, not the id"
+    );
+    assert_eq!(
+        f.session(Some(&key))
+            .get::<String>("secret")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("data")
+    );
+    let s = f.session(Some(&key));
+    s.insert("more", 1).await.unwrap();
+    s.save().await.unwrap();
+    assert_eq!(
+        s.id().as_deref(),
+        Some(key.as_str()),
+        "the cookie keeps the id"
+    );
+    s.flush().await.unwrap();
+    assert_eq!(
+        f.session(Some(&key)).get::<String>("secret").await.unwrap(),
+        None
+    );
+}
+
 macro_rules! conformance {
     ($engine:ident, $make:path) => {
         mod $engine {
@@ -658,6 +753,8 @@ macro_rules! conformance {
             case!(clear_expired);
             case!(concurrent_sessions_are_independent);
             case!(idle_and_absolute_timeouts);
+            case!(user_sessions_list_and_revoke);
+            case!(hashed_ids_at_rest);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_writers_keep_each_others_keys() {

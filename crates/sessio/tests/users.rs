@@ -1,9 +1,10 @@
-//! Per-user sessions (list, revoke one, revoke all, revoke all but this one), "log out
-//! everywhere" for cookie engines, and hashed ids at rest.
+//! Per-user sessions beyond the conformance suite (which lists and revokes on every server
+//! engine): "log out everywhere" for cookie engines, the index's upkeep, and hashed ids as
+//! SQLite stores them.
 
 mod common;
 
-use common::{db_sqlite, file, fixture_with, Fixture, Make};
+use common::{db_sqlite, fixture_with, Fixture, Make};
 use sessio::{auth, EngineKind};
 
 const PW: &str = "pbkdf2_sha256$870000$salt$hash=";
@@ -20,66 +21,6 @@ async fn login(f: &Fixture, user: &str) -> String {
 
 async fn alive(f: &Fixture, key: &str) -> bool {
     auth::user(&f.session(Some(key))).await.unwrap().is_some()
-}
-
-async fn list_and_revoke(make: Make) {
-    let f = fixture_with(make, |b| b.track_user_sessions(true))
-        .await
-        .unwrap();
-    let a = login(&f, "7").await;
-    let b = login(&f, "7").await;
-    let c = login(&f, "7").await;
-    let other_user = login(&f, "8").await;
-    let listed = f.sessions.user_sessions("7").await.unwrap();
-    assert_eq!(listed.len(), 3, "{listed:?}");
-    assert_eq!(f.sessions.user_sessions("8").await.unwrap().len(), 1);
-
-    // Revoke one by its listed id.
-    let s = f.session(Some(&a));
-    let mine = s.user_sessions().await.unwrap();
-    assert_eq!(mine.iter().filter(|u| u.current).count(), 1);
-    let victim = mine.iter().find(|u| !u.current).unwrap().id.clone();
-    f.sessions.revoke_session("7", &victim).await.unwrap();
-    assert_eq!(f.sessions.user_sessions("7").await.unwrap().len(), 2);
-
-    // All but this one.
-    assert_eq!(s.revoke_other_sessions().await.unwrap(), 1);
-    assert!(alive(&f, &a).await);
-    assert!(!alive(&f, &b).await && !alive(&f, &c).await);
-
-    // Logout removes it from the index; another user's sessions are untouched.
-    auth::logout(&s).await.unwrap();
-    assert!(f.sessions.user_sessions("7").await.unwrap().is_empty());
-    assert!(alive(&f, &other_user).await);
-
-    // Everywhere.
-    let d = login(&f, "8").await;
-    assert_eq!(f.sessions.revoke_all_sessions("8").await.unwrap(), 2);
-    assert!(!alive(&f, &other_user).await && !alive(&f, &d).await);
-}
-
-#[tokio::test]
-async fn list_and_revoke_db_sqlite() {
-    list_and_revoke(db_sqlite).await;
-}
-
-#[tokio::test]
-async fn list_and_revoke_file() {
-    list_and_revoke(file).await;
-}
-
-#[tokio::test]
-async fn list_and_revoke_with_hashed_ids() {
-    let f = fixture_with(db_sqlite, |b| {
-        b.hash_ids_at_rest(true).track_user_sessions(true)
-    })
-    .await
-    .unwrap();
-    let a = login(&f, "7").await;
-    let listed = f.sessions.user_sessions("7").await.unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_ne!(listed[0].id, a, "the list gives handles, never usable ids");
-    list_and_revoke(|b| db_sqlite(b.hash_ids_at_rest(true))).await;
 }
 
 #[tokio::test]
@@ -164,25 +105,6 @@ async fn hashed_ids_leave_no_usable_id_in_the_table() {
             .as_deref(),
         Some("data"),
         "found under the fallback key's hash and moved"
-    );
-}
-
-#[tokio::test]
-async fn hashed_ids_in_the_file_engine() {
-    let f = fixture_with(file, |b| b.hash_ids_at_rest(true))
-        .await
-        .unwrap();
-    let s = f.session(None);
-    s.insert("x", 1).await.unwrap();
-    s.save().await.unwrap();
-    let raw = s.id().unwrap();
-    assert!(
-        !f.sessions.engine().exists(&raw).await.unwrap(),
-        "no file named after the id"
-    );
-    assert_eq!(
-        f.session(Some(&raw)).get::<u32>("x").await.unwrap(),
-        Some(1)
     );
 }
 

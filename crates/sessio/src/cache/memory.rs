@@ -238,6 +238,33 @@ impl SessionEngine for MemoryCacheEngine {
         })
     }
 
+    async fn insert(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
+        let now = self.now();
+        if !plausible_key(key) {
+            return Err(Error::Config(format!(
+                "`{key}` is not a valid session key for the memory cache"
+            )));
+        }
+        if expires <= now {
+            return Ok(true);
+        }
+        let data = Arc::new(data.clone());
+        let dropped = {
+            let mut shard = self.shard(key);
+            match shard.find(key, now) {
+                Found::Live(_) => return Ok(false),
+                Found::Expired(i) => {
+                    let old = shard.remove(i);
+                    (old, shard.insert(key.into(), data, expires, now))
+                }
+                Found::Absent => (None, shard.insert(key.into(), data, expires, now)),
+            }
+        };
+        // Freed outside the shard lock.
+        drop(dropped);
+        Ok(true)
+    }
+
     async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
         if !plausible_key(key) {
             return Err(Error::SessionInterrupted);

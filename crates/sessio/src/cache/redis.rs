@@ -423,6 +423,27 @@ impl SessionEngine for RedisCacheEngine {
         })
     }
 
+    async fn insert(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
+        if !plausible_key(key) {
+            return Err(Error::Config(format!(
+                "`{key}` is not a valid session key for the Redis cache"
+            )));
+        }
+        let now = self.clock.now();
+        if expires <= now {
+            return Ok(true);
+        }
+        let value = self.encode(data, now);
+        self.set(
+            "creating a session",
+            "NX",
+            key,
+            &value,
+            ttl_secs(expires, now),
+        )
+        .await
+    }
+
     async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
         if !plausible_key(key) {
             return Err(Error::SessionInterrupted);
