@@ -32,7 +32,7 @@
 //! * [`SessionManager`]: the configuration and its open engine; gives the [`layer`](SessionManager::layer).
 //! * [`Session`]: the per-request handle (an axum extractor), loaded on first use.
 //! * [`SessionEngine`]: where data lives. Engines: [`signed_cookies`],
-//!   [`encrypted_cookies`], [`db`], [`cache`], [`cached_db`], [`file`].
+//!   [`encrypted_cookies`], [`db`], [`cache`](mod@cache), [`cached_db`], [`file`](mod@file).
 //! * [`signing`]: Django's `django.core.signing`, byte for byte.
 //! * [`auth`]: logins that Django's `django.contrib.auth` shares.
 //!
