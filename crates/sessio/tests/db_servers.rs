@@ -168,6 +168,29 @@ async fn shared_semantics(engine: &dyn SessionEngine, clock: &ManualClock) {
     }
 }
 
+/// 48 concurrent requests' worth of creates, saves and loads; every one must succeed.
+async fn busy(engine: &std::sync::Arc<dyn SessionEngine>) -> usize {
+    let mut tasks = Vec::new();
+    for i in 0..48 {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = engine.create(&data(json!({"i": i})), at(T0 + DAY)).await?;
+            engine
+                .save(&key, &data(json!({"i": i, "saved": true})), at(T0 + DAY))
+                .await?;
+            let loaded = engine.load(&key).await?;
+            assert_eq!(loaded, Some(data(json!({"i": i, "saved": true}))));
+            Ok::<_, Error>(())
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        t.await.unwrap().unwrap();
+        ok += 1;
+    }
+    ok
+}
+
 // ---------------------------------------------------------------------------------------
 // PostgreSQL
 
@@ -291,6 +314,36 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
             .await
             .unwrap();
         assert_eq!(rows, 1 + 66);
+    }
+
+    /// The server ends every connection of the pool while it is idle (a restart, a
+    /// failover, an idle-connection killer): the next calls get new connections instead
+    /// of errors.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn connections_ended_by_the_server_are_replaced() {
+        let Some(scratch) = PgScratch::create().await else {
+            return;
+        };
+        let name = format!("app_{}", scratch.schema);
+        let url = common::with_query(&scratch.url, &format!("application_name={name}"));
+        let clock = ManualClock::at_unix(T0);
+        let engine: std::sync::Arc<dyn SessionEngine> = std::sync::Arc::new(
+            PostgresEngine::open(&config(&url, &clock, true))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(busy(&engine).await, 48);
+        let mut admin = raw(&scratch).await;
+        let ended: Vec<bool> = query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(&name)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert!(!ended.is_empty());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(busy(&engine).await, 48);
     }
 
     #[tokio::test]
@@ -640,6 +693,36 @@ mod mysql {
             .await
             .unwrap();
         shared_semantics(&engine, &clock).await;
+    }
+
+    /// The server ends every connection of the pool while it is idle (a restart,
+    /// `wait_timeout`, a failover): the next calls get new connections instead of errors.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn connections_ended_by_the_server_are_replaced() {
+        let Some(scratch) = MySqlScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine: std::sync::Arc<dyn SessionEngine> = std::sync::Arc::new(
+            MySqlEngine::open(&config(&scratch.url, &clock, true))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(busy(&engine).await, 48);
+        let mut admin = MySqlConnection::connect(&scratch.admin_url).await.unwrap();
+        let ids: Vec<u64> = query_scalar(
+            "SELECT CAST(id AS UNSIGNED) FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
+        )
+        .bind(&scratch.database)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert!(!ids.is_empty());
+        for id in ids {
+            let _ = admin.execute(format!("KILL {id}").as_str()).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(busy(&engine).await, 48);
     }
 
     #[tokio::test]
@@ -1308,6 +1391,11 @@ mod faults {
             let r = call(&app, "/read", Some(cookie)).await;
             assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "Some(42)"));
         }
+        // Restarted while idle: every pooled connection is stale, and no request notices
+        // (a broken connection is replaced and the statement tried again).
+        tokio::task::block_in_place(|| pg.stop("fast").and_then(|()| pg.start_again())).unwrap();
+        let replies = burst(&app, &cookies, 32).await;
+        assert_all_ok(&replies);
         eprintln!(
             "recovered {after_hang:?} after the hang, {after_restart:?} after the restart; \
              slowest 503: {:?}",

@@ -281,6 +281,28 @@ impl MySqlEngine {
         Ok(())
     }
 
+    /// Runs one call on the pool within the timeout, mapping its errors. A connection
+    /// that broke while idle in the pool (the server restarted, say) fails the call
+    /// immediately; sqlx then drops it, and the call is tried again on another.
+    async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = std::result::Result<T, sqlx_core::Error>>,
+    {
+        let tries = self.pool.options().get_max_connections() + 1;
+        let attempts = async {
+            let mut result = f().await;
+            for _ in 1..tries {
+                match &result {
+                    Err(e) if broken_connection(e) => result = f().await,
+                    _ => break,
+                }
+            }
+            result
+        };
+        self.bounded(what, self.timeout, attempts).await
+    }
+
     /// Runs one store call within the timeout, mapping its errors.
     async fn bounded<T>(
         &self,
@@ -427,6 +449,15 @@ fn created_index(statement: &str) -> Option<(&str, &str)> {
     Some((index, table))
 }
 
+/// Whether `e` means the connection is unusable (closed by a server restart, say) rather
+/// than that the statement failed: worth another try on another connection.
+fn broken_connection(e: &sqlx_core::Error) -> bool {
+    matches!(
+        e,
+        sqlx_core::Error::Io(_) | sqlx_core::Error::Tls(_) | sqlx_core::Error::Protocol(_)
+    )
+}
+
 fn error_number(e: &sqlx_core::Error) -> Option<u16> {
     e.as_database_error()
         .and_then(|d| d.try_downcast_ref::<MySqlDatabaseError>())
@@ -446,14 +477,12 @@ impl SessionEngine for MySqlEngine {
     async fn load(&self, key: &str) -> Result<Option<SessionData>> {
         let now = naive_utc(self.clock.now());
         let row = self
-            .bounded(
-                "loading a session",
-                self.timeout,
+            .call("loading a session", || {
                 query(LOAD_SQL)
                     .bind(key)
                     .bind(now)
-                    .fetch_optional(&self.pool),
-            )
+                    .fetch_optional(&self.pool)
+            })
             .await?;
         Ok(row.map(|row| self.decode(key, row.try_get::<String, _>(0).ok())))
     }
@@ -462,6 +491,9 @@ impl SessionEngine for MySqlEngine {
         let data = self.encode(data);
         let expires = naive_utc(expires);
         let attempts = async {
+            // Connections that broke while idle in the pool are replaced, not reported.
+            let mut broken = 0;
+            let tries = self.pool.options().get_max_connections();
             for _ in 0..CREATE_ATTEMPTS {
                 let key = crate::key::new_session_key()?;
                 // A plain INSERT, not INSERT IGNORE: IGNORE would also turn other errors
@@ -475,6 +507,7 @@ impl SessionEngine for MySqlEngine {
                 match inserted {
                     Ok(_) => return Ok(key),
                     Err(e) if error_number(&e) == Some(DUPLICATE_ENTRY) => continue,
+                    Err(e) if broken_connection(&e) && broken < tries => broken += 1,
                     Err(e) => return Err(self.sql_error("creating a session", e)),
                 }
             }
@@ -498,15 +531,13 @@ impl SessionEngine for MySqlEngine {
     async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
         let data = self.encode(data);
         let updated = self
-            .bounded(
-                "saving a session",
-                self.timeout,
+            .call("saving a session", || {
                 query(UPDATE_SQL)
                     .bind(&data)
                     .bind(naive_utc(expires))
                     .bind(key)
-                    .execute(&self.pool),
-            )
+                    .execute(&self.pool)
+            })
             .await?
             .rows_affected();
         // Django's `save(must_create=False)`: UPDATE only. No row means a concurrent
@@ -585,35 +616,29 @@ impl SessionEngine for MySqlEngine {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.bounded(
-            "deleting a session",
-            self.timeout,
-            query(DELETE_SQL).bind(key).execute(&self.pool),
-        )
+        self.call("deleting a session", || {
+            query(DELETE_SQL).bind(key).execute(&self.pool)
+        })
         .await?;
         Ok(())
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
         let row = self
-            .bounded(
-                "checking whether a session exists",
-                self.timeout,
-                query(EXISTS_SQL).bind(key).fetch_optional(&self.pool),
-            )
+            .call("checking whether a session exists", || {
+                query(EXISTS_SQL).bind(key).fetch_optional(&self.pool)
+            })
             .await?;
         Ok(row.is_some())
     }
 
     async fn count_expired(&self) -> Result<Option<u64>> {
         let n: i64 = self
-            .bounded(
-                "counting expired sessions",
-                self.timeout,
+            .call("counting expired sessions", || {
                 query_scalar(COUNT_EXPIRED_SQL)
                     .bind(naive_utc(self.clock.now()))
-                    .fetch_one(&self.pool),
-            )
+                    .fetch_one(&self.pool)
+            })
             .await?;
         Ok(Some(u64::try_from(n).unwrap_or(0)))
     }
@@ -624,14 +649,12 @@ impl SessionEngine for MySqlEngine {
         }
         let limit = u64::try_from(limit).unwrap_or(u64::MAX);
         let done = self
-            .bounded(
-                "deleting expired sessions",
-                self.timeout,
+            .call("deleting expired sessions", || {
                 query(CLEAR_EXPIRED_SQL)
                     .bind(naive_utc(self.clock.now()))
                     .bind(limit)
-                    .execute(&self.pool),
-            )
+                    .execute(&self.pool)
+            })
             .await?;
         Ok(done.rows_affected())
     }

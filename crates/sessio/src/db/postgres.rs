@@ -77,9 +77,9 @@ const UNDEFINED_TABLE: &str = "42P01";
 const DEADLOCK_DETECTED: &str = "40P01";
 /// The most writes combined into one statement.
 pub const MAX_BATCH: usize = 128;
-/// The most writer tasks (fewer with a small pool). Each runs one batch at a time; a session key always goes to the same
-/// writer, so two batches never lock the same row at once (no deadlock between them) and
-/// the saves of one session stay in order.
+/// The most writer tasks (fewer with a small pool). Each runs one batch at a time; a
+/// session key always goes to the same writer, so two batches never lock the same row at
+/// once (no deadlock between them) and the saves of one session stay in order.
 const WRITERS: usize = 4;
 /// Writes waiting for one writer; callers wait (within their timeout) beyond this.
 const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
