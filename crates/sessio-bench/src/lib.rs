@@ -26,27 +26,31 @@
 #![warn(missing_docs)]
 
 use std::path::PathBuf;
+#[cfg(feature = "engines")]
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
-
+#[cfg(feature = "engines")]
 pub mod apps;
+pub mod catalog;
 pub mod chart;
 pub mod cpu;
+#[cfg(feature = "engines")]
 pub mod engines;
 pub mod harness;
 pub mod loadgen;
 pub mod report;
+#[cfg(feature = "engines")]
 pub mod scale;
 pub mod server;
 pub mod workload;
 
-pub use engines::{EngineName, EngineTarget, Services};
+pub use catalog::{host_port, EngineName, ScaleMode, Services};
+#[cfg(feature = "engines")]
+pub use engines::EngineTarget;
 pub use harness::{measure, run_matrix, RunConfig};
 pub use loadgen::{ClientKind, LoadConfig};
 pub use report::{Measurement, Report};
-pub use scale::ScaleMode;
 pub use server::{AxumServer, ExternalTarget, Server, ServerRuntime, Target};
 pub use workload::Workload;
 
@@ -81,7 +85,8 @@ pub struct ServiceArgs {
 }
 
 impl ServiceArgs {
-    fn services(&self) -> Services {
+    /// The services these arguments name.
+    pub fn services(&self) -> Services {
         Services {
             postgres_url: self.postgres_url.clone(),
             mysql_url: self.mysql_url.clone(),
@@ -197,12 +202,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Runs the benchmark these options describe: prints the table to stdout, writes the report
 /// to `opts.out`, and returns it.
+#[cfg(feature = "engines")]
 pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     let engines = EngineName::parse_list(&opts.engines).map_err(anyhow::Error::msg)?;
     let workloads = Workload::parse_list(&opts.workloads).map_err(anyhow::Error::msg)?;
-    if engines.is_empty() {
-        bail!("no engines to measure");
-    }
+    anyhow::ensure!(!engines.is_empty(), "no engines to measure");
     let config = opts.run_config();
     let mut report = Report::new("sessio benchmark");
     let mut services = opts.services.services();
@@ -313,6 +317,7 @@ pub struct ServeArgs {
 
 /// Serves one engine until stdin closes: prints `listening ADDR`, answers a `storage` line
 /// with `storage BYTES` (or `storage none`).
+#[cfg(feature = "engines")]
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
     use tokio::io::AsyncBufReadExt as _;

@@ -8,25 +8,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use sessio::SessionManager;
 
+pub use crate::catalog::ScaleMode;
 use crate::engines::{memory_estimates, EngineName, EngineTarget, Prefill, Services};
 use crate::harness::RunConfig;
 use crate::loadgen::{self, Window};
 use crate::report::{fmt_rps, fmt_us, Measurement, ScaleResult};
 use crate::server::{Server as _, ServerRuntime};
 use crate::workload::Workload;
-
-/// The scale measurements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ScaleMode {
-    /// `read`/`write` with `--scale-rows` live sessions against 1k (SQLite, PostgreSQL).
-    Rows,
-    /// `clear-expired` of `--scale-rows` expired rows on SQLite while `write` runs.
-    ClearExpired,
-    /// Bytes of memory per session in the memory engine (100k sessions).
-    Memory,
-    /// All of the above.
-    All,
-}
 
 /// Runs the scale measurements `modes`, returning their results and the measurements they
 /// made (with `target` names such as `db-sqlite 1M rows`).
