@@ -42,6 +42,9 @@
 //! |---|---|---|
 //! | `axum` | yes | `Session` as an axum extractor, `IntoResponse` for [`Error`] |
 //! | `sqlite` | yes | the `db` engine on embedded SQLite |
+//! | `postgres` | no | the `db` engine on PostgreSQL (`postgres://` URLs) |
+//! | `mysql` | no | the `db` engine on MySQL and MariaDB (`mysql://` URLs) |
+//! | `redis` | no | the `cache` and `cached-db` engines on Redis and Redis Cluster |
 
 #![warn(missing_docs)]
 
