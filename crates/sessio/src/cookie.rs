@@ -48,7 +48,8 @@ fn find_in(header: &str, name: &str) -> Option<String> {
 }
 
 /// Python's `http.cookies._unquote`: strips surrounding double quotes and undoes `\"`,
-/// `\\` and `\ooo` escapes.
+/// `\\` and `\ooo` escapes (an octal escape is the character of that code point, as in
+/// Python's `chr`).
 fn unquote(v: &str) -> String {
     let Some(inner) = v
         .strip_prefix('"')
@@ -57,29 +58,32 @@ fn unquote(v: &str) -> String {
     else {
         return v.to_owned();
     };
-    let bytes = inner.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
+    let chars: Vec<char> = inner.chars().collect();
+    let mut out = String::with_capacity(inner.len());
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 1 < bytes.len() {
-            let oct = &bytes[i + 1..bytes.len().min(i + 4)];
-            if oct.len() == 3
-                && oct
-                    .iter()
-                    .all(|b| (b'0'..=b'3').contains(&oct[0]) && (b'0'..=b'7').contains(b))
+    let octal = |c: char, max: char| ('0'..=max).contains(&c);
+    while i < chars.len() {
+        if chars[i] == '\\' && i + 1 < chars.len() {
+            if i + 3 < chars.len()
+                && octal(chars[i + 1], '3')
+                && octal(chars[i + 2], '7')
+                && octal(chars[i + 3], '7')
             {
-                out.push((oct[0] - b'0') * 64 + (oct[1] - b'0') * 8 + (oct[2] - b'0'));
+                let code = chars[i + 1..i + 4]
+                    .iter()
+                    .fold(0u32, |n, c| n * 8 + (*c as u32 - '0' as u32));
+                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
                 i += 4;
             } else {
-                out.push(bytes[i + 1]);
+                out.push(chars[i + 1]);
                 i += 2;
             }
         } else {
-            out.push(bytes[i]);
+            out.push(chars[i]);
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// `Wdy, DD Mon YYYY HH:MM:SS GMT` (Python's `formatdate(usegmt=True)`).
@@ -183,6 +187,11 @@ mod tests {
         assert_eq!(find(h.iter(), "sessionid").as_deref(), Some(""));
         let h = [hv("sessionid=\"a\\\"b\\054c\"")];
         assert_eq!(find(h.iter(), "sessionid").as_deref(), Some("a\"b,c"));
+        let h = [hv("sessionid=\"\\377\\303\\251\"")];
+        assert_eq!(
+            find(h.iter(), "sessionid").as_deref(),
+            Some("\u{ff}\u{c3}\u{a9}")
+        );
         let h = [hv("other=1")];
         assert_eq!(find(h.iter(), "sessionid"), None);
         let h = [hv("  sessionid = spaced ;")];

@@ -41,6 +41,21 @@ pub enum Expiry {
     OnBrowserClose,
 }
 
+/// The latest moment sessio represents; expiries beyond it are clamped to it (Python's
+/// datetime ends at year 9999 too).
+pub(crate) const FAR_FUTURE: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+
+/// `at + seconds`, clamped to the representable range instead of overflowing.
+pub(crate) fn add_seconds(at: OffsetDateTime, seconds: i64) -> OffsetDateTime {
+    at.checked_add(Duration::seconds(seconds))
+        .map(|t| t.min(FAR_FUTURE))
+        .unwrap_or(if seconds < 0 {
+            OffsetDateTime::UNIX_EPOCH
+        } else {
+            FAR_FUTURE
+        })
+}
+
 fn raw(data: Option<&SessionData>) -> Option<&Value> {
     data.and_then(|d| d.get(EXPIRY_KEY))
         .filter(|v| !v.is_null())
@@ -100,14 +115,24 @@ pub(crate) fn date(
 ) -> OffsetDateTime {
     match raw(data) {
         Some(Value::String(s)) if !s.is_empty() => {
-            parse_iso(s).unwrap_or(now + Duration::seconds(cookie_age))
+            parse_iso(s).unwrap_or_else(|| add_seconds(now, cookie_age))
         }
         // Django adds `timedelta(seconds=expiry)`: a fractional expiry keeps its fraction.
         Some(Value::Number(n)) if !is_falsy(&Value::Number(n.clone())) => match n.as_i64() {
-            Some(secs) => now + Duration::seconds(secs),
-            None => now + Duration::seconds_f64(n.as_f64().unwrap_or(0.0)),
+            Some(secs) => add_seconds(now, secs),
+            None => {
+                let f = n.as_f64().unwrap_or(f64::INFINITY);
+                Duration::checked_seconds_f64(f)
+                    .and_then(|d| now.checked_add(d))
+                    .map(|t| t.min(FAR_FUTURE))
+                    .unwrap_or(if f < 0.0 {
+                        OffsetDateTime::UNIX_EPOCH
+                    } else {
+                        FAR_FUTURE
+                    })
+            }
         },
-        _ => now + Duration::seconds(cookie_age),
+        _ => add_seconds(now, cookie_age),
     }
 }
 
@@ -123,7 +148,7 @@ pub(crate) fn at_browser_close(data: Option<&SessionData>, setting: bool) -> boo
 /// Python's `datetime.isoformat()` of a UTC datetime: `2023-11-14T22:14:50+00:00`, with
 /// `.ffffff` only when there are microseconds.
 pub(crate) fn isoformat(at: OffsetDateTime) -> String {
-    let at = at.to_offset(UtcOffset::UTC);
+    let at = at.checked_to_offset(UtcOffset::UTC).unwrap_or(FAR_FUTURE);
     let micros = at.microsecond();
     let mut s = format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
@@ -145,7 +170,8 @@ pub(crate) fn isoformat(at: OffsetDateTime) -> String {
 /// (Django with `USE_TZ=False`) is read as UTC.
 pub(crate) fn parse_iso(s: &str) -> Option<OffsetDateTime> {
     if let Ok(at) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Some(at);
+        // A date whose UTC form is past year 9999 cannot be represented (nor by Python).
+        return at.checked_to_offset(UtcOffset::UTC);
     }
     let naive = format_description!(
         version = 2,
@@ -186,6 +212,19 @@ mod tests {
             parse_iso("2023-11-14T22:14:50"),
             Some(datetime!(2023-11-14 22:14:50 UTC))
         );
+    }
+
+    #[test]
+    fn absurd_expiries_clamp_instead_of_panicking() {
+        let now = datetime!(2023-11-14 22:13:20 UTC);
+        assert_eq!(date(Some(&data(json!(1e300))), now, 5), FAR_FUTURE);
+        assert_eq!(
+            date(Some(&data(json!(1_000_000_000_000_i64))), now, 5),
+            FAR_FUTURE
+        );
+        assert_eq!(parse_iso("9999-12-31T23:59:59-01:00"), None);
+        assert!(at_browser_close(Some(&data(json!("9999-12-31T23:59:59-01:00"))), false) == false);
+        let _ = isoformat(FAR_FUTURE);
     }
 
     #[test]

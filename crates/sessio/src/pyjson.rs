@@ -77,7 +77,13 @@ fn write_number(n: &Number, out: &mut String) {
         let _ = write!(out, "{i}");
     } else if let Some(u) = n.as_u64() {
         let _ = write!(out, "{u}");
-    } else if let Some(f) = n.as_f64() {
+    } else {
+        // A float too large for f64 (`1e400`) is infinite to Python as well.
+        let f = n.as_f64().unwrap_or(if text.starts_with('-') {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
         write_float(f, out);
     }
 }
@@ -193,6 +199,12 @@ mod tests {
     fn negative_zero_integer_is_zero() {
         let v: Value = serde_json::from_str(r#"{"z":-0,"f":-0.0}"#).unwrap();
         assert_eq!(value_to_string(&v), r#"{"z":0,"f":-0.0}"#);
+    }
+
+    #[test]
+    fn floats_beyond_f64_are_infinity_as_in_python() {
+        let v: Value = serde_json::from_str(r#"{"a":1e400,"b":-1e400}"#).unwrap();
+        assert_eq!(value_to_string(&v), r#"{"a":Infinity,"b":-Infinity}"#);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use http::HeaderValue;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::config::Concurrency;
 use crate::config::Config;
@@ -48,12 +48,16 @@ mod timeouts {
 
     /// The earliest of the absolute and idle deadlines, when either limit is set.
     pub(super) fn deadline(config: &Config, data: &SessionData, now: i64) -> Option<i64> {
-        let absolute = config
-            .absolute_timeout()
-            .map(|t| secs(data, CREATED_KEY).unwrap_or(now) + t.as_secs() as i64);
-        let idle = config
-            .idle_timeout()
-            .map(|t| secs(data, ACTIVE_KEY).unwrap_or(now) + t.as_secs() as i64);
+        let absolute = config.absolute_timeout().map(|t| {
+            secs(data, CREATED_KEY)
+                .unwrap_or(now)
+                .saturating_add(t.as_secs() as i64)
+        });
+        let idle = config.idle_timeout().map(|t| {
+            secs(data, ACTIVE_KEY)
+                .unwrap_or(now)
+                .saturating_add(t.as_secs() as i64)
+        });
         match (absolute, idle) {
             (Some(a), Some(i)) => Some(a.min(i)),
             (a, i) => a.or(i),
@@ -979,8 +983,10 @@ impl Session {
             age = age.min(deadline - now.unix_timestamp());
         }
         // Django: http_date(time.time() + max_age), truncated to whole seconds.
-        let expires = OffsetDateTime::from_unix_timestamp(now.unix_timestamp()).unwrap_or(now)
-            + Duration::seconds(age);
+        let expires = expiry::add_seconds(
+            OffsetDateTime::from_unix_timestamp(now.unix_timestamp()).unwrap_or(now),
+            age,
+        );
         Some((age, expires))
     }
 }

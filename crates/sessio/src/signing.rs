@@ -348,12 +348,18 @@ pub fn b62_decode(s: &str) -> Option<i64> {
     if digits.is_empty() {
         return None;
     }
+    // Accumulate with the final sign so that i64::MIN (one past -i64::MAX) decodes.
     let mut n: i64 = 0;
     for c in digits.bytes() {
         let d = BASE62.iter().position(|&b| b == c)? as i64;
-        n = n.checked_mul(62)?.checked_add(d)?;
+        n = n.checked_mul(62)?;
+        n = if neg {
+            n.checked_sub(d)?
+        } else {
+            n.checked_add(d)?
+        };
     }
-    Some(if neg { -n } else { n })
+    Some(n)
 }
 
 #[cfg(test)]
