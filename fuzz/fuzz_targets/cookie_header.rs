@@ -34,21 +34,13 @@ fn py_strip(s: &str) -> &str {
 /// CPython's `http.cookies._unquote`:
 /// `re.compile(r'\\(?:([0-3][0-7][0-7])|(.))').sub(...)` inside the quotes, where an octal
 /// escape becomes `chr(int(ooo, 8))`, a code point up to U+00FF.
-///
-/// Known issue K3: sessio makes an escape above `\177` a byte, then reads the bytes as
-/// lossy UTF-8 (`\377` is U+FFFD, `\303\251` is `é`, where Python has `ÿ` and `Ã©`).
-/// Outside strict mode the model does the same, so the rest is still checked.
 fn py_unquote(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     if chars.len() < 2 || chars[0] != '"' || chars[chars.len() - 1] != '"' {
         return s.to_owned();
     }
     let inner = &chars[1..chars.len() - 1];
-    let k3 = !sessio_fuzz::strict();
-    // Built as UTF-8 bytes; only K3's raw bytes can make it invalid.
-    let mut out: Vec<u8> = Vec::new();
-    let push =
-        |out: &mut Vec<u8>, c: char| out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    let mut out = String::new();
     let is_oct = |c: char, hi: char| ('0'..=hi).contains(&c);
     let mut i = 0;
     while i < inner.len() {
@@ -61,22 +53,18 @@ fn py_unquote(s: &str) -> String {
             let v = (inner[i + 1] as u32 - 48) * 64
                 + (inner[i + 2] as u32 - 48) * 8
                 + (inner[i + 3] as u32 - 48);
-            if k3 {
-                out.push(v as u8);
-            } else {
-                push(&mut out, char::from_u32(v).expect("at most U+00FF"));
-            }
+            out.push(char::from_u32(v).expect("at most U+00FF"));
             i += 4;
         } else if inner[i] == '\\' && i + 1 < inner.len() && inner[i + 1] != '\n' {
             // `(.)`: any character but a newline.
-            push(&mut out, inner[i + 1]);
+            out.push(inner[i + 1]);
             i += 2;
         } else {
-            push(&mut out, inner[i]);
+            out.push(inner[i]);
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Django's `django.http.cookie.parse_cookie(cookie)[name]`.

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use sessio::clock::{Clock, ManualClock};
 use sessio::encrypted_cookies::EncryptedCookieEngine;
 use sessio::{EngineKind, LoadedSession, SessionEngine};
-use sessio_fuzz::{arb_map, block_on, config, sealed_seeds, COOKIE_NAME, SECRET, T};
+use sessio_fuzz::{arb_map, block_on, config, sealed_seeds, skip_known, COOKIE_NAME, SECRET, T};
 use time::{Duration, OffsetDateTime};
 
 /// The engine refuses longer values before decoding (`MAX_VALUE_LEN`, private).
@@ -90,6 +90,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(session) = arb_map(&mut u) else {
         return;
     };
+    // Known issue K6 (the sealed JSON is read back by serde_json too).
+    if skip_known(&session) {
+        return;
+    }
     let secs: i64 = u.int_in_range(-86_400..=100 * 365 * 86_400).unwrap_or(3600);
     let expires = now + Duration::seconds(secs);
     let value = block_on(f.engine.create(&session, expires)).expect("seal");

@@ -1,5 +1,5 @@
-//! The sessio issues the fuzz targets found (K1..K5 in `fuzz/README.md`), each reproduced
-//! through sessio's public API. They fail until sessio is fixed; CI does not run them
+//! The sessio issues the fuzz targets found (K1..K7 in `fuzz/README.md`), each reproduced
+//! through sessio's public API. Open ones fail until sessio is fixed; CI does not run them
 //! (`fuzz/` is outside the workspace): `cd fuzz && cargo test --test regressions`.
 //! The fuzz inputs are in `fuzz/regressions/<target>/`; `SESSIO_FUZZ_STRICT=1 bash
 //! fuzz/run.sh 5` replays them without the targets' known-issue exemptions.
@@ -28,10 +28,12 @@ fn session_fixture() -> (Arc<dyn SessionEngine>, Arc<sessio::Config>) {
     (engine, config)
 }
 
-/// K1: a number such as `1e400` (valid JSON; Python reads it as `inf`) is written as
-/// nothing, so a session holding it verifies and loads, but once saved no longer loads.
+/// K1: a number such as `1e400` (valid JSON; Python reads it as `inf`) was written as
+/// nothing; since a19d400 it is written `Infinity` as Python does, but sessio's reader
+/// (serde_json) refuses `Infinity`, so a session holding it still loads once and is lost
+/// after its next save. (Django's own `{"x": float("inf")}` sessions are unreadable too.)
 #[test]
-fn k1_pyjson_writes_a_number_past_f64_as_nothing() {
+fn k1_pyjson_output_for_a_number_past_f64_reads_back() {
     let value: Value = serde_json::from_str(r#"{"a":1e400}"#).unwrap();
     let text = pyjson::value_to_string(&value);
     assert!(
@@ -51,9 +53,8 @@ fn k1_store_data_with_1e400_is_lost_on_the_next_save() {
     assert!(store.loads(&saved, None).is_ok(), "re-saved as {saved:?}");
 }
 
-/// K2: `_session_expiry` = a date whose UTC form is past 9999-12-31 (Python's
-/// `fromisoformat` reads it; Django stores `isoformat()` as given). `set_expiry` of the
-/// expiry read back panics in `expiry::isoformat` (`to_offset`).
+/// K2 (fixed in a19d400): `_session_expiry` = a date whose UTC form is past 9999-12-31;
+/// `set_expiry` of the expiry read back panicked in `expiry::isoformat` (`to_offset`).
 #[test]
 fn k2_set_expiry_of_a_date_past_9999_in_utc_panics() {
     let (engine, config) = session_fixture();
@@ -64,12 +65,11 @@ fn k2_set_expiry_of_a_date_past_9999_in_utc_panics() {
             .await
             .unwrap();
         let expiry = session.expiry().await.unwrap();
-        assert!(matches!(expiry, Expiry::AtDateTime(_)));
         session.set_expiry(expiry).await.unwrap();
     });
 }
 
-/// K2 in the middleware: the same string makes every response panic (`cookie_lifetime`:
+/// K2 in the middleware (fixed in a19d400): the same string makes every response panic (`cookie_lifetime`:
 /// now + age is past 9999).
 #[test]
 fn k2_middleware_with_a_date_past_9999_in_utc_panics() {
@@ -82,7 +82,7 @@ fn k2_middleware_with_a_date_past_9999_in_utc_panics() {
     assert!(res.headers().get(http::header::SET_COOKIE).is_some());
 }
 
-/// K3: `cookie::find` unquotes an octal escape above `\177` as a raw byte and then reads
+/// K3 (fixed in a19d400): `cookie::find` unquotes an octal escape above `\177` as a raw byte and then reads
 /// lossy UTF-8; Python's `_unquote` (which the docs cite) gives `chr(0o377)`.
 #[test]
 fn k3_cookie_octal_escape_above_177() {
@@ -98,7 +98,7 @@ fn k3_cookie_octal_escape_above_177() {
     );
 }
 
-/// K4: `_session_expiry` = seconds past the representable range: `expiry_date` panics
+/// K4 (fixed in a19d400; dates clamp to 9999-12-31): `_session_expiry` = seconds past the representable range: `expiry_date` panics
 /// (`Duration::seconds_f64` overflow for 1e300; `OffsetDateTime + Duration` for 10**12,
 /// year ~33700). Django raises OverflowError there; sessio should return an error or
 /// clamp, not panic.
@@ -128,7 +128,7 @@ fn k4_expiry_date_of_10e12_seconds_panics() {
     });
 }
 
-/// K4 in the middleware: the response panics (`cookie_lifetime`).
+/// K4 in the middleware (fixed in a19d400): the response panics (`cookie_lifetime`).
 #[test]
 fn k4_middleware_with_10e12_seconds_panics() {
     let (engine, config) = session_fixture();
@@ -140,7 +140,7 @@ fn k4_middleware_with_10e12_seconds_panics() {
     let _ = res.status();
 }
 
-/// K5: `b62_decode` cannot read `b62_encode(i64::MIN)`, so `dumps` at that timestamp gives a
+/// K5 (fixed in a19d400): `b62_decode` cannot read `b62_encode(i64::MIN)`, so `dumps` at that timestamp gives a
 /// value `loads` refuses (BadTimestamp). Minor: no clock says i64::MIN.
 #[test]
 fn k5_dumps_at_i64_min_does_not_load() {
@@ -151,4 +151,57 @@ fn k5_dumps_at_i64_min_does_not_load() {
         sessio::signing::b62_decode(&sessio::signing::b62_encode(i64::MIN)),
         Some(i64::MIN)
     );
+}
+
+/// K6: with serde_json's `arbitrary_precision`, an object whose first key is
+/// `$serde_json::private::Number` is read as a number: such data (a key an app may take
+/// from user input; Django stores it fine) is saved, then refused on the next load.
+fn k6_round_trip(data: Value) {
+    let s = signer(SIGNED_COOKIES_SALT);
+    let data = data.as_object().unwrap();
+    let value = s.dumps(data, T, false);
+    let loaded = s.loads(&value, None);
+    assert_eq!(loaded.map(|u| u.data).as_ref(), Ok(data), "{value:?}");
+}
+
+#[test]
+fn k6_serde_number_token_first_key_round_trips() {
+    k6_round_trip(json!({"$serde_json::private::Number": 1, "b": 2}));
+}
+
+#[test]
+fn k6_serde_number_token_nested_key_round_trips() {
+    k6_round_trip(json!({"prefs": {"$serde_json::private::Number": "x"}}));
+}
+
+/// K6 the other way: Django's data `{"x": {"$serde_json::private::Number": "5"}}` is read
+/// as `{"x": 5}`.
+#[test]
+fn k6_serde_number_token_object_is_not_read_as_a_number() {
+    let s = signer(SIGNED_COOKIES_SALT);
+    let payload = "eyJ4Ijp7IiRzZXJkZV9qc29uOjpwcml2YXRlOjpOdW1iZXIiOiI1In19:1r31eq";
+    let signed = format!("{payload}:{}", s.signature(payload));
+    let loaded = s.loads(&signed, None).map(|u| Value::Object(u.data));
+    assert_eq!(
+        loaded,
+        Ok(json!({"x": {"$serde_json::private::Number": "5"}}))
+    );
+}
+
+/// K7: `parse_iso` reads a negative year (`-2023-11-15T22:13:20`, which Python's
+/// `fromisoformat` refuses), but `isoformat` of it does not parse back:
+/// `set_expiry(session.expiry())` turns the date into the default expiry.
+#[test]
+fn k7_negative_year_expiry_round_trips() {
+    let (engine, config) = session_fixture();
+    block_on(async {
+        let session = Session::new(engine, config, None);
+        session
+            .insert_value(EXPIRY_KEY, json!("-2023-11-15T22:13:20"))
+            .await
+            .unwrap();
+        let expiry = session.expiry().await.unwrap();
+        session.set_expiry(expiry).await.unwrap();
+        assert_eq!(session.expiry().await.unwrap(), expiry);
+    });
 }
