@@ -169,6 +169,10 @@ pub(crate) fn isoformat(at: OffsetDateTime) -> String {
 /// Python's `datetime.fromisoformat` for the forms Django writes; a string without an offset
 /// (Django with `USE_TZ=False`) is read as UTC.
 pub(crate) fn parse_iso(s: &str) -> Option<OffsetDateTime> {
+    // Python's fromisoformat takes only four-digit years.
+    if !s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
     if let Ok(at) = OffsetDateTime::parse(s, &Rfc3339) {
         // A date whose UTC form is past year 9999 cannot be represented (nor by Python).
         return at.checked_to_offset(UtcOffset::UTC);

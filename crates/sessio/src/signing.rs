@@ -267,7 +267,14 @@ fn decode_payload(payload: &str) -> Result<Map<String, Value>, SigningError> {
         Ok(s) => s.into(),
         Err(_) => json.iter().map(|&b| b as char).collect::<String>().into(),
     };
-    match serde_json::from_str::<Value>(&text) {
+    let parsed = serde_json::from_str::<Value>(&text).or_else(|e| {
+        // Python writes NaN and ±Infinity, which JSON (and serde_json) has no words for.
+        match python_specials(&text) {
+            Some(fixed) => serde_json::from_str::<Value>(&fixed),
+            None => Err(e),
+        }
+    });
+    match parsed {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(SigningError::Json(format!(
             "expected an object, found {}",
@@ -281,6 +288,45 @@ fn decode_payload(payload: &str) -> Result<Map<String, Value>, SigningError> {
         ))),
         Err(e) => Err(SigningError::Json(e.to_string())),
     }
+}
+
+/// Rewrites Python's `NaN`, `Infinity` and `-Infinity` outside strings into JSON that
+/// serde_json reads: `±1e999` (a number too large for f64, which [`crate::pyjson`] writes
+/// back as `±Infinity`) and `null` for NaN (JSON has no NaN). `None` when there are none.
+fn python_specials(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut changed = false;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            let special = [
+                ("-Infinity", "-1e999"),
+                ("Infinity", "1e999"),
+                ("NaN", "null"),
+            ]
+            .into_iter()
+            .find(|(word, _)| rest.starts_with(word));
+            if let Some((word, json)) = special {
+                out.push_str(json);
+                rest = &rest[word.len()..];
+                changed = true;
+                continue;
+            }
+            in_string = c == '"';
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    changed.then_some(out)
 }
 
 /// zlib at level 6 with the zlib wrapper: `zlib.compress(data)` in Python.
@@ -412,6 +458,20 @@ mod tests {
             .unwrap();
         let again = signer.dumps(&loaded.data, T, true);
         assert!(again.starts_with(".eJyrVkpOLCpRsoo21KEqjNVRyssvSVWyUkokAijVAgASaiJ9:1r31eq:"));
+    }
+
+    #[test]
+    fn python_nan_and_infinity_are_read() {
+        let signer = Signer::new(b"k", &[], STORE_SALT);
+        let payload =
+            URL_SAFE_NO_PAD.encode(br#"{"a":Infinity,"b":-Infinity,"c":NaN,"s":"NaN Infinity"}"#);
+        let value = format!("{payload}:1r31eq");
+        let signed = format!("{value}:{}", signer.signature(&value));
+        let data = signer.loads(&signed, None).unwrap().data;
+        assert_eq!(
+            crate::pyjson::to_string(&data),
+            r#"{"a":Infinity,"b":-Infinity,"c":null,"s":"NaN Infinity"}"#
+        );
     }
 
     #[test]
