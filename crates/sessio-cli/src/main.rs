@@ -10,6 +10,7 @@
 //! sessio inspect 'eyJ1...:1r31eq:oxQq...' --secret "$KEY"
 //! sessio check --deploy           # settings that are unsafe in production
 //! sessio generate-key             # a value for SESSIO_SECRET_KEY
+//! sessio bench --duration 5s      # measure the engines on this machine
 //! ```
 
 use std::io::IsTerminal as _;
@@ -63,6 +64,9 @@ enum Command {
     Check(CheckArgs),
     /// Print a new random secret key, for SESSIO_SECRET_KEY.
     GenerateKey,
+    /// Measure the engines on this machine: real HTTP servers on loopback, a closed-loop
+    /// load generator, a table, a Markdown report and charts.
+    Bench(sessio_bench::BenchOptions),
 }
 
 /// Which engine, and where its sessions live. Each option overrides the settings; naming a
@@ -215,6 +219,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(_) => check::run(settings(config_file)?),
         Command::GenerateKey => {
             println!("{}", sessio::SecretKey::generate()?.expose());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(opts) => {
+            // The harness pins runtimes of its own; it is driven from a plain thread, as
+            // the sessio-bench binary does.
+            tokio::task::spawn_blocking(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(sessio_bench::run(opts))
+            })
+            .await??;
             Ok(ExitCode::SUCCESS)
         }
     }
