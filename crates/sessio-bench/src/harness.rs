@@ -16,6 +16,9 @@ pub struct RunConfig {
     pub load: LoadConfig,
     /// The core the server is pinned to.
     pub server_core: Option<usize>,
+    /// Rounds of the whole matrix; each cell reports its median round (by requests/s), so
+    /// that a burst of background load in one round does not decide a ratio.
+    pub repeat: usize,
 }
 
 /// Starts a fresh server of `target`, drives `workload` against it, asks it how many bytes
@@ -66,7 +69,8 @@ pub async fn run_matrix(
     config: &RunConfig,
     quiet: bool,
 ) -> MatrixResult {
-    let cells = (targets.len() * workloads.len()) as u64;
+    let rounds = config.repeat.max(1);
+    let cells = (targets.len() * workloads.len() * rounds) as u64;
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
@@ -80,23 +84,43 @@ pub async fn run_matrix(
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     let mut out = MatrixResult::default();
-    for &workload in workloads {
-        for target in targets {
-            bar.set_message(format!("{} × {workload}", target.name()));
-            match measure(target.as_ref(), workload, config).await {
-                Ok(m) => {
-                    bar.println(m.one_line());
-                    out.measurements.push(m);
+    // cells[workload][target]: every round's measurement.
+    let mut cells: Vec<Vec<Vec<Measurement>>> =
+        vec![vec![Vec::new(); targets.len()]; workloads.len()];
+    for round in 0..rounds {
+        for (wi, &workload) in workloads.iter().enumerate() {
+            for (ti, target) in targets.iter().enumerate() {
+                bar.set_message(format!(
+                    "round {}/{rounds}: {} × {workload}",
+                    round + 1,
+                    target.name()
+                ));
+                match measure(target.as_ref(), workload, config).await {
+                    Ok(m) => {
+                        bar.println(m.one_line());
+                        cells[wi][ti].push(m);
+                    }
+                    Err(e) => {
+                        let note = format!("{} × {workload} failed: {e:#}", target.name());
+                        bar.println(&note);
+                        out.notes.push(note);
+                    }
                 }
-                Err(e) => {
-                    let note = format!("{} × {workload} failed: {e:#}", target.name());
-                    bar.println(&note);
-                    out.notes.push(note);
-                }
+                bar.inc(1);
             }
-            bar.inc(1);
         }
     }
     bar.finish_and_clear();
+    for row in cells {
+        for mut runs in row {
+            if runs.is_empty() {
+                continue;
+            }
+            runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+            let mut median = runs[runs.len() / 2].clone();
+            median.rounds = runs.iter().map(|m| m.rps).collect();
+            out.measurements.push(median);
+        }
+    }
     out
 }

@@ -146,6 +146,10 @@ pub struct BenchOptions {
     /// Run scale measurements instead of the workload matrix (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub scale: Vec<ScaleMode>,
+    /// Run the whole matrix this many times, interleaved, and report each cell's median
+    /// round (for shared, noisy machines).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub repeat: usize,
     /// Rows of the scale measurements.
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub scale_rows: u64,
@@ -173,6 +177,7 @@ impl BenchOptions {
                 client: self.client,
             },
             server_core: pin.then_some(self.server_core),
+            repeat: self.repeat.max(1),
         }
     }
 }
@@ -285,6 +290,13 @@ pub fn describe_run(report: &mut Report, opts: &BenchOptions, config: &RunConfig
         },
     );
     env.insert("client".into(), format!("{:?}", opts.client).to_lowercase());
+    env.insert(
+        "rounds".into(),
+        format!(
+            "{} (each cell: the median round by requests/s)",
+            config.repeat
+        ),
+    );
     env.insert(
         "server runtime".into(),
         format!("{:?}", opts.runtime).to_lowercase(),

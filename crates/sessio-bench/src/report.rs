@@ -48,6 +48,9 @@ pub struct Measurement {
     pub server_cpu: f64,
     /// CPU the load generator used, in cores.
     pub load_cpu: f64,
+    /// Requests/s of every round when the matrix ran several (this one is the median).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<f64>,
 }
 
 impl Measurement {
@@ -91,6 +94,7 @@ impl Measurement {
             storage_bytes_per_session: storage,
             server_cpu: r.server_cpu,
             load_cpu: r.load_cpu,
+            rounds: Vec::new(),
         }
     }
 
@@ -517,7 +521,7 @@ impl Report {
                         "| {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {:.0}% | {:.0}% | {} |",
                         m.target,
                         m.workload,
-                        fmt_rps(m.rps),
+                        rps_with_range(m),
                         fmt_us(m.p50_us),
                         fmt_us(m.p99_us),
                         m.cookie_sent_per_req,
@@ -601,6 +605,17 @@ impl Report {
         self.files = files;
         std::fs::write(&json, serde_json::to_string_pretty(self)?)?;
         Ok(())
+    }
+}
+
+/// Requests/s, with the range over rounds when there were several.
+fn rps_with_range(m: &Measurement) -> String {
+    if m.rounds.len() > 1 {
+        let lo = m.rounds.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = m.rounds.iter().copied().fold(0.0, f64::max);
+        format!("{} ({}–{})", fmt_rps(m.rps), fmt_rps(lo), fmt_rps(hi))
+    } else {
+        fmt_rps(m.rps)
     }
 }
 

@@ -118,6 +118,7 @@ async fn an_engine_served_by_another_process_is_measured() {
             client: Default::default(),
         },
         server_core: None,
+        repeat: 1,
     };
     let m = sessio_bench::measure(&target, Workload::Write, &config)
         .await
