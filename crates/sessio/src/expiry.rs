@@ -166,6 +166,12 @@ pub(crate) fn isoformat(at: OffsetDateTime) -> String {
     s
 }
 
+/// Python's datetimes hold microseconds: finer digits are dropped, as `fromisoformat` does.
+fn to_micros(at: OffsetDateTime) -> OffsetDateTime {
+    at.replace_nanosecond(at.nanosecond() / 1000 * 1000)
+        .unwrap_or(at)
+}
+
 /// Python's `datetime.fromisoformat` for the forms Django writes; a string without an offset
 /// (Django with `USE_TZ=False`) is read as UTC.
 pub(crate) fn parse_iso(s: &str) -> Option<OffsetDateTime> {
@@ -175,7 +181,7 @@ pub(crate) fn parse_iso(s: &str) -> Option<OffsetDateTime> {
     }
     if let Ok(at) = OffsetDateTime::parse(s, &Rfc3339) {
         // A date whose UTC form is past year 9999 cannot be represented (nor by Python).
-        return at.checked_to_offset(UtcOffset::UTC);
+        return at.checked_to_offset(UtcOffset::UTC).map(to_micros);
     }
     let naive = format_description!(
         version = 2,
@@ -183,7 +189,7 @@ pub(crate) fn parse_iso(s: &str) -> Option<OffsetDateTime> {
     );
     PrimitiveDateTime::parse(s, naive)
         .ok()
-        .map(|p| p.assume_utc())
+        .map(|p| to_micros(p.assume_utc()))
 }
 
 #[cfg(test)]
@@ -216,6 +222,10 @@ mod tests {
             parse_iso("2023-11-14T22:14:50"),
             Some(datetime!(2023-11-14 22:14:50 UTC))
         );
+        // Digits past microseconds are dropped, so a date survives a write and a read.
+        let at = parse_iso("2023-11-15T22:13:28.123421112110").unwrap();
+        assert_eq!(at, datetime!(2023-11-15 22:13:28.123421 UTC));
+        assert_eq!(parse_iso(&isoformat(at)), Some(at));
     }
 
     #[test]
