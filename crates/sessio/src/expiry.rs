@@ -237,7 +237,10 @@ mod tests {
             FAR_FUTURE
         );
         assert_eq!(parse_iso("9999-12-31T23:59:59-01:00"), None);
-        assert!(at_browser_close(Some(&data(json!("9999-12-31T23:59:59-01:00"))), false) == false);
+        assert!(!at_browser_close(
+            Some(&data(json!("9999-12-31T23:59:59-01:00"))),
+            false
+        ));
         let _ = isoformat(FAR_FUTURE);
     }
 
