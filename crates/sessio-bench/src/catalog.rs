@@ -142,7 +142,7 @@ pub struct Services {
     /// Where SQLite databases and session files go (a temporary directory per run).
     pub data_dir: Option<PathBuf>,
     /// Bytes per session of the memory engine by workload, measured before any server ran
-    /// (see [`memory_estimates`]); measured on demand for workloads not listed.
+    /// (see `engines::memory_estimates`); measured on demand for workloads not listed.
     pub memory_estimates: Vec<(Workload, f64)>,
 }
 

@@ -119,7 +119,7 @@ pub struct BenchOptions {
         value_name = "LIST"
     )]
     pub engines: Vec<String>,
-    /// Workloads, comma-separated: none, read, write, login, payload:<bytes>, sweep
+    /// Workloads, comma-separated: none, read, write, login, payload:BYTES, sweep
     /// (payload:100 to payload:3500), or all.
     #[arg(
         long,
