@@ -128,7 +128,7 @@ pub fn payload(report: &Report) -> Option<String> {
                 ("Payload sweep: requests per second", rmax, "requests/s")
             } else {
                 (
-                    "Payload sweep: cookie bytes per request (sent solid, received dashed)",
+                    "Payload sweep: cookie bytes per request (sent: thick, received: thin)",
                     cmax,
                     "bytes",
                 )
@@ -142,6 +142,7 @@ pub fn payload(report: &Report) -> Option<String> {
             chart
                 .configure_mesh()
                 .x_desc("session data, bytes")
+                .x_label_formatter(&|x| format!("{x:.0}"))
                 .y_desc(desc)
                 .y_label_formatter(&|y| {
                     if panel == 0 {
@@ -183,7 +184,7 @@ pub fn payload(report: &Report) -> Option<String> {
                         .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
                 )?;
                 if panel == 1 {
-                    // Received bytes, dashed by drawing every other segment.
+                    // Received bytes, as a thin line.
                     let segs: Vec<PathElement<(f64, f64)>> = series
                         .windows(2)
                         .map(|w| {
@@ -193,7 +194,7 @@ pub fn payload(report: &Report) -> Option<String> {
                             )
                         })
                         .collect();
-                    chart.draw_series(segs.into_iter().step_by(1))?;
+                    chart.draw_series(segs)?;
                 }
             }
             chart
