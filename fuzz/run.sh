@@ -93,7 +93,12 @@ for t in "${targets[@]}"; do
     rows+=("$(printf '| %-18s | %12s | %7s | %s |' "$t" "$execs" "$corpus_n" "none")")
   else
     artifact=$(grep -o 'Test unit written to [^ ]*' "$log" | tail -n1 | sed 's/Test unit written to //' || true)
-    if [[ -n $artifact && $artifact != /* ]]; then artifact="fuzz/${artifact#./}"; fi
+    # Shown from the repository root: fuzz/artifacts/TARGET/crash-...
+    if [[ $artifact == "$PWD"/* ]]; then
+      artifact="fuzz/${artifact#"$PWD"/}"
+    elif [[ -n $artifact && $artifact != /* ]]; then
+      artifact="fuzz/${artifact#./}"
+    fi
     rows+=("$(printf '| %-18s | %12s | %7s | %s |' "$t" "$execs" "$corpus_n" "CRASH (exit $rc) ${artifact:-see fuzz/$log}")")
     crashes+=("$t: ${artifact:-no artifact, exit $rc}; log fuzz/$log")
     echo "---- fuzz: $t failed (exit $rc); end of its log:" >&2
