@@ -181,7 +181,10 @@ pub(crate) fn parse_iso(s: &str) -> Option<OffsetDateTime> {
     }
     if let Ok(at) = OffsetDateTime::parse(s, &Rfc3339) {
         // A date whose UTC form is past year 9999 cannot be represented (nor by Python).
-        return at.checked_to_offset(UtcOffset::UTC).map(to_micros);
+        return at
+            .checked_to_offset(UtcOffset::UTC)
+            .filter(|utc| utc.year() >= 1)
+            .map(to_micros);
     }
     let naive = format_description!(
         version = 2,
@@ -237,6 +240,7 @@ mod tests {
             FAR_FUTURE
         );
         assert_eq!(parse_iso("9999-12-31T23:59:59-01:00"), None);
+        assert_eq!(parse_iso("0000-01-01T00:00:00+01:00"), None);
         assert!(!at_browser_close(
             Some(&data(json!("9999-12-31T23:59:59-01:00"))),
             false
