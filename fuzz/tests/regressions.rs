@@ -28,18 +28,25 @@ fn session_fixture() -> (Arc<dyn SessionEngine>, Arc<sessio::Config>) {
     (engine, config)
 }
 
-/// K1: a number such as `1e400` (valid JSON; Python reads it as `inf`) was written as
-/// nothing; since a19d400 it is written `Infinity` as Python does, but sessio's reader
-/// (serde_json) refuses `Infinity`, so a session holding it still loads once and is lost
-/// after its next save. (Django's own `{"x": float("inf")}` sessions are unreadable too.)
+/// K1 (fixed in a19d400 and 399cc66): a number such as `1e400` (valid JSON; Python reads
+/// it as `inf`) was written as nothing, then as `Infinity`, which sessio could not read
+/// back: a session holding it was lost after its next save. Now written `Infinity` and read
+/// back (as Django's `float("inf")` sessions are).
 #[test]
 fn k1_pyjson_output_for_a_number_past_f64_reads_back() {
     let value: Value = serde_json::from_str(r#"{"a":1e400}"#).unwrap();
     let text = pyjson::value_to_string(&value);
-    assert!(
-        serde_json::from_str::<Value>(&text).is_ok(),
-        "{{\"a\":1e400}} written as {text:?}"
+    assert_eq!(text, r#"{"a":Infinity}"#);
+    let s = signer(STORE_SALT);
+    let saved = s.dumps(value.as_object().unwrap(), T, false);
+    let read = s.loads(&saved, None).expect("reads back");
+    assert_eq!(
+        read.data["a"].as_f64(),
+        None,
+        "still infinite: {:?}",
+        read.data
     );
+    assert_eq!(pyjson::to_string(&read.data), text);
 }
 
 /// K1 as the db engines meet it: stored data that decodes, re-saved, no longer decodes.
@@ -188,9 +195,9 @@ fn k6_serde_number_token_object_is_not_read_as_a_number() {
     );
 }
 
-/// K7: `parse_iso` reads a negative year (`-2023-11-15T22:13:20`, which Python's
-/// `fromisoformat` refuses), but `isoformat` of it does not parse back:
-/// `set_expiry(session.expiry())` turns the date into the default expiry.
+/// K7 (fixed in 399cc66: signed years are refused): `parse_iso` read a negative year (`-2023-11-15T22:13:20`, which Python's
+/// `fromisoformat` refuses), but `isoformat` of it did not parse back:
+/// `set_expiry(session.expiry())` turned the date into the default expiry.
 #[test]
 fn k7_negative_year_expiry_round_trips() {
     let (engine, config) = session_fixture();
@@ -198,6 +205,24 @@ fn k7_negative_year_expiry_round_trips() {
         let session = Session::new(engine, config, None);
         session
             .insert_value(EXPIRY_KEY, json!("-2023-11-15T22:13:20"))
+            .await
+            .unwrap();
+        let expiry = session.expiry().await.unwrap();
+        session.set_expiry(expiry).await.unwrap();
+        assert_eq!(session.expiry().await.unwrap(), expiry);
+    });
+}
+
+/// K8: a date in year 0000 (Python's `fromisoformat` refuses year 0) with a positive offset
+/// parses; its UTC form is in year -1, and `isoformat` of it (`-0001-12-31T00:01:00+00:00`)
+/// does not parse back: `set_expiry(session.expiry())` silently drops the date.
+#[test]
+fn k8_year_0000_with_positive_offset_round_trips() {
+    let (engine, config) = session_fixture();
+    block_on(async {
+        let session = Session::new(engine, config, None);
+        session
+            .insert_value(EXPIRY_KEY, json!("0000-01-01T00:00:00+23:59"))
             .await
             .unwrap();
         let expiry = session.expiry().await.unwrap();
