@@ -193,6 +193,7 @@ pub(crate) fn parse_iso(s: &str) -> Option<OffsetDateTime> {
     PrimitiveDateTime::parse(s, naive)
         .ok()
         .map(|p| to_micros(p.assume_utc()))
+        .filter(|utc| utc.year() >= 1)
 }
 
 #[cfg(test)]
@@ -241,6 +242,7 @@ mod tests {
         );
         assert_eq!(parse_iso("9999-12-31T23:59:59-01:00"), None);
         assert_eq!(parse_iso("0000-01-01T00:00:00+01:00"), None);
+        assert_eq!(parse_iso("0000-01-01T00:00:00"), None);
         assert!(!at_browser_close(
             Some(&data(json!("9999-12-31T23:59:59-01:00"))),
             false
