@@ -133,6 +133,7 @@ impl EncryptedCookieEngine {
         Some(LoadedSession {
             data,
             stale_key: index > 0,
+            version: None,
         })
     }
 }

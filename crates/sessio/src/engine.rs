@@ -21,6 +21,79 @@ pub struct LoadedSession {
     /// True when an old (fallback) secret key verified the record: it should be re-issued
     /// under the current key.
     pub stale_key: bool,
+    /// What the store held, for [`SessionEngine::save_changes_from`]: `None` when the engine
+    /// does not track versions.
+    pub version: Option<Version>,
+}
+
+impl LoadedSession {
+    /// A session read with the current key, of no known version.
+    pub fn new(data: SessionData) -> Self {
+        Self {
+            data,
+            stale_key: false,
+            version: None,
+        }
+    }
+}
+
+/// Which state of a stored session a request read: a token the engine hands out with a
+/// load and recognises in [`SessionEngine::save_changes_from`], so that a save nothing
+/// raced can be written at once instead of being read and merged again.
+///
+/// ```
+/// use sessio::engine::Version;
+/// assert_eq!(Version::counter(7), Version::counter(7));
+/// assert_ne!(Version::stored("a:1"), Version::stored("a:2"));
+/// assert_eq!(Version::stored("a:1").as_stored(), Some("a:1"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version(VersionRepr);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum VersionRepr {
+    Counter(u64),
+    Stored(Arc<str>),
+}
+
+impl Version {
+    /// A write counter kept by the engine (in-process stores).
+    pub fn counter(n: u64) -> Self {
+        Self(VersionRepr::Counter(n))
+    }
+
+    /// The stored value itself (a store compares it with what it holds now).
+    pub fn stored(value: impl Into<Arc<str>>) -> Self {
+        Self(VersionRepr::Stored(value.into()))
+    }
+
+    /// The counter, for a [`Version::counter`].
+    pub fn as_counter(&self) -> Option<u64> {
+        match &self.0 {
+            VersionRepr::Counter(n) => Some(*n),
+            VersionRepr::Stored(_) => None,
+        }
+    }
+
+    /// The stored value, for a [`Version::stored`].
+    pub fn as_stored(&self) -> Option<&str> {
+        match &self.0 {
+            VersionRepr::Stored(s) => Some(s),
+            VersionRepr::Counter(_) => None,
+        }
+    }
+}
+
+/// The outcome of [`SessionEngine::save_changes_from`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Saved {
+    /// The cookie value.
+    pub cookie: String,
+    /// The stored data after the merge, when it differs from the data the request sent
+    /// (another request wrote in between); `None` when the request's data was stored as is.
+    pub merged: Option<SessionData>,
+    /// The version now stored, when the engine tracks versions.
+    pub version: Option<Version>,
 }
 
 /// What one request changed in a session: applied to the stored session, it merges that
@@ -103,10 +176,7 @@ pub trait SessionEngine: Send + Sync + fmt::Debug + 'static {
     /// with an old (fallback) secret key, so the session is saved again under the current
     /// key. Engines that sign or encrypt override it; the default wraps `load`.
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
-        Ok(self.load(key).await?.map(|data| LoadedSession {
-            data,
-            stale_key: false,
-        }))
+        Ok(self.load(key).await?.map(LoadedSession::new))
     }
 
     /// Stores `data` under a new key that expires at `expires`, and returns the cookie value.
@@ -146,6 +216,29 @@ pub trait SessionEngine: Send + Sync + fmt::Debug + 'static {
         changes.apply(&mut data);
         let value = self.save(key, &data, expires).await?;
         Ok((value, data))
+    }
+
+    /// As [`save_changes`](SessionEngine::save_changes), for a request that read version
+    /// `base` of the session and now holds `data` (`base` with `changes` applied).
+    ///
+    /// Engines that hand out versions override it: when the stored session is still `base`
+    /// they store `data` as it is, with no read and no merge (one compare-and-set), and
+    /// only otherwise merge `changes` into what is stored. The default merges.
+    async fn save_changes_from(
+        &self,
+        key: &str,
+        base: &Version,
+        data: &Arc<SessionData>,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<Saved> {
+        let _ = (base, data);
+        let (cookie, merged) = self.save_changes(key, changes, expires).await?;
+        Ok(Saved {
+            cookie,
+            merged: Some(merged),
+            version: None,
+        })
     }
 
     /// Deletes the session `key`; deleting an unknown key is not an error.

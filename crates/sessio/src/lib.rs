@@ -73,7 +73,7 @@ pub mod users;
 pub use config::{
     Concurrency, Config, ConfigBuilder, CookieOverflow, EngineKind, SameSite, SecretKey,
 };
-pub use engine::{Changes, LoadedSession, SessionData, SessionEngine};
+pub use engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
 pub use error::{redact_url, Error, Result};
 pub use expiry::Expiry;
 pub use manager::{SessionManager, DEFAULT_CLEAR_BATCH};

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::config::Concurrency;
 use crate::config::Config;
-use crate::engine::{Changes, SessionData, SessionEngine};
+use crate::engine::{Changes, SessionData, SessionEngine, Version};
 use crate::error::{Error, Result};
 use crate::expiry::{self, Expiry};
 use crate::users::{self, Extras};
@@ -142,6 +142,8 @@ struct State {
     changed: Vec<String>,
     // A login (or a refresh of "last seen") to record in the owner's index after the save.
     owner_pending: Option<String>,
+    // The stored version this request's data derives from, for an unraced save.
+    version: Option<Version>,
 }
 
 /// Who made the request, for a user's session list.
@@ -417,6 +419,7 @@ impl Session {
         match loaded {
             Some(loaded) => {
                 st.data = Some(loaded.data);
+                st.version = loaded.version;
                 // Key rotation: a record verified by an old key is re-issued under the
                 // current one at the end of this request.
                 st.modified |= loaded.stale_key;
@@ -605,6 +608,7 @@ impl Session {
             st.accessed = true;
             st.modified = true;
             st.owner_pending = None;
+            st.version = None;
             self.init_key(&mut st);
             (st.key.take(), owner)
         };
@@ -649,6 +653,7 @@ impl Session {
         {
             let mut st = self.lock();
             st.key = Some(new_key);
+            st.version = None;
             st.modified = true;
             if owner.is_some() && self.tracks_users() {
                 // The new id joins the owner's index when the session is saved.
@@ -773,7 +778,7 @@ impl Session {
             // find the key unknown, and then a new session is created instead).
             self.ensure_loaded().await?;
         }
-        let (key, data, changes) = {
+        let (key, data, changes, base) = {
             let mut st = self.lock();
             let now = self.inner.config.clock().now().unix_timestamp();
             let data = st.data.get_or_insert_with(SessionData::new);
@@ -784,8 +789,9 @@ impl Session {
             let changes = st.changes();
             (
                 st.key.clone(),
-                st.data.get_or_insert_with(SessionData::new).clone(),
+                Arc::new(st.data.get_or_insert_with(SessionData::new).clone()),
                 changes,
+                st.version.clone(),
             )
         };
         let expires = self.expiry_date_of(&data);
@@ -793,27 +799,37 @@ impl Session {
             && key
                 .as_deref()
                 .is_some_and(|k| !self.inner.engine.is_client_side_key(k));
-        let (cookie_value, merged) = match key {
+        let (cookie_value, merged, version) = match (key, base) {
+            // Unraced since it was read: stored as it is (one compare-and-set).
+            (Some(k), Some(base)) if merge => {
+                let saved = self
+                    .inner
+                    .engine
+                    .save_changes_from(&self.stored(&k), &base, &data, &changes, expires)
+                    .await?;
+                let cookie = if self.hashes() { k } else { saved.cookie };
+                (cookie, saved.merged, saved.version)
+            }
             // Apply only what this request changed to what is stored now, so concurrent
             // requests do not overwrite each other's keys.
-            Some(k) if merge => {
+            (Some(k), _) if merge => {
                 let (value, merged) = self
                     .inner
                     .engine
                     .save_changes(&self.stored(&k), &changes, expires)
                     .await?;
                 // A hashed id stays the cookie; the engine only knows its hash.
-                (if self.hashes() { k } else { value }, Some(merged))
+                (if self.hashes() { k } else { value }, Some(merged), None)
             }
-            Some(k) => {
+            (Some(k), _) => {
                 let value = self
                     .inner
                     .engine
                     .save(&self.stored(&k), &data, expires)
                     .await?;
-                (if self.hashes() { k } else { value }, None)
+                (if self.hashes() { k } else { value }, None, None)
             }
-            None => (self.store_new(&data, expires).await?, None),
+            (None, _) => (self.store_new(&data, expires).await?, None, None),
         };
         // A cookie past the browsers' limit would be dropped without a word: refuse it.
         let size = self.inner.config.cookie_name().len() + cookie_value.len();
@@ -827,6 +843,7 @@ impl Session {
         let owner = {
             let mut st = self.lock();
             st.key = Some(cookie_value.clone());
+            st.version = version;
             if let Some(merged) = merged {
                 st.data = Some(merged);
             }

@@ -62,6 +62,7 @@ impl SessionEngine for SignedCookieEngine {
                 data: unsigned.data,
                 // Signed with a fallback key: re-sign it with the current one.
                 stale_key: unsigned.key_index > 0,
+                version: None,
             })),
             Err(e) => {
                 tracing::debug!(error = %e, "signed session cookie refused");

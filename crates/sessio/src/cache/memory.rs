@@ -35,7 +35,7 @@ use time::{Duration, OffsetDateTime};
 use super::{plausible_key, SessionCache, ENGINE};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{Changes, SessionData, SessionEngine};
+use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
 use crate::error::{Error, Result};
 
 /// The bound when the URL sets none.
@@ -209,6 +209,32 @@ impl SessionEngine for MemoryCacheEngine {
         Ok(found.map(|data| (*data).clone()))
     }
 
+    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
+        if !plausible_key(key) {
+            return Ok(None);
+        }
+        let now = self.now();
+        let (found, dropped) = {
+            let mut shard = self.shard(key);
+            match shard.find(key, now) {
+                Found::Live(i) => {
+                    shard.touch(i);
+                    let entry = shard.entry(i);
+                    (Some((entry.data.clone(), entry.version)), None)
+                }
+                Found::Expired(i) => (None, shard.remove(i)),
+                Found::Absent => (None, None),
+            }
+        };
+        drop(dropped);
+        // The deep copy happens outside the lock.
+        Ok(found.map(|(data, version)| LoadedSession {
+            data: (*data).clone(),
+            stale_key: false,
+            version: Some(Version::counter(version)),
+        }))
+    }
+
     async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
         let now = self.now();
         if expires <= now {
@@ -316,10 +342,12 @@ impl SessionEngine for MemoryCacheEngine {
                 }
                 Found::Absent => return Err(Error::SessionInterrupted),
             };
+            let version = shard.next_version();
             let merged = {
                 let entry = shard.entry_mut(i);
                 // Copies the map only if a reader still holds this version.
                 changes.apply(Arc::make_mut(&mut entry.data));
+                entry.version = version;
                 entry.data.clone()
             };
             if expires > now {
@@ -333,6 +361,81 @@ impl SessionEngine for MemoryCacheEngine {
         };
         drop(dropped);
         Ok((key.to_owned(), (*merged).clone()))
+    }
+
+    async fn save_changes_from(
+        &self,
+        key: &str,
+        base: &Version,
+        data: &Arc<SessionData>,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<Saved> {
+        enum Outcome {
+            /// Unraced: the request's data is stored as it is; holds the old data.
+            Stored(u64, Arc<SessionData>),
+            /// Raced: the changes were merged into the stored data (shared with the store).
+            Merged(u64, Arc<SessionData>),
+            /// Saved as already expired: removed.
+            Ended(Option<Entry>, bool),
+        }
+        if !plausible_key(key) {
+            return Err(Error::SessionInterrupted);
+        }
+        let now = self.now();
+        let outcome = {
+            let mut shard = self.shard(key);
+            let i = match shard.find(key, now) {
+                Found::Live(i) => i,
+                Found::Expired(i) => {
+                    drop(shard.remove(i));
+                    return Err(Error::SessionInterrupted);
+                }
+                Found::Absent => return Err(Error::SessionInterrupted),
+            };
+            let unraced = base.as_counter() == Some(shard.entry(i).version);
+            if expires <= now {
+                Outcome::Ended(shard.remove(i), unraced)
+            } else if unraced {
+                // Nothing wrote it since this request read it: share the request's data
+                // (no copy, no merge).
+                shard.touch(i);
+                let old = shard.replace(i, data.clone(), expires);
+                Outcome::Stored(shard.entry(i).version, old)
+            } else {
+                let version = shard.next_version();
+                let merged = {
+                    let entry = shard.entry_mut(i);
+                    changes.apply(Arc::make_mut(&mut entry.data));
+                    entry.version = version;
+                    entry.data.clone()
+                };
+                shard.touch(i);
+                shard.set_expiry(i, expires);
+                Outcome::Merged(version, merged)
+            }
+        };
+        // Copies and frees happen outside the lock.
+        let (merged, version) = match outcome {
+            Outcome::Stored(version, old) => {
+                drop(old);
+                (None, Some(version))
+            }
+            Outcome::Merged(version, merged) => (Some((*merged).clone()), Some(version)),
+            Outcome::Ended(old, unraced) => {
+                let merged = old.filter(|_| !unraced).map(|e| {
+                    let mut d = (*e.data).clone();
+                    changes.apply(&mut d);
+                    d
+                });
+                (merged, None)
+            }
+        };
+        Ok(Saved {
+            cookie: key.to_owned(),
+            merged,
+            version: version.map(Version::counter),
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -418,6 +521,8 @@ struct Entry {
     key: Arc<str>,
     data: Arc<SessionData>,
     expires: OffsetDateTime,
+    /// Which write of its shard stored this data (a [`Version::counter`]).
+    version: u64,
 }
 
 struct Slot {
@@ -446,9 +551,17 @@ struct Shard {
     /// No stored session expires before this (a lower bound; exact after a full sweep).
     earliest: Option<OffsetDateTime>,
     last_sweep: Option<OffsetDateTime>,
+    /// Writes so far: the source of entry versions (a key always lives in one shard, so
+    /// versions never repeat for a key).
+    writes: u64,
 }
 
 impl Shard {
+    fn next_version(&mut self) -> u64 {
+        self.writes += 1;
+        self.writes
+    }
+
     fn new(capacity: usize) -> Self {
         Self {
             map: HashMap::new(),
@@ -459,6 +572,7 @@ impl Shard {
             capacity,
             earliest: None,
             last_sweep: None,
+            writes: 0,
         }
     }
 
@@ -543,7 +657,10 @@ impl Shard {
         expires: OffsetDateTime,
     ) -> Arc<SessionData> {
         self.set_expiry(i, expires);
-        std::mem::replace(&mut self.entry_mut(i).data, data)
+        let version = self.next_version();
+        let entry = self.entry_mut(i);
+        entry.version = version;
+        std::mem::replace(&mut entry.data, data)
     }
 
     fn note_expiry(&mut self, expires: OffsetDateTime) {
@@ -567,6 +684,7 @@ impl Shard {
             key: key.clone(),
             data,
             expires,
+            version: self.next_version(),
         };
         let i = match self.free.pop() {
             Some(i) => {

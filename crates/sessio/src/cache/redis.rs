@@ -333,14 +333,12 @@ impl RedisCacheEngine {
                 LoadedSession {
                     data: unsigned.data,
                     stale_key: unsigned.key_index > 0,
+                    version: None,
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Session data corrupted");
-                LoadedSession {
-                    data: SessionData::new(),
-                    stale_key: false,
-                }
+                LoadedSession::new(SessionData::new())
             }
         };
         Ok(Some((value, session)))
