@@ -77,7 +77,7 @@ pub use engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Vers
 pub use error::{redact_url, Error, Result};
 pub use expiry::Expiry;
 pub use manager::{SessionManager, DEFAULT_CLEAR_BATCH};
-pub use middleware::{SessionLayer, SessionService};
+pub use middleware::{ResponseFuture, SessionLayer, SessionService};
 pub use session::Session;
 
 /// The README's examples compile as doc tests.

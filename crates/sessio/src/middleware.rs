@@ -94,6 +94,53 @@ pub struct SessionError(pub Arc<Error>);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+pin_project_lite::pin_project! {
+    /// The response future of [`SessionService`]: the inner service's, then the session's
+    /// save when there is one to make. A request that needs no store work finishes without
+    /// an allocation of its own.
+    pub struct ResponseFuture<F, ResBody> {
+        #[pin]
+        inner: F,
+        session: Option<Session>,
+        config: Arc<Config>,
+        saving: Option<BoxFuture<Response<ResBody>>>,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F, ResBody>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: From<String> + Send + 'static,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            if let Some(saving) = this.saving.as_mut() {
+                return saving.as_mut().poll(cx).map(Ok);
+            }
+            let mut res = std::task::ready!(this.inner.as_mut().poll(cx))?;
+            let Some(session) = this.session.take() else {
+                // Polled again after completion: the inner future decides.
+                return Poll::Ready(Ok(res));
+            };
+            let plan = plan(&session, this.config, res.status());
+            if !plan.needs_store() {
+                apply(&session, this.config, &mut res, plan);
+                return Poll::Ready(Ok(res));
+            }
+            let config = this.config.clone();
+            *this.saving = Some(Box::pin(async move {
+                match finish(&session, &config, &mut res, plan).await {
+                    Ok(()) => res,
+                    Err(error) => error_response(error, &session),
+                }
+            }));
+        }
+    }
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -103,15 +150,21 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let tracks_users = self.extras.index.is_some();
         let client = ClientInfo {
-            user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
+            // Read only when a login is recorded in a user's index.
+            user_agent: if tracks_users {
+                req.headers().get(http::header::USER_AGENT).cloned()
+            } else {
+                None
+            },
             ip: if self.extras.record_ip() {
                 client_ip(&req)
             } else {
@@ -129,14 +182,12 @@ where
         // The clone that was made ready is the one that must be called.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let config = self.config.clone();
-        Box::pin(async move {
-            let mut res = inner.call(req).await?;
-            if let Err(error) = finish(&session, &config, &mut res).await {
-                return Ok(error_response(error, &session));
-            }
-            Ok(res)
-        })
+        ResponseFuture {
+            inner: inner.call(req),
+            session: Some(session),
+            config: self.config.clone(),
+            saving: None,
+        }
     }
 }
 
@@ -155,42 +206,86 @@ fn client_ip<B>(req: &Request<B>) -> Option<String> {
     }
 }
 
-/// Django's `SessionMiddleware.process_response`.
-async fn finish<B>(session: &Session, config: &Config, res: &mut Response<B>) -> Result<(), Error> {
-    let server_error = res.status().is_server_error();
-    if config.save_every_request()
-        && !server_error
-        && !session.is_loaded()
-        && session.id().is_some()
-    {
+/// What the end of a request does, decided from the session's flags (Django's
+/// `SessionMiddleware.process_response`).
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Load before deciding (`save_every_request` on a session the handler never read).
+    load_first: bool,
+    /// Expire the cookie (the session ended up empty).
+    remove_cookie: bool,
+    /// Save and send the cookie.
+    save: bool,
+    /// Add `Vary: Cookie`.
+    vary: bool,
+}
+
+impl Plan {
+    fn needs_store(&self) -> bool {
+        self.load_first || self.save
+    }
+}
+
+fn plan(session: &Session, config: &Config, status: http::StatusCode) -> Plan {
+    let server_error = status.is_server_error();
+    let f = session.flags();
+    if config.save_every_request() && !server_error && !f.loaded && f.has_id {
         // Django would save an unloaded session under an unknown key and fail; loading first
         // lets an unknown key turn into an empty session instead.
-        session.load_for_save().await?;
+        return Plan {
+            load_first: true,
+            remove_cookie: false,
+            save: false,
+            vary: false,
+        };
     }
-    let accessed = session.accessed();
-    let modified = session.modified();
-    let empty = session.is_empty();
-    let mut need_vary = accessed;
-    if empty && session.request_had_cookie() {
+    let remove_cookie = f.empty && f.had_cookie;
+    // No save and no cookie on any 5xx: the handler's changes may be half-made.
+    let save =
+        !remove_cookie && (f.modified || config.save_every_request()) && !f.empty && !server_error;
+    Plan {
+        load_first: false,
+        remove_cookie,
+        save,
+        vary: f.accessed || remove_cookie || save,
+    }
+}
+
+/// Loads and saves as `plan` says, then writes the headers.
+async fn finish<B>(
+    session: &Session,
+    config: &Config,
+    res: &mut Response<B>,
+    mut plan: Plan,
+) -> Result<(), Error> {
+    if plan.load_first {
+        session.load_for_save().await?;
+        plan = self::plan(session, config, res.status());
+    }
+    if plan.save {
+        session.save().await?;
+    }
+    apply(session, config, res, plan);
+    Ok(())
+}
+
+/// The response headers of a decided (and, if need be, saved) session.
+fn apply<B>(session: &Session, config: &Config, res: &mut Response<B>, plan: Plan) {
+    if plan.remove_cookie {
         append(
             res.headers_mut(),
             SET_COOKIE,
             crate::cookie::removal_cookie(config),
         );
-        need_vary = true;
-    } else if (modified || config.save_every_request()) && !empty && !server_error {
-        // No save and no cookie on any 5xx: the handler's changes may be half-made.
-        session.save().await?;
+    } else if plan.save {
         let value = session.id().unwrap_or_default();
         let cookie = crate::cookie::set_cookie(config, &value, session.cookie_lifetime());
         append(res.headers_mut(), SET_COOKIE, cookie);
         patch_cache_control(res.headers_mut(), config);
-        need_vary = true;
     }
-    if need_vary {
+    if plan.vary {
         patch_vary_cookie(res.headers_mut());
     }
-    Ok(())
 }
 
 fn append(headers: &mut HeaderMap, name: http::HeaderName, value: String) {
@@ -205,6 +300,10 @@ fn append(headers: &mut HeaderMap, name: http::HeaderName, value: String) {
 
 /// Adds `Cookie` to `Vary` unless it is already there (Django's `patch_vary_headers`).
 fn patch_vary_cookie(headers: &mut HeaderMap) {
+    if !headers.contains_key(VARY) {
+        headers.insert(VARY, HeaderValue::from_static("Cookie"));
+        return;
+    }
     let mut existing: Vec<String> = Vec::new();
     for v in headers.get_all(VARY) {
         if let Ok(s) = v.to_str() {
@@ -238,6 +337,17 @@ fn patch_cache_control(headers: &mut HeaderMap, config: &Config) {
     let Some(directive) = config.cache_control() else {
         return;
     };
+    if !headers.contains_key(CACHE_CONTROL) {
+        let value = match directive {
+            "private" => Ok(HeaderValue::from_static("private")),
+            "no-store" => Ok(HeaderValue::from_static("no-store")),
+            other => HeaderValue::try_from(other),
+        };
+        if let Ok(v) = value {
+            headers.insert(CACHE_CONTROL, v);
+        }
+        return;
+    }
     let mut parts: Vec<String> = Vec::new();
     for v in headers.get_all(CACHE_CONTROL) {
         if let Ok(s) = v.to_str() {

@@ -179,25 +179,43 @@ impl State {
 enum RequestCookie {
     Value(Option<String>),
     Headers {
-        name: String,
-        headers: Vec<HeaderValue>,
+        headers: CookieHeaders,
         parsed: OnceLock<Option<String>>,
     },
 }
 
+/// The request's `Cookie` headers (reference-counted copies): almost always one, which
+/// needs no allocation.
+enum CookieHeaders {
+    None,
+    One(HeaderValue),
+    Many(Vec<HeaderValue>),
+}
+
 impl RequestCookie {
-    fn get(&self) -> Option<&str> {
+    fn get(&self, name: &str) -> Option<&str> {
         match self {
             RequestCookie::Value(v) => v.as_deref(),
-            RequestCookie::Headers {
-                name,
-                headers,
-                parsed,
-            } => parsed
-                .get_or_init(|| crate::cookie::find(headers.iter(), name))
+            RequestCookie::Headers { headers, parsed } => parsed
+                .get_or_init(|| match headers {
+                    CookieHeaders::None => None,
+                    CookieHeaders::One(h) => crate::cookie::find(std::iter::once(h), name),
+                    CookieHeaders::Many(hs) => crate::cookie::find(hs.iter(), name),
+                })
                 .as_deref(),
         }
     }
+}
+
+/// What the middleware needs to know at the end of a request, read under one lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Flags {
+    pub(crate) accessed: bool,
+    pub(crate) modified: bool,
+    pub(crate) empty: bool,
+    pub(crate) loaded: bool,
+    pub(crate) has_id: bool,
+    pub(crate) had_cookie: bool,
 }
 
 impl fmt::Debug for Session {
@@ -263,12 +281,19 @@ impl Session {
         config: Arc<Config>,
         extras: Arc<Extras>,
         client: ClientInfo,
-        headers: impl Iterator<Item = &'a HeaderValue>,
+        mut headers: impl Iterator<Item = &'a HeaderValue>,
     ) -> Self {
-        let name = config.cookie_name().to_owned();
+        let headers = match (headers.next(), headers.next()) {
+            (None, _) => CookieHeaders::None,
+            (Some(one), None) => CookieHeaders::One(one.clone()),
+            (Some(a), Some(b)) => {
+                let mut all = vec![a.clone(), b.clone()];
+                all.extend(headers.cloned());
+                CookieHeaders::Many(all)
+            }
+        };
         let cookie = RequestCookie::Headers {
-            name,
-            headers: headers.cloned().collect(),
+            headers,
             parsed: OnceLock::new(),
         };
         Self::build(engine, config, extras, client, cookie)
@@ -367,7 +392,8 @@ impl Session {
     fn init_key(&self, st: &mut State) {
         if !st.key_initialised {
             st.key_initialised = true;
-            st.key = crate::key::validate(self.inner.cookie.get()).map(str::to_owned);
+            let name = self.inner.config.cookie_name();
+            st.key = crate::key::validate(self.inner.cookie.get(name)).map(str::to_owned);
         }
     }
 
@@ -476,15 +502,15 @@ impl Session {
 
     /// The value stored under `key`, deserialised into `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        match self.get_value(key).await? {
+        // Deserialised from the stored value in place: no copy of it.
+        self.with_data(|st| match st.data.as_ref().and_then(|d| d.get(key)) {
             None => Ok(None),
-            Some(v) => serde_json::from_value(v)
-                .map(Some)
-                .map_err(|source| Error::Serde {
-                    key: key.to_owned(),
-                    source,
-                }),
-        }
+            Some(v) => T::deserialize(v).map(Some).map_err(|source| Error::Serde {
+                key: key.to_owned(),
+                source,
+            }),
+        })
+        .await?
     }
 
     /// The raw JSON value stored under `key`.
@@ -968,13 +994,23 @@ impl Session {
         Ok(ended.len() as u64)
     }
 
-    /// What the middleware needs at the end of a request.
-    pub(crate) fn request_had_cookie(&self) -> bool {
-        self.inner.cookie.get().is_some()
-    }
-
-    pub(crate) fn is_loaded(&self) -> bool {
-        self.lock().data.is_some()
+    /// [`accessed`](Session::accessed), [`modified`](Session::modified),
+    /// [`is_empty`](Session::is_empty) and the rest, under one lock.
+    pub(crate) fn flags(&self) -> Flags {
+        let mut st = self.lock();
+        self.init_key(&mut st);
+        Flags {
+            accessed: st.accessed,
+            modified: st.modified,
+            empty: st.key.is_none() && st.data.as_ref().is_none_or(|d| d.is_empty()),
+            loaded: st.data.is_some(),
+            has_id: st.key.is_some(),
+            had_cookie: self
+                .inner
+                .cookie
+                .get(self.inner.config.cookie_name())
+                .is_some(),
+        }
     }
 
     pub(crate) async fn load_for_save(&self) -> Result<()> {
