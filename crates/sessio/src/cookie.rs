@@ -88,6 +88,30 @@ fn unquote(v: &str) -> String {
 
 /// `Wdy, DD Mon YYYY HH:MM:SS GMT` (Python's `formatdate(usegmt=True)`).
 pub fn http_date(at: OffsetDateTime) -> String {
+    let mut s = String::with_capacity(29);
+    push_http_date(&mut s, at);
+    s
+}
+
+/// Appends [`http_date`] of `at` to `out`. Cookies issued in the same second share an
+/// expiry, so each thread keeps the last one formatted.
+fn push_http_date(out: &mut String, at: OffsetDateTime) {
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let t = at.unix_timestamp();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != t || last.1.is_empty() {
+            last.1 = format_http_date(at);
+            last.0 = t;
+        }
+        out.push_str(&last.1);
+    });
+}
+
+fn format_http_date(at: OffsetDateTime) -> String {
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -122,14 +146,15 @@ pub(crate) fn set_cookie(
     }
     if let Some((_, expires)) = lifetime {
         s.push_str("; expires=");
-        s.push_str(&http_date(expires));
+        push_http_date(&mut s, expires);
     }
     if config.cookie_httponly() {
         s.push_str("; HttpOnly");
     }
     if let Some((max_age, _)) = lifetime {
+        use std::fmt::Write as _;
         s.push_str("; Max-Age=");
-        s.push_str(&max_age.to_string());
+        let _ = write!(s, "{max_age}");
     }
     s.push_str("; Path=");
     s.push_str(config.cookie_path());

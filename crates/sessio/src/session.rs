@@ -133,8 +133,9 @@ struct Inner {
 struct State {
     key_initialised: bool,
     key: Option<String>,
-    // None until loaded (Django's `_session_cache` is absent until first access).
-    data: Option<SessionData>,
+    // None until loaded (Django's `_session_cache` is absent until first access). Shared
+    // with the store when it can (copied on the first write), and with a save in flight.
+    data: Option<Arc<SessionData>>,
     accessed: bool,
     modified: bool,
     // What this request changed, for merging saves (`Concurrency::Merge`).
@@ -444,31 +445,29 @@ impl Session {
         }
         match loaded {
             Some(loaded) => {
-                st.data = Some(loaded.data);
+                st.data = Some(Arc::new(loaded.data));
                 st.version = loaded.version;
                 // Key rotation: a record verified by an old key is re-issued under the
                 // current one at the end of this request.
                 st.modified |= loaded.stale_key;
                 // Activity keeps an idle-limited session alive (written at most every
                 // tenth of the limit, so reads do not all turn into writes).
-                if timeouts::needs_activity_stamp(&self.inner.config, st.data.as_ref(), now) {
-                    st.data
-                        .get_or_insert_with(SessionData::new)
+                if timeouts::needs_activity_stamp(&self.inner.config, st.data.as_deref(), now) {
+                    Arc::make_mut(st.data.get_or_insert_with(Default::default))
                         .insert(timeouts::ACTIVE_KEY.into(), Value::from(now));
                     st.touch(timeouts::ACTIVE_KEY);
                 }
                 // A logged-in server session refreshes "last seen" in its owner's index,
                 // at most every few minutes.
                 if self.tracks_users() {
-                    let owner = owner_of(st.data.as_ref());
+                    let owner = owner_of(st.data.as_deref());
                     let seen = st
                         .data
                         .as_ref()
                         .and_then(|d| d.get(users::SEEN_KEY))
                         .and_then(Value::as_i64);
                     if owner.is_some() && seen.is_none_or(|s| now - s >= users::SEEN_EVERY) {
-                        st.data
-                            .get_or_insert_with(SessionData::new)
+                        Arc::make_mut(st.data.get_or_insert_with(Default::default))
                             .insert(users::SEEN_KEY.into(), Value::from(now));
                         st.touch(users::SEEN_KEY);
                         st.owner_pending = owner;
@@ -476,7 +475,7 @@ impl Session {
                 }
             }
             None => {
-                st.data = Some(SessionData::new());
+                st.data = Some(Arc::default());
                 if timed_out {
                     st.key = None;
                 } else if let Some(k) = key.as_deref() {
@@ -503,7 +502,7 @@ impl Session {
     /// The value stored under `key`, deserialised into `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         // Deserialised from the stored value in place: no copy of it.
-        self.with_data(|st| match st.data.as_ref().and_then(|d| d.get(key)) {
+        self.with_data(|st| match st.data.as_deref().and_then(|d| d.get(key)) {
             None => Ok(None),
             Some(v) => T::deserialize(v).map(Some).map_err(|source| Error::Serde {
                 key: key.to_owned(),
@@ -515,7 +514,7 @@ impl Session {
 
     /// The raw JSON value stored under `key`.
     pub async fn get_value(&self, key: &str) -> Result<Option<Value>> {
-        self.with_data(|st| st.data.as_ref().and_then(|d| d.get(key).cloned()))
+        self.with_data(|st| st.data.as_deref().and_then(|d| d.get(key).cloned()))
             .await
     }
 
@@ -531,8 +530,7 @@ impl Session {
     /// Stores a raw JSON value under `key`.
     pub async fn insert_value(&self, key: &str, value: Value) -> Result<()> {
         self.with_data(|st| {
-            st.data
-                .get_or_insert_with(SessionData::new)
+            Arc::make_mut(st.data.get_or_insert_with(Default::default))
                 .insert(key.to_owned(), value);
             st.touch(key);
         })
@@ -556,7 +554,10 @@ impl Session {
     /// Removes `key` and returns its raw value.
     pub async fn remove_value(&self, key: &str) -> Result<Option<Value>> {
         self.with_data(|st| {
-            let removed = st.data.as_mut().and_then(|d| d.shift_remove(key));
+            let removed = st
+                .data
+                .as_mut()
+                .and_then(|d| Arc::make_mut(d).shift_remove(key));
             if removed.is_some() {
                 st.touch(key);
             }
@@ -567,7 +568,7 @@ impl Session {
 
     /// Whether `key` is in the session.
     pub async fn contains(&self, key: &str) -> Result<bool> {
-        self.with_data(|st| st.data.as_ref().is_some_and(|d| d.contains_key(key)))
+        self.with_data(|st| st.data.as_deref().is_some_and(|d| d.contains_key(key)))
             .await
     }
 
@@ -584,7 +585,7 @@ impl Session {
 
     /// A copy of all the data.
     pub async fn data(&self) -> Result<SessionData> {
-        self.with_data(|st| st.data.clone().unwrap_or_default())
+        self.with_data(|st| st.data.as_deref().cloned().unwrap_or_default())
             .await
     }
 
@@ -594,7 +595,7 @@ impl Session {
             for k in entries.keys() {
                 st.touch(k);
             }
-            st.data.get_or_insert_with(SessionData::new).extend(entries);
+            Arc::make_mut(st.data.get_or_insert_with(Default::default)).extend(entries);
         })
         .await
     }
@@ -617,7 +618,7 @@ impl Session {
     /// to log out).
     pub fn clear(&self) {
         let mut st = self.lock();
-        st.data = Some(SessionData::new());
+        st.data = Some(Arc::default());
         st.accessed = true;
         st.modified = true;
         st.cleared = true;
@@ -629,8 +630,8 @@ impl Session {
     pub async fn flush(&self) -> Result<()> {
         let (key, owner) = {
             let mut st = self.lock();
-            let owner = owner_of(st.data.as_ref());
-            st.data = Some(SessionData::new());
+            let owner = owner_of(st.data.as_deref());
+            st.data = Some(Arc::default());
             st.accessed = true;
             st.modified = true;
             st.owner_pending = None;
@@ -670,7 +671,7 @@ impl Session {
         let (old_key, data, expires) = {
             let mut st = self.lock();
             self.init_key(&mut st);
-            let data = st.data.clone().unwrap_or_default();
+            let data = st.data.as_deref().cloned().unwrap_or_default();
             let expires = self.expiry_date_of(&data);
             (st.key.clone(), data, expires)
         };
@@ -712,20 +713,20 @@ impl Session {
 
     /// The expiry as set with [`Session::set_expiry`] (`Expiry::Default` when unset).
     pub async fn expiry(&self) -> Result<Expiry> {
-        self.with_data(|st| expiry::from_data(st.data.as_ref()))
+        self.with_data(|st| expiry::from_data(st.data.as_deref()))
             .await
     }
 
     /// Seconds until the session expires, counted from now (Django's `get_expiry_age`).
     pub async fn expiry_age(&self) -> Result<i64> {
         let now = self.inner.config.clock().now();
-        self.with_data(|st| expiry::age(st.data.as_ref(), now, self.inner.config.cookie_age()))
+        self.with_data(|st| expiry::age(st.data.as_deref(), now, self.inner.config.cookie_age()))
             .await
     }
 
     /// When the session expires, if saved now (Django's `get_expiry_date`).
     pub async fn expiry_date(&self) -> Result<OffsetDateTime> {
-        self.with_data(|st| self.expiry_date_of(st.data.as_ref().unwrap_or(&SessionData::new())))
+        self.with_data(|st| self.expiry_date_of(st.data.as_deref().unwrap_or(&SessionData::new())))
             .await
     }
 
@@ -746,7 +747,7 @@ impl Session {
     pub async fn expires_at_browser_close(&self) -> Result<bool> {
         self.with_data(|st| {
             expiry::at_browser_close(
-                st.data.as_ref(),
+                st.data.as_deref(),
                 self.inner.config.expire_at_browser_close(),
             )
         })
@@ -757,7 +758,7 @@ impl Session {
     pub fn is_empty(&self) -> bool {
         let mut st = self.lock();
         self.init_key(&mut st);
-        st.key.is_none() && st.data.as_ref().is_none_or(|d| d.is_empty())
+        st.key.is_none() && st.data.as_deref().is_none_or(|d| d.is_empty())
     }
 
     /// The session id: the store's key for server engines, the signed value for cookie
@@ -806,16 +807,20 @@ impl Session {
         }
         let (key, data, changes, base) = {
             let mut st = self.lock();
-            let now = self.inner.config.clock().now().unix_timestamp();
-            let data = st.data.get_or_insert_with(SessionData::new);
-            let stamped = timeouts::stamp(&self.inner.config, data, now);
-            for k in stamped {
-                st.touch(k);
+            if self.inner.config.absolute_timeout().is_some()
+                || self.inner.config.idle_timeout().is_some()
+            {
+                let now = self.inner.config.clock().now().unix_timestamp();
+                let data = Arc::make_mut(st.data.get_or_insert_with(Default::default));
+                let stamped = timeouts::stamp(&self.inner.config, data, now);
+                for k in stamped {
+                    st.touch(k);
+                }
             }
             let changes = st.changes();
             (
                 st.key.clone(),
-                Arc::new(st.data.get_or_insert_with(SessionData::new).clone()),
+                st.data.get_or_insert_with(Default::default).clone(),
                 changes,
                 st.version.clone(),
             )
@@ -871,7 +876,7 @@ impl Session {
             st.key = Some(cookie_value.clone());
             st.version = version;
             if let Some(merged) = merged {
-                st.data = Some(merged);
+                st.data = Some(Arc::new(merged));
             }
             st.cleared = false;
             st.changed.clear();
@@ -1002,7 +1007,7 @@ impl Session {
         Flags {
             accessed: st.accessed,
             modified: st.modified,
-            empty: st.key.is_none() && st.data.as_ref().is_none_or(|d| d.is_empty()),
+            empty: st.key.is_none() && st.data.as_deref().is_none_or(|d| d.is_empty()),
             loaded: st.data.is_some(),
             has_id: st.key.is_some(),
             had_cookie: self
@@ -1024,7 +1029,7 @@ impl Session {
     /// `(max_age, expires)` for the cookie; `None` when it ends with the browser.
     pub(crate) fn cookie_lifetime(&self) -> Option<(i64, OffsetDateTime)> {
         let st = self.lock();
-        let data = st.data.as_ref();
+        let data = st.data.as_deref();
         if expiry::at_browser_close(data, self.inner.config.expire_at_browser_close()) {
             return None;
         }
