@@ -131,7 +131,10 @@ impl SessionEngine for CachedDbEngine {
     }
 
     async fn load(&self, key: &str) -> Result<Option<SessionData>> {
-        Ok(self.load_session(key).await?.map(|s| s.data))
+        Ok(self
+            .load_session(key)
+            .await?
+            .map(|s| Arc::unwrap_or_clone(s.data)))
     }
 
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {

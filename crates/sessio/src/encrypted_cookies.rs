@@ -131,7 +131,7 @@ impl EncryptedCookieEngine {
             return None;
         };
         Some(LoadedSession {
-            data,
+            data: std::sync::Arc::new(data),
             stale_key: index > 0,
             version: None,
         })
@@ -149,7 +149,9 @@ impl SessionEngine for EncryptedCookieEngine {
     }
 
     async fn load(&self, key: &str) -> Result<Option<SessionData>> {
-        Ok(self.open_value(key).map(|l| l.data))
+        Ok(self
+            .open_value(key)
+            .map(|l| std::sync::Arc::unwrap_or_clone(l.data)))
     }
 
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
@@ -220,7 +222,7 @@ mod tests {
         assert!(!v.contains("hunter2"));
         let raw = URL_SAFE_NO_PAD.decode(&v).unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("hunter2"));
-        assert_eq!(e.open_value(&v).unwrap().data, data());
+        assert_eq!(*e.open_value(&v).unwrap().data, data());
         // Random nonces: the same data seals differently every time.
         assert_ne!(v, e.seal(&data(), exp).unwrap());
     }

@@ -16,8 +16,8 @@ pub type SessionData = Map<String, Value>;
 /// A session as [`SessionEngine::load_session`] found it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedSession {
-    /// The data.
-    pub data: SessionData,
+    /// The data (shared: engines that keep decoded sessions hand out their copy).
+    pub data: Arc<SessionData>,
     /// True when an old (fallback) secret key verified the record: it should be re-issued
     /// under the current key.
     pub stale_key: bool,
@@ -30,7 +30,7 @@ impl LoadedSession {
     /// A session read with the current key, of no known version.
     pub fn new(data: SessionData) -> Self {
         Self {
-            data,
+            data: Arc::new(data),
             stale_key: false,
             version: None,
         }

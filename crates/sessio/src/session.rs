@@ -445,7 +445,7 @@ impl Session {
         }
         match loaded {
             Some(loaded) => {
-                st.data = Some(Arc::new(loaded.data));
+                st.data = Some(loaded.data);
                 st.version = loaded.version;
                 // Key rotation: a record verified by an old key is re-issued under the
                 // current one at the end of this request.

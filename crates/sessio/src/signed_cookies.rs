@@ -50,7 +50,10 @@ impl SessionEngine for SignedCookieEngine {
     }
 
     async fn load(&self, key: &str) -> Result<Option<SessionData>> {
-        Ok(self.load_session(key).await?.map(|l| l.data))
+        Ok(self
+            .load_session(key)
+            .await?
+            .map(|l| std::sync::Arc::unwrap_or_clone(l.data)))
     }
 
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
@@ -59,7 +62,7 @@ impl SessionEngine for SignedCookieEngine {
         // Django: any failure (signature, expiry, base64, zlib, JSON) is an empty session.
         match self.signer.loads_at(key, Some((now, self.max_age))) {
             Ok(unsigned) => Ok(Some(LoadedSession {
-                data: unsigned.data,
+                data: std::sync::Arc::new(unsigned.data),
                 // Signed with a fallback key: re-sign it with the current one.
                 stale_key: unsigned.key_index > 0,
                 version: None,

@@ -64,7 +64,10 @@ impl SessionEngine for SpillEngine {
     }
 
     async fn load(&self, key: &str) -> Result<Option<SessionData>> {
-        Ok(self.load_session(key).await?.map(|l| l.data))
+        Ok(self
+            .load_session(key)
+            .await?
+            .map(|l| std::sync::Arc::unwrap_or_clone(l.data)))
     }
 
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {

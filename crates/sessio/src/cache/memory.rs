@@ -229,7 +229,7 @@ impl SessionEngine for MemoryCacheEngine {
         drop(dropped);
         // The deep copy happens outside the lock.
         Ok(found.map(|(data, version)| LoadedSession {
-            data: (*data).clone(),
+            data,
             stale_key: false,
             version: Some(Version::counter(version)),
         }))

@@ -331,7 +331,7 @@ impl RedisCacheEngine {
                     return Ok(None);
                 }
                 LoadedSession {
-                    data: unsigned.data,
+                    data: Arc::new(unsigned.data),
                     stale_key: unsigned.key_index > 0,
                     version: None,
                 }
@@ -386,7 +386,10 @@ impl SessionEngine for RedisCacheEngine {
     }
 
     async fn load(&self, key: &str) -> Result<Option<SessionData>> {
-        Ok(self.load_session(key).await?.map(|s| s.data))
+        Ok(self
+            .load_session(key)
+            .await?
+            .map(|s| Arc::unwrap_or_clone(s.data)))
     }
 
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
@@ -493,7 +496,7 @@ impl SessionEngine for RedisCacheEngine {
                 // Deleted meanwhile (a logout, its TTL): never resurrect it.
                 return Err(Error::SessionInterrupted);
             };
-            let mut data = session.data;
+            let mut data = Arc::unwrap_or_clone(session.data);
             changes.apply(&mut data);
             let now = self.clock.now();
             // An empty new value means: saved already expired, so it ends now.
