@@ -69,6 +69,7 @@ pub mod signed_cookies;
 pub mod signing;
 pub mod spill;
 pub mod users;
+mod verified;
 
 pub use config::{
     Concurrency, Config, ConfigBuilder, CookieOverflow, EngineKind, SameSite, SecretKey,

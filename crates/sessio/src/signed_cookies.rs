@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::engine::{LoadedSession, SessionData, SessionEngine};
 use crate::error::Result;
 use crate::signing::Signer;
+use crate::verified::{Hit, Verified};
 
 /// Session data in a signed cookie (Django's `signed_cookies` backend).
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct SignedCookieEngine {
     signer: Signer,
     max_age: i64,
     clock: std::sync::Arc<dyn Clock>,
+    // Values signed or verified here: a returning cookie skips the HMAC and the decoding.
+    verified: std::sync::Arc<Verified>,
 }
 
 impl SignedCookieEngine {
@@ -30,12 +33,22 @@ impl SignedCookieEngine {
             signer: config.signer(config.signed_cookies_salt()),
             max_age: config.cookie_age(),
             clock: config.clock().clone(),
+            verified: Default::default(),
         }
     }
 
     fn sign(&self, data: &SessionData) -> String {
-        self.signer
-            .dumps(data, self.clock.now().unix_timestamp(), true)
+        let timestamp = self.clock.now().unix_timestamp();
+        let value = self.signer.dumps(data, timestamp, true);
+        self.verified.put(
+            &value,
+            Hit {
+                data: std::sync::Arc::new(data.clone()),
+                timestamp,
+                key_index: 0,
+            },
+        );
+        value
     }
 }
 
@@ -59,14 +72,36 @@ impl SessionEngine for SignedCookieEngine {
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
         let now = self.clock.now();
         let now = now.unix_timestamp() as f64 + now.nanosecond() as f64 / 1e9;
+        if let Some(hit) = self.verified.get(key) {
+            // Verified before: only the age is checked again (as `loads_at` does).
+            if now - hit.timestamp as f64 > self.max_age as f64 {
+                return Ok(None);
+            }
+            return Ok(Some(LoadedSession {
+                data: hit.data,
+                stale_key: hit.key_index > 0,
+                version: None,
+            }));
+        }
         // Django: any failure (signature, expiry, base64, zlib, JSON) is an empty session.
         match self.signer.loads_at(key, Some((now, self.max_age))) {
-            Ok(unsigned) => Ok(Some(LoadedSession {
-                data: std::sync::Arc::new(unsigned.data),
-                // Signed with a fallback key: re-sign it with the current one.
-                stale_key: unsigned.key_index > 0,
-                version: None,
-            })),
+            Ok(unsigned) => {
+                let data = std::sync::Arc::new(unsigned.data);
+                self.verified.put(
+                    key,
+                    Hit {
+                        data: data.clone(),
+                        timestamp: unsigned.timestamp,
+                        key_index: unsigned.key_index,
+                    },
+                );
+                Ok(Some(LoadedSession {
+                    data,
+                    // Signed with a fallback key: re-sign it with the current one.
+                    stale_key: unsigned.key_index > 0,
+                    version: None,
+                }))
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "signed session cookie refused");
                 Ok(None)
@@ -98,5 +133,76 @@ impl SessionEngine for SignedCookieEngine {
     async fn clear_expired_batch(&self, _limit: usize) -> Result<u64> {
         // Expired cookies live in browsers; there is nothing on the server to delete.
         Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    const SECRET: &str = "a-test-secret-key-that-is-long-enough-for-the-checks-0123";
+
+    fn engine(clock: &ManualClock, secret: &str, fallbacks: &[&str]) -> SignedCookieEngine {
+        let config = Config::builder()
+            .secret_key(secret)
+            .fallback_keys(fallbacks.iter().copied())
+            .engine(crate::EngineKind::SignedCookies)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        SignedCookieEngine::new(&config)
+    }
+
+    fn data() -> SessionData {
+        serde_json::from_str(r#"{"user":"alice","n":1}"#).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_remembered_cookie_still_expires() {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let e = engine(&clock, SECRET, &[]);
+        let value = e.create(&data(), OffsetDateTime::UNIX_EPOCH).await.unwrap();
+        assert!(e.verified.get(&value).is_some(), "signed values are kept");
+        assert_eq!(*e.load_session(&value).await.unwrap().unwrap().data, data());
+        clock.advance(time::Duration::seconds(e.max_age + 1));
+        assert!(e.load_session(&value).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn altered_values_never_hit() {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let e = engine(&clock, SECRET, &[]);
+        let value = e.create(&data(), OffsetDateTime::UNIX_EPOCH).await.unwrap();
+        let mut bytes = value.clone().into_bytes();
+        for i in 0..bytes.len() {
+            let orig = bytes[i];
+            bytes[i] = if orig == b'A' { b'B' } else { b'A' };
+            let altered = String::from_utf8(bytes.clone()).unwrap();
+            assert!(
+                e.load_session(&altered).await.unwrap().is_none(),
+                "byte {i}"
+            );
+            bytes[i] = orig;
+        }
+        assert!(e.load_session(&value).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_fallback_key_is_remembered_as_stale() {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let old_secret = "an-old-secret-key-that-is-long-enough-for-the-checks-987";
+        let old = engine(&clock, old_secret, &[]);
+        let value = old
+            .create(&data(), OffsetDateTime::UNIX_EPOCH)
+            .await
+            .unwrap();
+        let new = engine(&clock, SECRET, &[old_secret]);
+        for _ in 0..2 {
+            // Verified once, then served from memory: stale both times.
+            let loaded = new.load_session(&value).await.unwrap().unwrap();
+            assert!(loaded.stale_key);
+        }
+        assert!(new.verified.get(&value).is_some());
     }
 }
