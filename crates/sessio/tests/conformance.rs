@@ -801,7 +801,13 @@ pub async fn versioned_saves(make: Make) {
     }
 
     // Deleted by a concurrent logout: interrupted, and not recreated.
-    let latest = engine.load_session(&key).await.unwrap().unwrap().version.unwrap();
+    let latest = engine
+        .load_session(&key)
+        .await
+        .unwrap()
+        .unwrap()
+        .version
+        .unwrap();
     engine.delete(&key).await.unwrap();
     let after = engine
         .save_changes_from(&key, &latest, &all, &write("e", json!(5)), expires)
@@ -811,7 +817,13 @@ pub async fn versioned_saves(make: Make) {
 
     // Saved from an up-to-date base as already expired: it ends now.
     let key = saved(&f, json!({"a": 1})).await;
-    let base = engine.load_session(&key).await.unwrap().unwrap().version.unwrap();
+    let base = engine
+        .load_session(&key)
+        .await
+        .unwrap()
+        .unwrap()
+        .version
+        .unwrap();
     let ended = engine
         .save_changes_from(
             &key,

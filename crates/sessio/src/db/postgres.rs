@@ -621,7 +621,10 @@ impl SessionEngine for PostgresEngine {
     /// The UPDATE goes through the group-commit writers, as a plain save does, rather than
     /// straight to the pool: concurrent saves of different sessions then share one
     /// statement and one commit (WAL flush), the saves of one session stay ordered on
-    /// their writer, and loads keep their half of the pool.
+    /// their writer, and loads keep their half of the pool. Measured with the
+    /// `throughput_postgres` write requests (64 tasks, shared 2-core machine, noisy): a
+    /// median of about 8,600 requests/s through the writers against 5,800 with one
+    /// autocommit UPDATE per save on the pool.
     async fn save_changes_from(
         &self,
         key: &str,
