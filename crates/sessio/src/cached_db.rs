@@ -137,9 +137,16 @@ impl SessionEngine for CachedDbEngine {
             .map(|s| Arc::unwrap_or_clone(s.data)))
     }
 
+    /// Hands out no version: one from the cache or the database alone says nothing about
+    /// the other copy, so saves take the merging path (`save_changes`).
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
         match self.cache.load_session(key).await {
-            Ok(Some(session)) => return Ok(Some(session)),
+            Ok(Some(session)) => {
+                return Ok(Some(LoadedSession {
+                    version: None,
+                    ..session
+                }))
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(cache = ?self.cache, error = %e, "Error reading from cache, reading the database");
@@ -155,7 +162,10 @@ impl SessionEngine for CachedDbEngine {
         {
             self.cache_write_failed(key, &e);
         }
-        Ok(Some(session))
+        Ok(Some(LoadedSession {
+            version: None,
+            ..session
+        }))
     }
 
     async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {

@@ -8,6 +8,7 @@ mod common;
 
 use common::{fixture, fixture_with, Fixture, Make, T};
 use serde_json::{json, Value};
+use sessio::engine::Changes;
 use sessio::{Error, Expiry};
 use time::{Duration, OffsetDateTime};
 
@@ -711,6 +712,164 @@ pub async fn hashed_ids_at_rest(make: Make) {
     );
 }
 
+/// `data` as session data.
+fn obj(data: Value) -> std::sync::Arc<sessio::engine::SessionData> {
+    std::sync::Arc::new(data.as_object().unwrap().clone())
+}
+
+/// A change that writes `key`.
+fn write(key: &str, value: Value) -> Changes {
+    Changes {
+        cleared: false,
+        entries: vec![(key.into(), Some(value))],
+    }
+}
+
+/// `save_changes_from` at the engine: unraced saves are stored as they are, a stale base
+/// merges, unchanged data saves again, and a deleted session stays deleted.
+pub async fn versioned_saves(make: Make) {
+    let Some(f) = fixture(make).await else {
+        return;
+    };
+    if f.client_side() {
+        // No record: nothing to compare or merge on the server.
+        return;
+    }
+    let engine = f.sessions.engine().clone();
+    let expires = f.clock_now() + Duration::days(1);
+    let key = saved(&f, json!({"a": 1})).await;
+    let loaded = engine.load_session(&key).await.unwrap().unwrap();
+    let Some(base) = loaded.version else {
+        // The engine keeps no versions: Session falls back to save_changes.
+        return;
+    };
+
+    // Unraced: stored as it is, and the version it returns is what a load hands out.
+    let ab = obj(json!({"a": 1, "b": 2}));
+    let done = engine
+        .save_changes_from(&key, &base, &ab, &write("b", json!(2)), expires)
+        .await
+        .unwrap();
+    assert_eq!(done.cookie, key);
+    assert_eq!(done.merged, None, "an unraced save is not merged");
+    assert_eq!(engine.load(&key).await.unwrap().as_ref(), Some(&*ab));
+    let v1 = done.version.expect("a stored save has a version");
+    let reloaded = engine.load_session(&key).await.unwrap().unwrap();
+    assert_eq!(reloaded.version.as_ref(), Some(&v1));
+
+    // Unchanged data, twice (the stored value is then byte for byte the same).
+    let mut version = v1;
+    for _ in 0..2 {
+        let again = engine
+            .save_changes_from(&key, &version, &ab, &Changes::default(), expires)
+            .await
+            .unwrap();
+        assert_eq!(again.merged, None, "an unchanged save is not a race");
+        version = again.version.expect("a stored save has a version");
+    }
+    assert_eq!(engine.load(&key).await.unwrap().as_ref(), Some(&*ab));
+
+    // Raced: another request saved since this one read; both requests' keys survive.
+    let other = engine
+        .save_changes_from(
+            &key,
+            &version,
+            &obj(json!({"a": 1, "b": 2, "c": 3})),
+            &write("c", json!(3)),
+            expires,
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.merged, None);
+    let raced = engine
+        .save_changes_from(
+            &key,
+            &version,
+            &obj(json!({"a": 1, "b": 2, "d": 4})),
+            &write("d", json!(4)),
+            expires,
+        )
+        .await
+        .unwrap();
+    let all = obj(json!({"a": 1, "b": 2, "c": 3, "d": 4}));
+    assert_eq!(raced.merged.as_ref(), Some(&*all), "a stale base merges");
+    assert_eq!(engine.load(&key).await.unwrap().as_ref(), Some(&*all));
+    if let Some(v) = &raced.version {
+        // A version after a merge is that of the merged data.
+        let now = engine.load_session(&key).await.unwrap().unwrap();
+        assert_eq!(now.version.as_ref(), Some(v));
+    }
+
+    // Deleted by a concurrent logout: interrupted, and not recreated.
+    let latest = engine
+        .load_session(&key)
+        .await
+        .unwrap()
+        .unwrap()
+        .version
+        .unwrap();
+    engine.delete(&key).await.unwrap();
+    let after = engine
+        .save_changes_from(&key, &latest, &all, &write("e", json!(5)), expires)
+        .await;
+    assert!(matches!(after, Err(Error::SessionInterrupted)), "{after:?}");
+    assert!(!engine.exists(&key).await.unwrap());
+
+    // Saved from an up-to-date base as already expired: it ends now.
+    let key = saved(&f, json!({"a": 1})).await;
+    let base = engine
+        .load_session(&key)
+        .await
+        .unwrap()
+        .unwrap()
+        .version
+        .unwrap();
+    let ended = engine
+        .save_changes_from(
+            &key,
+            &base,
+            &obj(json!({"a": 1, "b": 2})),
+            &write("b", json!(2)),
+            f.clock_now() - Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended.merged, None);
+    assert_eq!(engine.load(&key).await.unwrap(), None);
+}
+
+/// Two requests read a session, then save one after the other: the second's save merges,
+/// and its session sees both requests' keys.
+pub async fn interleaved_requests_merge(make: Make) {
+    let Some(f) = fixture(make).await else {
+        return;
+    };
+    if f.client_side() {
+        return;
+    }
+    let key = saved(&f, json!({"start": true})).await;
+    let first = f.session(Some(&key));
+    let second = f.session(Some(&key));
+    first.insert("first", 1).await.unwrap();
+    second.insert("second", 2).await.unwrap();
+    first.save().await.unwrap();
+    second.save().await.unwrap();
+    let expected = json!({"start": true, "first": 1, "second": 2});
+    assert_eq!(Value::Object(second.data().await.unwrap()), expected);
+    assert_eq!(
+        Value::Object(f.session(Some(&key)).data().await.unwrap()),
+        expected
+    );
+    // Each goes on from what it stored: a further save of the first merges again.
+    first.insert("third", 3).await.unwrap();
+    first.save().await.unwrap();
+    let expected = json!({"start": true, "first": 1, "second": 2, "third": 3});
+    assert_eq!(
+        Value::Object(f.session(Some(&key)).data().await.unwrap()),
+        expected
+    );
+}
+
 macro_rules! conformance {
     ($engine:ident, $make:path) => {
         mod $engine {
@@ -755,6 +914,8 @@ macro_rules! conformance {
             case!(idle_and_absolute_timeouts);
             case!(user_sessions_list_and_revoke);
             case!(hashed_ids_at_rest);
+            case!(versioned_saves);
+            case!(interleaved_requests_merge);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_writers_keep_each_others_keys() {

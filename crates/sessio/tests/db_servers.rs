@@ -1461,6 +1461,46 @@ async fn throughput(label: &str, engine: std::sync::Arc<dyn SessionEngine>) {
         keys.len(),
         keys.len() as f64 / elapsed.as_secs_f64()
     );
+
+    // A write request: load, then save one more key from the version read (unraced).
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let (engine, keys) = (engine.clone(), keys.clone());
+        tasks.push(tokio::spawn(async move {
+            let changes = sessio::engine::Changes {
+                cleared: false,
+                entries: vec![("seen".into(), Some(json!(t)))],
+            };
+            for key in keys.iter().skip(t).step_by(TASKS) {
+                let loaded = engine.load_session(key).await.unwrap().unwrap();
+                let mut data = std::sync::Arc::unwrap_or_clone(loaded.data);
+                changes.apply(&mut data);
+                match loaded.version {
+                    Some(base) => {
+                        let data = std::sync::Arc::new(data);
+                        let saved = engine
+                            .save_changes_from(key, &base, &data, &changes, expires)
+                            .await
+                            .unwrap();
+                        assert_eq!(saved.merged, None);
+                    }
+                    None => {
+                        engine.save_changes(key, &changes, expires).await.unwrap();
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{label} write requests: {} load+save from {TASKS} tasks in {elapsed:.2?}: {:.0} requests/s",
+        keys.len(),
+        keys.len() as f64 / elapsed.as_secs_f64()
+    );
 }
 
 #[cfg(feature = "postgres")]

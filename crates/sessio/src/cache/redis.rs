@@ -19,7 +19,9 @@
 //! resurrected); `load` is `GET`, `delete` is `DEL`, `exists` is `EXISTS`. A merging save
 //! (`save_changes`) reads, applies the request's changes and writes back with a
 //! compare-and-set script, starting over when another write came first, so concurrent
-//! requests keep each other's changes.
+//! requests keep each other's changes. A load hands out the value it read as the
+//! session's version, so a save nothing raced (`save_changes_from`) is that same script
+//! run once with the request's data: one round trip, no second read or decode.
 //!
 //! # Connections
 //!
@@ -48,7 +50,7 @@ use time::OffsetDateTime;
 use super::{plausible_key, SessionCache, ENGINE};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{Changes, LoadedSession, SessionData, SessionEngine};
+use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
 use crate::error::{redact_url, Error, Result};
 use crate::signing::Signer;
 
@@ -76,7 +78,7 @@ pub struct RedisCacheEngine {
     merge_script: Script,
 }
 
-/// Compare-and-set for `save_changes`: replaces `KEYS[1]` with `ARGV[2]` (TTL `ARGV[3]`;
+/// Compare-and-set for `save_changes` and `save_changes_from`: replaces `KEYS[1]` with `ARGV[2]` (TTL `ARGV[3]`;
 /// deletes it when `ARGV[2]` is empty) only if it still holds `ARGV[1]`. Returns 1 when
 /// swapped, 0 when the value changed meanwhile, -1 when the key is gone.
 const MERGE_SCRIPT: &str = r"
@@ -367,6 +369,86 @@ impl RedisCacheEngine {
         let reply: Option<String> = self.run(what, &cmd).await?;
         Ok(reply.is_some())
     }
+    /// The value and TTL a save stores; an empty value means the session was saved as
+    /// already expired, so it ends now (the script deletes it).
+    fn encode_for_save(&self, data: &SessionData, expires: OffsetDateTime) -> (String, i64) {
+        let now = self.clock.now();
+        if expires > now {
+            (self.encode(data, now), ttl_secs(expires, now))
+        } else {
+            (String::new(), 1)
+        }
+    }
+
+    /// Runs the compare-and-set script: `key` becomes `new` only if it still holds `old`.
+    async fn swap(&self, key: &str, old: &str, new: &str, ttl: i64) -> Result<Swap> {
+        let mut conn = self.conn.clone();
+        let redis_key = self.redis_key(key);
+        let mut call = self.merge_script.key(&redis_key);
+        call.arg(old).arg(new).arg(ttl);
+        let swapped: i64 = self
+            .bounded("saving a session", call.invoke_async(&mut conn))
+            .await?;
+        Ok(match swapped {
+            1 => Swap::Done,
+            -1 => Swap::Gone,
+            _ => Swap::Changed,
+        })
+    }
+
+    /// Optimistic merge: read, apply, and write only if the value is still the one read
+    /// (the compare-and-set script, atomic on the server); a concurrent write makes it
+    /// start over with that write's result. Gives up at `deadline`. Returns the merged
+    /// data and the value stored (empty when saved as already expired).
+    async fn merge(
+        &self,
+        key: &str,
+        changes: &Changes,
+        expires: OffsetDateTime,
+        deadline: tokio::time::Instant,
+    ) -> Result<(SessionData, String)> {
+        loop {
+            let Some((old, session)) = self.get("merging a session", key).await? else {
+                // Deleted meanwhile (a logout, its TTL): never resurrect it.
+                return Err(Error::SessionInterrupted);
+            };
+            let mut data = Arc::unwrap_or_clone(session.data);
+            changes.apply(&mut data);
+            let (new, ttl) = self.encode_for_save(&data, expires);
+            match self.swap(key, &old, &new, ttl).await? {
+                Swap::Done => return Ok((data, new)),
+                Swap::Gone => return Err(Error::SessionInterrupted),
+                Swap::Changed if tokio::time::Instant::now() >= deadline => {
+                    return Err(Error::Store {
+                        engine: ENGINE,
+                        message: format!(
+                            "could not merge a session on Redis at {} within {:?}: \
+                             it kept changing under concurrent writes",
+                            self.url, self.timeout
+                        ),
+                        source: None,
+                    })
+                }
+                // Lost the race: let the winner's neighbours through, then retry.
+                Swap::Changed => tokio::task::yield_now().await,
+            }
+        }
+    }
+}
+
+/// What the compare-and-set script did.
+enum Swap {
+    /// The value was still the expected one and is replaced (or deleted).
+    Done,
+    /// Another write changed the value first.
+    Changed,
+    /// The key is gone (deleted, or its TTL ran out).
+    Gone,
+}
+
+/// The version of a value just stored; none for a session that ended (deleted).
+fn stored_version(value: String) -> Option<Version> {
+    (!value.is_empty()).then(|| Version::stored(value))
 }
 
 /// Whole seconds from `now` until `expires`, rounded up, at least one.
@@ -396,10 +478,14 @@ impl SessionEngine for RedisCacheEngine {
         if !plausible_key(key) {
             return Ok(None);
         }
+        // The value as read is the version: a save from it is one compare-and-set.
         Ok(self
             .get("loading a session", key)
             .await?
-            .map(|(_, session)| session))
+            .map(|(value, mut session)| {
+                session.version = Some(Version::stored(value));
+                session
+            }))
     }
 
     async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
@@ -486,49 +572,45 @@ impl SessionEngine for RedisCacheEngine {
         if !plausible_key(key) {
             return Err(Error::SessionInterrupted);
         }
-        // Optimistic: read, apply, and write only if the value is still the one read (a
-        // compare-and-set script, atomic on the server); a concurrent write makes us start
-        // over with its result. The whole loop is bounded by the store timeout.
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let redis_key = self.redis_key(key);
-        loop {
-            let Some((old, session)) = self.get("merging a session", key).await? else {
-                // Deleted meanwhile (a logout, its TTL): never resurrect it.
-                return Err(Error::SessionInterrupted);
-            };
-            let mut data = Arc::unwrap_or_clone(session.data);
-            changes.apply(&mut data);
-            let now = self.clock.now();
-            // An empty new value means: saved already expired, so it ends now.
-            let (new, ttl) = if expires > now {
-                (self.encode(&data, now), ttl_secs(expires, now))
-            } else {
-                (String::new(), 1)
-            };
-            let mut conn = self.conn.clone();
-            let mut call = self.merge_script.key(&redis_key);
-            call.arg(&old).arg(&new).arg(ttl);
-            let swapped: i64 = self
-                .bounded("merging a session", call.invoke_async(&mut conn))
-                .await?;
-            match swapped {
-                1 => return Ok((key.to_owned(), data)),
-                -1 => return Err(Error::SessionInterrupted),
-                _ if tokio::time::Instant::now() >= deadline => {
-                    return Err(Error::Store {
-                        engine: ENGINE,
-                        message: format!(
-                            "could not merge a session on Redis at {} within {:?}: \
-                             it kept changing under concurrent writes",
-                            self.url, self.timeout
-                        ),
-                        source: None,
+        let (data, _) = self.merge(key, changes, expires, deadline).await?;
+        Ok((key.to_owned(), data))
+    }
+
+    /// One compare-and-set from the value the request read; only when another write came
+    /// first does it fall back to the merge loop (and a key that is gone stays gone).
+    async fn save_changes_from(
+        &self,
+        key: &str,
+        base: &Version,
+        data: &Arc<SessionData>,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<Saved> {
+        if !plausible_key(key) {
+            return Err(Error::SessionInterrupted);
+        }
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        if let Some(old) = base.as_stored() {
+            let (new, ttl) = self.encode_for_save(data, expires);
+            match self.swap(key, old, &new, ttl).await? {
+                Swap::Done => {
+                    return Ok(Saved {
+                        cookie: key.to_owned(),
+                        merged: None,
+                        version: stored_version(new),
                     })
                 }
-                // Lost the race: let the winner's neighbours through, then retry.
-                _ => tokio::task::yield_now().await,
+                Swap::Gone => return Err(Error::SessionInterrupted),
+                Swap::Changed => {}
             }
         }
+        let (merged, new) = self.merge(key, changes, expires, deadline).await?;
+        Ok(Saved {
+            cookie: key.to_owned(),
+            merged: Some(merged),
+            version: stored_version(new),
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

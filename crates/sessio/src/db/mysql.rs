@@ -16,7 +16,8 @@
 //! * **An unchanged save is still a save.** MySQL counts only *changed* rows by default,
 //!   so an UPDATE writing the values already there would look like a deleted session.
 //!   sqlx always connects with `CLIENT_FOUND_ROWS`, which makes UPDATE count the rows it
-//!   *matched*; that holds for pools handed over by the application too.
+//!   *matched*; that holds for pools handed over by the application too. The same goes
+//!   for a conditional save (`save_changes_from`) writing back the very value it read.
 //! * **Migrations** are embedded `.sql` files under `migrations/mysql/`, applied in order
 //!   under a named lock (`GET_LOCK`), and recorded in `sessio_migrations`. MySQL has no
 //!   `CREATE INDEX IF NOT EXISTS`: an index is created only when `information_schema`
@@ -47,7 +48,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{Changes, SessionData, SessionEngine};
+use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
 use crate::error::{redact_url, Error, LogId, Result};
 use crate::signing::Signer;
 
@@ -98,6 +99,11 @@ const INSERT_SQL: &str =
     "INSERT INTO django_session (session_key, session_data, expire_date) VALUES (?, ?, ?)";
 const UPDATE_SQL: &str =
     "UPDATE django_session SET session_data = ?, expire_date = ? WHERE session_key = ?";
+// A save nothing raced: only if the row still holds the data its request read. Compared
+// as bytes: the table's collation may ignore case (and trailing spaces), so two different
+// values could compare equal as text.
+const UPDATE_IF_SQL: &str = "UPDATE django_session SET session_data = ?, expire_date = ? \
+     WHERE session_key = ? AND CAST(session_data AS BINARY) = CAST(? AS BINARY)";
 const DELETE_SQL: &str = "DELETE FROM django_session WHERE session_key = ?";
 // The row lock taken by a merging save: concurrent merges of one session queue here.
 const LOCK_ROW_SQL: &str =
@@ -475,6 +481,13 @@ impl SessionEngine for MySqlEngine {
     }
 
     async fn load(&self, key: &str) -> Result<Option<SessionData>> {
+        Ok(self
+            .load_session(key)
+            .await?
+            .map(|s| std::sync::Arc::unwrap_or_clone(s.data)))
+    }
+
+    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
         let now = naive_utc(self.clock.now());
         let row = self
             .call("loading a session", || {
@@ -484,7 +497,16 @@ impl SessionEngine for MySqlEngine {
                     .fetch_optional(&self.pool)
             })
             .await?;
-        Ok(row.map(|row| self.decode(key, row.try_get::<String, _>(0).ok())))
+        Ok(row.map(|row| {
+            let text = row.try_get::<String, _>(0).ok();
+            // The text as read is the version: a save from it is one conditional UPDATE.
+            let version = text.as_deref().map(Version::stored);
+            LoadedSession {
+                data: std::sync::Arc::new(self.decode(key, text)),
+                stale_key: false,
+                version,
+            }
+        }))
     }
 
     async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
@@ -613,6 +635,48 @@ impl SessionEngine for MySqlEngine {
             // Deleted by a concurrent logout: it stays deleted.
             None => Err(Error::SessionInterrupted),
         }
+    }
+
+    /// One autocommit conditional UPDATE (`… AND session_data = <what the request read>`),
+    /// falling back to the locked merge of [`save_changes`](Self::save_changes) when it
+    /// matches no row: another write came first, or the session is gone (the merge tells
+    /// which, and never recreates it). Rows are counted as matched (`CLIENT_FOUND_ROWS`),
+    /// so writing back unchanged data still counts as done.
+    async fn save_changes_from(
+        &self,
+        key: &str,
+        base: &Version,
+        data: &Arc<SessionData>,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<Saved> {
+        if let Some(old) = base.as_stored() {
+            let new = self.encode(data);
+            let updated = self
+                .call("saving a session", || {
+                    query(UPDATE_IF_SQL)
+                        .bind(&new)
+                        .bind(naive_utc(expires))
+                        .bind(key)
+                        .bind(old)
+                        .execute(&self.pool)
+                })
+                .await?
+                .rows_affected();
+            if updated == 1 {
+                return Ok(Saved {
+                    cookie: key.to_owned(),
+                    merged: None,
+                    version: Some(Version::stored(new)),
+                });
+            }
+        }
+        let (cookie, merged) = self.save_changes(key, changes, expires).await?;
+        Ok(Saved {
+            cookie,
+            merged: Some(merged),
+            version: None,
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

@@ -58,7 +58,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{Changes, SessionData, SessionEngine};
+use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
 use crate::error::{redact_url, Error, LogId, Result};
 use crate::signing::Signer;
 
@@ -114,15 +114,19 @@ const EXISTS_SQL: &str = "SELECT EXISTS (SELECT 1 FROM django_session WHERE sess
 const COUNT_EXPIRED_SQL: &str = "SELECT COUNT(*) FROM django_session WHERE expire_date < $1";
 /// Every create and save of a batch in one statement (one round trip, one commit). New
 /// keys that collide are not returned (and get another key); saves of sessions that are
-/// gone are not returned either (and fail with `SessionInterrupted`).
+/// gone are not returned either (and fail with `SessionInterrupted`), nor are
+/// conditional saves (`$7` not null) of a session whose data is no longer the one their
+/// request read (they fall back to a locked merge).
 const BATCH_SQL: &str = "WITH created AS (\
      INSERT INTO django_session (session_key, session_data, expire_date) \
      SELECT * FROM unnest($1::varchar[], $2::text[], $3::timestamptz[]) \
      ON CONFLICT (session_key) DO NOTHING RETURNING session_key), \
      saved AS (\
      UPDATE django_session AS s SET session_data = u.data, expire_date = u.expires \
-     FROM unnest($4::varchar[], $5::text[], $6::timestamptz[]) AS u (key, data, expires) \
-     WHERE s.session_key = u.key RETURNING s.session_key) \
+     FROM unnest($4::varchar[], $5::text[], $6::timestamptz[], $7::text[]) \
+     AS u (key, data, expires, old) \
+     WHERE s.session_key = u.key AND (u.old IS NULL OR s.session_data = u.old) \
+     RETURNING s.session_key) \
      SELECT true, session_key FROM created UNION ALL SELECT false, session_key FROM saved";
 const DELETE_SQL: &str = "DELETE FROM django_session WHERE session_key = $1";
 const INSERT_ONE_SQL: &str = "INSERT INTO django_session (session_key, session_data, expire_date) \
@@ -491,6 +495,13 @@ impl SessionEngine for PostgresEngine {
     }
 
     async fn load(&self, key: &str) -> Result<Option<SessionData>> {
+        Ok(self
+            .load_session(key)
+            .await?
+            .map(|s| std::sync::Arc::unwrap_or_clone(s.data)))
+    }
+
+    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
         if !storable(key) {
             return Ok(None);
         }
@@ -503,7 +514,16 @@ impl SessionEngine for PostgresEngine {
                     .fetch_optional(&self.pool)
             })
             .await?;
-        Ok(row.map(|row| self.decode(key, row.try_get::<String, _>(0).ok())))
+        Ok(row.map(|row| {
+            let text = row.try_get::<String, _>(0).ok();
+            // The text as read is the version: a save from it is one conditional UPDATE.
+            let version = text.as_deref().map(Version::stored);
+            LoadedSession {
+                data: std::sync::Arc::new(self.decode(key, text)),
+                stale_key: false,
+                version,
+            }
+        }))
     }
 
     async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
@@ -529,6 +549,7 @@ impl SessionEngine for PostgresEngine {
             key,
             data,
             expires,
+            old: None,
             reply,
         })
         .await
@@ -594,6 +615,61 @@ impl SessionEngine for PostgresEngine {
             // Deleted by a concurrent logout: it stays deleted.
             None => Err(Error::SessionInterrupted),
         }
+    }
+
+    /// One conditional UPDATE (`… AND session_data = <what the request read>`), falling
+    /// back to the locked merge of [`save_changes`](Self::save_changes) when it matches no
+    /// row: another write came first, or the session is gone (the merge tells which).
+    ///
+    /// The UPDATE goes through the group-commit writers, as a plain save does, rather than
+    /// straight to the pool: concurrent saves of different sessions then share one
+    /// statement and one commit (WAL flush), the saves of one session stay ordered on
+    /// their writer, and loads keep their half of the pool. Measured with the
+    /// `throughput_postgres` write requests (64 tasks, shared 2-core machine, noisy): a
+    /// median of about 8,600 requests/s through the writers against 5,800 with one
+    /// autocommit UPDATE per save on the pool.
+    async fn save_changes_from(
+        &self,
+        key: &str,
+        base: &Version,
+        data: &Arc<SessionData>,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<Saved> {
+        if !storable(key) {
+            return Err(Error::SessionInterrupted);
+        }
+        if let Some(old) = base.as_stored() {
+            let new = self.encode(data);
+            let owned = key.to_owned();
+            let written = self
+                .write("saving a session", shard_of(key), |reply| Write::Save {
+                    key: owned,
+                    data: new.clone(),
+                    expires,
+                    old: Some(old.to_owned()),
+                    reply,
+                })
+                .await;
+            match written {
+                Ok(cookie) => {
+                    return Ok(Saved {
+                        cookie,
+                        merged: None,
+                        version: Some(Version::stored(new)),
+                    })
+                }
+                // Raced, or deleted: the merge below finds out which.
+                Err(Error::SessionInterrupted) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let (cookie, merged) = self.save_changes(key, changes, expires).await?;
+        Ok(Saved {
+            cookie,
+            merged: Some(merged),
+            version: None,
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -670,6 +746,8 @@ enum Write {
         key: String,
         data: String,
         expires: OffsetDateTime,
+        /// For a conditional save: the stored data it replaces, if still there.
+        old: Option<String>,
         reply: oneshot::Sender<Result<String>>,
     },
 }
@@ -765,6 +843,7 @@ impl Writer {
         let mut saves = Vec::new();
         let (mut c_keys, mut c_data, mut c_expires) = (Vec::new(), Vec::new(), Vec::new());
         let (mut s_keys, mut s_data, mut s_expires) = (Vec::new(), Vec::new(), Vec::new());
+        let mut s_old = Vec::new();
         for op in batch {
             match &op {
                 Write::Create { data, expires, .. } => match crate::key::new_session_key() {
@@ -777,11 +856,16 @@ impl Writer {
                     Err(e) => op.answer(Err(e)),
                 },
                 Write::Save {
-                    key, data, expires, ..
+                    key,
+                    data,
+                    expires,
+                    old,
+                    ..
                 } => {
                     s_keys.push(key.clone());
                     s_data.push(data.clone());
                     s_expires.push(*expires);
+                    s_old.push(old.clone());
                     saves.push(op);
                 }
             }
@@ -798,6 +882,7 @@ impl Writer {
             s_keys,
             s_data,
             s_expires,
+            s_old,
         };
         let outcome = tokio::time::timeout(self.timeout, self.run_batch(&args, conn)).await;
         if outcome.is_err() {
@@ -880,7 +965,8 @@ impl Writer {
             };
             // Django's `save(must_create=False)`: UPDATE only. No row means a concurrent
             // request deleted the session (logout), which must not be undone by inserting
-            // it again.
+            // it again (or, for a conditional save, that another write came first: the
+            // caller then merges).
             let result = if saved.contains(&key) {
                 Ok(key)
             } else {
@@ -899,6 +985,7 @@ struct BatchArgs {
     s_keys: Vec<String>,
     s_data: Vec<String>,
     s_expires: Vec<OffsetDateTime>,
+    s_old: Vec<Option<String>>,
 }
 
 impl Writer {
@@ -927,6 +1014,7 @@ impl Writer {
                 .bind(&args.s_keys)
                 .bind(&args.s_data)
                 .bind(&args.s_expires)
+                .bind(&args.s_old)
                 .fetch_all(&mut **c)
                 .await;
             let e = match result {

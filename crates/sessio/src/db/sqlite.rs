@@ -44,7 +44,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{Changes, SessionData, SessionEngine};
+use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
 use crate::error::{Error, LogId, Result};
 use crate::signing::Signer;
 
@@ -94,6 +94,9 @@ const INSERT_SQL: &str = "INSERT INTO django_session (session_key, session_data,
      VALUES (?1, ?2, ?3) ON CONFLICT (session_key) DO NOTHING";
 const UPDATE_SQL: &str =
     "UPDATE django_session SET session_data = ?2, expire_date = ?3 WHERE session_key = ?1";
+// A save nothing raced: only if the row still holds the data its request read.
+const UPDATE_IF_SQL: &str = "UPDATE django_session SET session_data = ?2, expire_date = ?3 \
+     WHERE session_key = ?1 AND session_data = ?4";
 const DELETE_SQL: &str = "DELETE FROM django_session WHERE session_key = ?1";
 // The rowid subquery bounds the work (and the lock) of one statement.
 const CLEAR_EXPIRED_SQL: &str = "DELETE FROM django_session WHERE rowid IN \
@@ -291,16 +294,23 @@ impl SessionEngine for SqliteEngine {
     }
 
     async fn load(&self, key: &str) -> Result<Option<SessionData>> {
+        Ok(self
+            .load_session(key)
+            .await?
+            .map(|s| std::sync::Arc::unwrap_or_clone(s.data)))
+    }
+
+    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
         if matches!(self.shared.location, Location::File(_)) {
             // Inline, on the calling task: a primary-key read in WAL mode never waits for
             // the writer and takes a few microseconds from the page cache, less than the
             // hand-off to a blocking thread and back (measured: 1.9x the `read` requests/s
             // of a server on one core). Shared-cache in-memory databases keep the blocking
             // pool: their table locks can make a read retry and sleep.
-            return self.shared.load(key);
+            return self.shared.load_session(key);
         }
         let key = key.to_owned();
-        self.read(move |shared| shared.load(&key)).await
+        self.read(move |shared| shared.load_session(&key)).await
     }
 
     async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
@@ -356,6 +366,49 @@ impl SessionEngine for SqliteEngine {
             reply,
         })
         .await
+    }
+
+    /// A conditional UPDATE on the writer (`… AND session_data = <what the request
+    /// read>`): a save nothing raced skips the writer's read, decode and re-sign. When it
+    /// matches no row the writer merges, in the same transaction, as
+    /// [`save_changes`](Self::save_changes) does (and a session that is gone stays gone).
+    async fn save_changes_from(
+        &self,
+        key: &str,
+        base: &Version,
+        data: &Arc<SessionData>,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<Saved> {
+        let Some(old) = base.as_stored() else {
+            let (cookie, merged) = self.save_changes(key, changes, expires).await?;
+            return Ok(Saved {
+                cookie,
+                merged: Some(merged),
+                version: None,
+            });
+        };
+        let data = self.encode(data);
+        let version = Version::stored(data.as_str());
+        let key = key.to_owned();
+        let changes = changes.clone();
+        let expires = format_expire_date(expires);
+        let old = old.to_owned();
+        let (cookie, merged) = self
+            .write(|reply| Op::SaveFrom {
+                key,
+                old,
+                data,
+                changes,
+                expires,
+                reply,
+            })
+            .await?;
+        Ok(Saved {
+            cookie,
+            version: merged.is_none().then_some(version),
+            merged,
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -498,14 +551,26 @@ impl Shared {
         result.map_err(|e| sql_error(&self.database, what, e))
     }
 
-    fn load(&self, key: &str) -> Result<Option<SessionData>> {
+    fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
         let now = format_expire_date(self.clock.now());
         let row = self.with_reader("loading a session", |conn| {
             conn.prepare_cached(LOAD_SQL)?
                 .query_row(params![key, now], |r| r.get::<_, Value>(0))
                 .optional()
         })?;
-        Ok(row.map(|value| self.decode(key, value)))
+        Ok(row.map(|value| {
+            // Text as read is the version (a blob never compares equal to the text a
+            // conditional UPDATE binds, so it gets none).
+            let version = match &value {
+                Value::Text(text) => Some(Version::stored(text.as_str())),
+                _ => None,
+            };
+            LoadedSession {
+                data: std::sync::Arc::new(self.decode(key, value)),
+                stale_key: false,
+                version,
+            }
+        }))
     }
 
     /// Django's `SessionBase.decode`: data that does not verify or parse is an empty
@@ -560,6 +625,16 @@ enum Op {
         expires: String,
         reply: oneshot::Sender<Result<(String, SessionData)>>,
     },
+    /// UPDATE only if the row still holds `old`; otherwise as `SaveChanges`. Answers the
+    /// merged data, or `None` when `data` was stored as it is.
+    SaveFrom {
+        key: String,
+        old: String,
+        data: String,
+        changes: Changes,
+        expires: String,
+        reply: oneshot::Sender<Result<(String, Option<SessionData>)>>,
+    },
     Delete {
         key: String,
         reply: oneshot::Sender<Result<()>>,
@@ -591,6 +666,7 @@ impl Op {
             Op::Delete { reply, .. } | Op::Migrate { reply, .. } => reply.send(Err(failure())).ok(),
             Op::ClearExpired { reply, .. } => reply.send(Err(failure())).ok(),
             Op::SaveChanges { reply, .. } => reply.send(Err(failure())).ok(),
+            Op::SaveFrom { reply, .. } => reply.send(Err(failure())).ok(),
             Op::Insert { reply, .. } => reply.send(Err(failure())).ok(),
         };
     }
@@ -730,6 +806,17 @@ impl Writer {
                 let result = self.save_changes(key, &changes, &expires);
                 settle(reply, result)
             }
+            Op::SaveFrom {
+                key,
+                old,
+                data,
+                changes,
+                expires,
+                reply,
+            } => {
+                let result = self.save_from(key, &old, &data, &changes, &expires);
+                settle(reply, result)
+            }
             Op::Delete { key, reply } => {
                 let result = self
                     .conn
@@ -805,6 +892,28 @@ impl Writer {
         let encoded = self.shared.signer.dumps(&data, now, true);
         self.save(&key, &encoded, expires)?;
         Ok((key, data))
+    }
+
+    /// Stores `data` if the row still holds `old` (earlier writes of the batch count:
+    /// same transaction); otherwise merges `changes` into what is there.
+    fn save_from(
+        &self,
+        key: String,
+        old: &str,
+        data: &str,
+        changes: &Changes,
+        expires: &str,
+    ) -> Result<(String, Option<SessionData>)> {
+        let updated = self
+            .conn
+            .prepare_cached(UPDATE_IF_SQL)
+            .and_then(|mut s| s.execute(params![key, data, expires, old]))
+            .map_err(|e| self.error("saving a session", e))?;
+        if updated == 1 {
+            return Ok((key, None));
+        }
+        let (key, merged) = self.save_changes(key, changes, expires)?;
+        Ok((key, Some(merged)))
     }
 
     fn error(&self, what: &str, e: rusqlite::Error) -> Error {
