@@ -461,7 +461,8 @@ impl Config {
     /// A signer for `salt` with this configuration's keys.
     pub(crate) fn signer(&self, salt: &str) -> signing::Signer {
         let fallbacks: Vec<&[u8]> = self.fallback_keys.iter().map(|k| k.as_bytes()).collect();
-        signing::Signer::new(self.secret_key.as_bytes(), &fallbacks, salt)
+        // Engines verify the same values over and over: remember them.
+        signing::Signer::new(self.secret_key.as_bytes(), &fallbacks, salt).remembering()
     }
 
     /// Settings that are unsafe in production, like Django's `check --deploy`.

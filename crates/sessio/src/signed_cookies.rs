@@ -14,7 +14,6 @@ use crate::config::Config;
 use crate::engine::{LoadedSession, SessionData, SessionEngine};
 use crate::error::Result;
 use crate::signing::Signer;
-use crate::verified::{Hit, Verified};
 
 /// Session data in a signed cookie (Django's `signed_cookies` backend).
 #[derive(Debug, Clone)]
@@ -22,8 +21,6 @@ pub struct SignedCookieEngine {
     signer: Signer,
     max_age: i64,
     clock: std::sync::Arc<dyn Clock>,
-    // Values signed or verified here: a returning cookie skips the HMAC and the decoding.
-    verified: std::sync::Arc<Verified>,
 }
 
 impl SignedCookieEngine {
@@ -33,22 +30,13 @@ impl SignedCookieEngine {
             signer: config.signer(config.signed_cookies_salt()),
             max_age: config.cookie_age(),
             clock: config.clock().clone(),
-            verified: Default::default(),
         }
     }
 
     fn sign(&self, data: &SessionData) -> String {
-        let timestamp = self.clock.now().unix_timestamp();
-        let value = self.signer.dumps(data, timestamp, true);
-        self.verified.put(
-            &value,
-            Hit {
-                data: std::sync::Arc::new(data.clone()),
-                timestamp,
-                key_index: 0,
-            },
-        );
-        value
+        // The signer remembers the value: the visitor's next request skips verifying it.
+        self.signer
+            .dumps(data, self.clock.now().unix_timestamp(), true)
     }
 }
 
@@ -72,31 +60,11 @@ impl SessionEngine for SignedCookieEngine {
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
         let now = self.clock.now();
         let now = now.unix_timestamp() as f64 + now.nanosecond() as f64 / 1e9;
-        if let Some(hit) = self.verified.get(key) {
-            // Verified before: only the age is checked again (as `loads_at` does).
-            if now - hit.timestamp as f64 > self.max_age as f64 {
-                return Ok(None);
-            }
-            return Ok(Some(LoadedSession {
-                data: hit.data,
-                stale_key: hit.key_index > 0,
-                version: None,
-            }));
-        }
         // Django: any failure (signature, expiry, base64, zlib, JSON) is an empty session.
-        match self.signer.loads_at(key, Some((now, self.max_age))) {
+        match self.signer.loads_shared(key, Some((now, self.max_age))) {
             Ok(unsigned) => {
-                let data = std::sync::Arc::new(unsigned.data);
-                self.verified.put(
-                    key,
-                    Hit {
-                        data: data.clone(),
-                        timestamp: unsigned.timestamp,
-                        key_index: unsigned.key_index,
-                    },
-                );
                 Ok(Some(LoadedSession {
-                    data,
+                    data: unsigned.data,
                     // Signed with a fallback key: re-sign it with the current one.
                     stale_key: unsigned.key_index > 0,
                     version: None,
@@ -163,7 +131,7 @@ mod tests {
         let clock = ManualClock::at_unix(1_700_000_000);
         let e = engine(&clock, SECRET, &[]);
         let value = e.create(&data(), OffsetDateTime::UNIX_EPOCH).await.unwrap();
-        assert!(e.verified.get(&value).is_some(), "signed values are kept");
+        assert!(e.signer.remembers(&value), "signed values are kept");
         assert_eq!(*e.load_session(&value).await.unwrap().unwrap().data, data());
         clock.advance(time::Duration::seconds(e.max_age + 1));
         assert!(e.load_session(&value).await.unwrap().is_none());
@@ -203,6 +171,6 @@ mod tests {
             let loaded = new.load_session(&value).await.unwrap().unwrap();
             assert!(loaded.stale_key);
         }
-        assert!(new.verified.get(&value).is_some());
+        assert!(new.signer.remembers(&value));
     }
 }

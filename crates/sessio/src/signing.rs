@@ -29,6 +29,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::pyjson;
+use crate::verified::{Hit, Verified};
+use std::sync::Arc;
 
 /// The salt of Django's `signed_cookies` session engine.
 pub const SIGNED_COOKIES_SALT: &str = "django.contrib.sessions.backends.signed_cookies";
@@ -98,6 +100,16 @@ pub struct Unsigned {
 pub struct Signer {
     // Index 0 signs; all verify, in order (SECRET_KEY, then SECRET_KEY_FALLBACKS).
     keys: Vec<Hmac<Sha256>>,
+    // Values signed or verified before, for engines (see `remembering`).
+    verified: Option<Arc<Verified>>,
+}
+
+/// A value that passed verification, its data shared with the signer's memory.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SharedUnsigned {
+    pub(crate) data: Arc<Map<String, Value>>,
+    pub(crate) timestamp: i64,
+    pub(crate) key_index: usize,
 }
 
 impl std::fmt::Debug for Signer {
@@ -121,7 +133,27 @@ impl Signer {
         };
         let mut keys = vec![derive(secret)];
         keys.extend(fallbacks.iter().map(|k| derive(k)));
-        Self { keys }
+        Self {
+            keys,
+            verified: None,
+        }
+    }
+
+    /// This signer, remembering the values it signs and verifies (a bounded table, see
+    /// [`crate::verified`]): verifying one of them again is a lookup instead of an HMAC,
+    /// base64, zlib and JSON. A session's next request carries, or its row holds, exactly
+    /// the value the last save wrote, so engines hit it on almost every load.
+    pub(crate) fn remembering(mut self) -> Self {
+        self.verified = Some(Default::default());
+        self
+    }
+
+    /// Whether `value` is in this signer's memory.
+    #[cfg(test)]
+    pub(crate) fn remembers(&self, value: &str) -> bool {
+        self.verified
+            .as_ref()
+            .is_some_and(|v| v.get(value).is_some())
     }
 
     fn mac(&self, key_index: usize, value: &[u8]) -> [u8; 32] {
@@ -154,6 +186,16 @@ impl Signer {
         let mac = self.mac(0, out.as_bytes());
         out.push(':');
         URL_SAFE_NO_PAD.encode_string(mac, &mut out);
+        if let Some(verified) = &self.verified {
+            verified.put(
+                &out,
+                Hit {
+                    data: Arc::new(data.clone()),
+                    timestamp: unix_seconds,
+                    key_index: 0,
+                },
+            );
+        }
         out
     }
 
@@ -198,18 +240,57 @@ impl Signer {
         signed: &str,
         max_age: Option<(f64, i64)>,
     ) -> Result<Unsigned, SigningError> {
+        let shared = self.loads_shared(signed, max_age)?;
+        Ok(Unsigned {
+            data: Arc::unwrap_or_clone(shared.data),
+            timestamp: shared.timestamp,
+            key_index: shared.key_index,
+        })
+    }
+
+    /// As [`Signer::loads_at`], with the data shared: from the signer's memory when the
+    /// value was signed or verified before (its age is checked again all the same).
+    pub(crate) fn loads_shared(
+        &self,
+        signed: &str,
+        max_age: Option<(f64, i64)>,
+    ) -> Result<SharedUnsigned, SigningError> {
+        if let Some(hit) = self.verified.as_ref().and_then(|v| v.get(signed)) {
+            check_age(hit.timestamp, max_age)?;
+            return Ok(SharedUnsigned {
+                data: hit.data,
+                timestamp: hit.timestamp,
+                key_index: hit.key_index,
+            });
+        }
+        let unsigned = self.verify_and_decode(signed, max_age)?;
+        let data = Arc::new(unsigned.data);
+        if let Some(verified) = &self.verified {
+            verified.put(
+                signed,
+                Hit {
+                    data: data.clone(),
+                    timestamp: unsigned.timestamp,
+                    key_index: unsigned.key_index,
+                },
+            );
+        }
+        Ok(SharedUnsigned {
+            data,
+            timestamp: unsigned.timestamp,
+            key_index: unsigned.key_index,
+        })
+    }
+
+    fn verify_and_decode(
+        &self,
+        signed: &str,
+        max_age: Option<(f64, i64)>,
+    ) -> Result<Unsigned, SigningError> {
         let (value, key_index) = self.unsign(signed)?;
         let (payload, ts) = value.rsplit_once(':').ok_or(SigningError::NoSeparator)?;
         let timestamp = b62_decode(ts).ok_or(SigningError::BadTimestamp)?;
-        if let Some((now, max)) = max_age {
-            let age = now - timestamp as f64;
-            if age > max as f64 {
-                return Err(SigningError::Expired {
-                    age: age as i64,
-                    max_age: max,
-                });
-            }
-        }
+        check_age(timestamp, max_age)?;
         let data = decode_payload(payload)?;
         Ok(Unsigned {
             data,
@@ -217,6 +298,20 @@ impl Signer {
             key_index,
         })
     }
+}
+
+/// Django's `time.time() - timestamp > max_age`, in floating point.
+fn check_age(timestamp: i64, max_age: Option<(f64, i64)>) -> Result<(), SigningError> {
+    if let Some((now, max)) = max_age {
+        let age = now - timestamp as f64;
+        if age > max as f64 {
+            return Err(SigningError::Expired {
+                age: age as i64,
+                max_age: max,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Django's `salted_hmac(key_salt, value, secret, algorithm="sha256")`: HMAC-SHA256 keyed

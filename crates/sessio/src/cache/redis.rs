@@ -322,7 +322,7 @@ impl RedisCacheEngine {
         let Some(value) = value else {
             return Ok(None);
         };
-        let session = match self.signer.loads(&value, None) {
+        let session = match self.signer.loads_shared(&value, None) {
             Ok(unsigned) => {
                 // Redis's TTL runs on the server's clock; this check applies the configured
                 // one as well (it matters when that clock is not the system's, or is ahead).
@@ -333,7 +333,7 @@ impl RedisCacheEngine {
                     return Ok(None);
                 }
                 LoadedSession {
-                    data: Arc::new(unsigned.data),
+                    data: unsigned.data,
                     stale_key: unsigned.key_index > 0,
                     version: None,
                 }

@@ -361,16 +361,16 @@ impl MySqlEngine {
 
     /// Django's `SessionBase.decode`: data that does not verify or parse is an empty
     /// session (with a warning), never an error.
-    fn decode(&self, key: &str, text: Option<String>) -> SessionData {
+    fn decode(&self, key: &str, text: Option<String>) -> std::sync::Arc<SessionData> {
         let Some(text) = text else {
             tracing::warn!(session = %LogId(key), "Session data corrupted: session_data is not text");
-            return SessionData::new();
+            return Default::default();
         };
-        match self.signer.loads(&text, None) {
+        match self.signer.loads_shared(&text, None) {
             Ok(unsigned) => unsigned.data,
             Err(error) => {
                 tracing::warn!(session = %LogId(key), %error, "Session data corrupted");
-                SessionData::new()
+                Default::default()
             }
         }
     }
@@ -502,7 +502,7 @@ impl SessionEngine for MySqlEngine {
             // The text as read is the version: a save from it is one conditional UPDATE.
             let version = text.as_deref().map(Version::stored);
             LoadedSession {
-                data: std::sync::Arc::new(self.decode(key, text)),
+                data: self.decode(key, text),
                 stale_key: false,
                 version,
             }
@@ -616,7 +616,8 @@ impl SessionEngine for MySqlEngine {
                 tx.rollback().await?;
                 return Ok(None);
             };
-            let mut data = self.decode(key, row.try_get::<String, _>(0).ok());
+            let mut data =
+                std::sync::Arc::unwrap_or_clone(self.decode(key, row.try_get::<String, _>(0).ok()));
             changes.apply(&mut data);
             query(UPDATE_SQL)
                 .bind(self.encode(&data))

@@ -566,7 +566,7 @@ impl Shared {
                 _ => None,
             };
             LoadedSession {
-                data: std::sync::Arc::new(self.decode(key, value)),
+                data: self.decode(key, value),
                 stale_key: false,
                 version,
             }
@@ -575,7 +575,7 @@ impl Shared {
 
     /// Django's `SessionBase.decode`: data that does not verify or parse is an empty
     /// session (with a warning), never an error.
-    fn decode(&self, key: &str, value: Value) -> SessionData {
+    fn decode(&self, key: &str, value: Value) -> std::sync::Arc<SessionData> {
         let text = match value {
             Value::Text(text) => Some(text),
             Value::Blob(bytes) => String::from_utf8(bytes).ok(),
@@ -583,13 +583,13 @@ impl Shared {
         };
         let Some(text) = text else {
             tracing::warn!(session = %LogId(key), "Session data corrupted: session_data is not text");
-            return SessionData::new();
+            return Default::default();
         };
-        match self.signer.loads(&text, None) {
+        match self.signer.loads_shared(&text, None) {
             Ok(unsigned) => unsigned.data,
             Err(error) => {
                 tracing::warn!(session = %LogId(key), %error, "Session data corrupted");
-                SessionData::new()
+                Default::default()
             }
         }
     }
@@ -886,7 +886,7 @@ impl Writer {
             .map_err(|e| self.error("loading a session to merge", e))?;
         // Gone: a concurrent logout deleted it, and it stays deleted.
         let stored = stored.ok_or(Error::SessionInterrupted)?;
-        let mut data = self.shared.decode(&key, stored);
+        let mut data = std::sync::Arc::unwrap_or_clone(self.shared.decode(&key, stored));
         changes.apply(&mut data);
         let now = self.shared.clock.now().unix_timestamp();
         let encoded = self.shared.signer.dumps(&data, now, true);
