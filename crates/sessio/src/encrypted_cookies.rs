@@ -48,6 +48,9 @@ pub struct EncryptedCookieEngine {
     ciphers: Vec<XChaCha20Poly1305>,
     cookie_name: String,
     clock: std::sync::Arc<dyn Clock>,
+    // Values sealed or opened here (with their expiry as the timestamp): a returning
+    // cookie skips the decryption and the JSON.
+    opened: std::sync::Arc<crate::verified::Verified>,
 }
 
 impl std::fmt::Debug for EncryptedCookieEngine {
@@ -69,6 +72,7 @@ impl EncryptedCookieEngine {
             ciphers,
             cookie_name: config.cookie_name().to_owned(),
             clock: config.clock().clone(),
+            opened: Default::default(),
         }
     }
 
@@ -98,7 +102,16 @@ impl EncryptedCookieEngine {
         raw.push(VERSION);
         raw.extend_from_slice(&nonce);
         raw.extend_from_slice(&ciphertext);
-        Ok(URL_SAFE_NO_PAD.encode(raw))
+        let value = URL_SAFE_NO_PAD.encode(raw);
+        self.opened.put(
+            &value,
+            crate::verified::Hit {
+                data: std::sync::Arc::new(data.clone()),
+                timestamp: expires.unix_timestamp(),
+                key_index: 0,
+            },
+        );
+        Ok(value)
     }
 
     /// Decrypts and checks a cookie value; `None` for anything that is not a live session
@@ -106,6 +119,17 @@ impl EncryptedCookieEngine {
     fn open_value(&self, value: &str) -> Option<LoadedSession> {
         if value.len() > MAX_VALUE_LEN {
             return None;
+        }
+        if let Some(hit) = self.opened.get(value) {
+            // Opened before: only the expiry is checked again.
+            if self.clock.now().unix_timestamp() >= hit.timestamp {
+                return None;
+            }
+            return Some(LoadedSession {
+                data: hit.data,
+                stale_key: hit.key_index > 0,
+                version: None,
+            });
         }
         let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
         if raw.len() < 1 + NONCE_LEN + 16 || raw[0] != VERSION {
@@ -130,8 +154,17 @@ impl EncryptedCookieEngine {
         let Some(Value::Object(data)) = payload.remove("d") else {
             return None;
         };
+        let data = std::sync::Arc::new(data);
+        self.opened.put(
+            value,
+            crate::verified::Hit {
+                data: data.clone(),
+                timestamp: exp,
+                key_index: index,
+            },
+        );
         Some(LoadedSession {
-            data: std::sync::Arc::new(data),
+            data,
             stale_key: index > 0,
             version: None,
         })

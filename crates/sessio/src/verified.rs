@@ -6,8 +6,12 @@
 //! last response set, so each value this process signed, or verified once, is kept with its
 //! decoded data. A hit needs the *whole* value to be equal (compared in constant time) to
 //! one that was signed here or that passed verification, so it proves exactly what a
-//! verification would: a forged or altered cookie never matches. The signing time is kept
-//! and the age limit applied on every hit, as on a full verification.
+//! verification would: a forged or altered value never matches. The signing time (the
+//! expiry, for encrypted cookies) is kept and the age limit applied on every hit, as on a
+//! full verification.
+//!
+//! Used by [`Signer`](crate::signing::Signer) for every engine that stores Django's signed
+//! format (cookies, database rows, Redis values, files), and by the encrypted-cookie engine.
 //!
 //! The table is direct-mapped on a keyed hash (a client cannot aim at a slot) and bounded:
 //! [`SLOTS`] entries of values up to [`MAX_VALUE_LEN`] bytes, so about 1 MB for typical
@@ -26,7 +30,8 @@ pub(crate) const SLOTS: usize = 1024;
 /// Longer values are not kept (the browsers' limit for a whole cookie is 4096 bytes).
 pub(crate) const MAX_VALUE_LEN: usize = 4096;
 
-/// A verified value: its data, when it was signed, and which key verified it.
+/// A verified value: its data, when it was signed (or when it expires), and which key
+/// verified it.
 #[derive(Clone)]
 pub(crate) struct Hit {
     pub(crate) data: Arc<SessionData>,
