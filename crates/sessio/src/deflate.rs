@@ -935,6 +935,16 @@ pub(crate) fn zlib_compress(data: &[u8]) -> Option<Vec<u8>> {
     if data.len() > MAX_INPUT {
         return None;
     }
+    compress_in_window(data)
+}
+
+/// The port proper, exact for any input shorter than `MAX_DIST`: below that the window
+/// never slides and no match distance reaches the limit. (The tests use the room above
+/// [`MAX_INPUT`] to reach cases, such as a 16-deep distance tree, that need more input.)
+fn compress_in_window(data: &[u8]) -> Option<Vec<u8>> {
+    if data.len() >= MAX_DIST {
+        return None;
+    }
     STATE
         .try_with(|cell| {
             let mut slot = cell.try_borrow_mut().ok()?;
@@ -942,9 +952,10 @@ pub(crate) fn zlib_compress(data: &[u8]) -> Option<Vec<u8>> {
                 *slot = State::new();
             }
             let state = slot.as_mut()?;
-            // Stored blocks bound the output: 5 bytes per block (at most two blocks and
-            // an empty last one here), plus the 2-byte header and the 4-byte trailer.
-            let mut out = Vec::with_capacity(data.len() + 32);
+            // Stored blocks bound the output: 5 bytes per block (16383 symbols, so at
+            // most one per 16383 bytes, and an empty last one), the 2-byte header and the
+            // 4-byte trailer.
+            let mut out = Vec::with_capacity(data.len() + 5 * (data.len() / SYM_END) + 16);
             out.extend_from_slice(&[0x78, 0x9c]);
             let mut bits = Bits {
                 out: &mut out,
@@ -977,6 +988,32 @@ mod tests {
             ours.len(),
             theirs.len()
         );
+    }
+
+    /// Same as `check`, above MAX_INPUT (up to MAX_DIST).
+    fn check_in_window(data: &[u8]) {
+        let ours = compress_in_window(data).expect("within the window");
+        assert!(
+            ours == libz(data).expect("libz"),
+            "differs for {} bytes",
+            data.len()
+        );
+    }
+
+    #[test]
+    fn several_blocks() {
+        // Up to three blocks of 16383 symbols, ending on literals or on matches.
+        for n in [16383, 16384, 16385, 20000, 30000, MAX_DIST - 1] {
+            check_in_window(&noise(n, n as u64));
+            let mut mixed = noise(n, 5);
+            for (i, b) in mixed.iter_mut().enumerate() {
+                if i % 7 < 3 {
+                    *b = b'a' + (i % 5) as u8;
+                }
+            }
+            check_in_window(&mixed);
+        }
+        assert!(compress_in_window(&noise(MAX_DIST, 1)).is_none());
     }
 
     /// Block type of the first block (0 stored, 1 fixed, 2 dynamic).
@@ -1057,6 +1094,83 @@ mod tests {
         let json = SESSION_143.as_bytes();
         check(json);
         assert_eq!(first_block_type(json), 2);
+    }
+
+    /// Planted length-3 matches whose distance codes have Fibonacci counts (1, 1, 2, ...,
+    /// 1597 over codes 0..=16), in data where every other trigram occurs once: zlib finds
+    /// exactly the planted matches, the optimal distance tree is 16 deep, and `gen_bitlen`
+    /// must repair a 15-bit overflow.
+    #[test]
+    fn distance_tree_overflow() {
+        use std::collections::HashMap;
+        let mut counts = vec![1usize, 1];
+        while counts.len() < 17 {
+            let k = counts.len();
+            counts.push(counts[k - 1] + counts[k - 2]);
+        }
+        let mut plan: Vec<usize> = Vec::new();
+        for (code, &count) in counts.iter().enumerate() {
+            plan.extend(std::iter::repeat_n(code, count));
+        }
+        let mut rand = noise(1 << 20, 42).into_iter().cycle();
+        let mut next = move || rand.next().unwrap_or(0);
+        for i in (1..plan.len()).rev() {
+            let j = (usize::from(next()) << 8 | usize::from(next())) % (i + 1);
+            plan.swap(i, j);
+        }
+
+        // Two bytes to start, then copies, with fresh bytes where no source fits.
+        let mut data: Vec<u8> = vec![next(), next()];
+        // Latest position of each trigram seen so far.
+        let mut last: HashMap<[u8; 3], usize> = HashMap::new();
+        for code in plan {
+            loop {
+                let p = data.len();
+                let lo = TABLES.base_dist[code] as usize + 1;
+                let hi = lo - 1 + (1 << EXTRA_DBITS[code]);
+                let fits = |d: usize| -> Option<[u8; 3]> {
+                    // zlib never matches the string at position 0.
+                    let src = p.checked_sub(d).filter(|&src| src > 0)?;
+                    let mut w = vec![data[p - 2], data[p - 1]];
+                    for k in 0..3 {
+                        let i = src + k;
+                        w.push(if i < p { data[i] } else { w[i - p + 2] });
+                    }
+                    let t = |i: usize| [w[i], w[i + 1], w[i + 2]];
+                    // The two trigrams reaching into the copy are new; the copy's own one
+                    // was last seen at the source.
+                    let (t1, t2, t3) = (t(0), t(1), t(2));
+                    if last.contains_key(&t1) || last.contains_key(&t2) || t1 == t2 {
+                        return None;
+                    }
+                    let seen = if t3 == t2 {
+                        Some(p - 1)
+                    } else if t3 == t1 {
+                        Some(p - 2)
+                    } else {
+                        last.get(&t3).copied()
+                    };
+                    (seen == Some(src)).then_some([w[2], w[3], w[4]])
+                };
+                if let Some(copy) = (lo..=hi).find_map(fits) {
+                    data.extend_from_slice(&copy);
+                    for i in p - 2..=p {
+                        last.insert([data[i], data[i + 1], data[i + 2]], i);
+                    }
+                    break;
+                }
+                // A fresh byte that makes a new trigram.
+                let start = next();
+                let b = (0..=255u8)
+                    .map(|k| start.wrapping_add(k))
+                    .find(|&b| !last.contains_key(&[data[p - 2], data[p - 1], b]))
+                    .unwrap_or(start);
+                data.push(b);
+                last.insert([data[p - 2], data[p - 1], b], p - 2);
+            }
+        }
+        assert!(data.len() <= MAX_INPUT);
+        check(&data);
     }
 
     #[test]
