@@ -55,6 +55,7 @@ pub mod clock;
 pub mod config;
 pub mod cookie;
 pub mod db;
+mod deflate;
 pub mod encrypted_cookies;
 pub mod engine;
 mod error;

@@ -414,9 +414,17 @@ fn python_specials(text: &str) -> Option<String> {
 
 /// zlib at level 6 with the zlib wrapper: `zlib.compress(data)` in Python.
 ///
+/// Session-sized inputs go to the pure-Rust port of zlib's deflate, which writes the same
+/// bytes without libz's per-call reset; longer ones to libz.
+pub(crate) fn zlib_compress(data: &[u8]) -> Option<Vec<u8>> {
+    crate::deflate::zlib_compress(data).or_else(|| zlib_compress_libz(data))
+}
+
+/// `zlib_compress` through libz.
+///
 /// Setting up a deflate state costs several times more than compressing a session, so
 /// each thread keeps one and resets it (measured: ~39 µs per call fresh, ~5 µs reused).
-fn zlib_compress(data: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn zlib_compress_libz(data: &[u8]) -> Option<Vec<u8>> {
     use flate2::{Compress, Compression, FlushCompress, Status};
     thread_local! {
         static DEFLATE: std::cell::RefCell<Compress> =
