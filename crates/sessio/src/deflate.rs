@@ -2,10 +2,12 @@
 //! madler zlib's `deflate.c` and `trees.c` so that the output is byte-for-byte the same.
 //!
 //! Why: signed cookies must carry exactly the bytes Python's `zlib.compress` writes, and
-//! for a session of a few hundred bytes libz spends most of its time not compressing but
-//! resetting its state (`deflateReset` clears a 64 KB hash table) and setting up. This
-//! port keeps one state per thread, stamps hash entries with a per-call generation instead
-//! of clearing them, and compresses straight from the input slice.
+//! compressing is the largest cost of a signed-cookie write. This port keeps one state per
+//! thread, stamps hash entries with a per-call generation instead of clearing a 64 KB
+//! table (`deflateReset`), compresses straight from the input slice and builds the
+//! Huffman trees with fewer steps (same trees). Measured against libz 1.2.13 through
+//! flate2: 2.55 µs vs 4.48 µs for a 143-byte session (1.8x), 1.4x at 1 KB, 1.2x at 3.8 KB
+//! (`cargo test --release -p sessio --lib deflate -- --ignored --nocapture`).
 //!
 //! It only takes inputs of at most [`MAX_INPUT`] bytes. For those, zlib reads the whole
 //! input into its window in one go and never slides the window, so the input slice *is*

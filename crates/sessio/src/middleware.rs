@@ -179,11 +179,10 @@ where
             req.headers().get_all(COOKIE).iter(),
         );
         req.extensions_mut().insert(session.clone());
-        // The clone that was made ready is the one that must be called.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Called here, not inside the future: the service made ready is the one called,
+        // with no clone of it per request.
         ResponseFuture {
-            inner: inner.call(req),
+            inner: self.inner.call(req),
             session: Some(session),
             config: self.config.clone(),
             saving: None,
