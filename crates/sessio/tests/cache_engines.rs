@@ -702,6 +702,34 @@ mod redis_tests {
     }
 
     #[tokio::test]
+    async fn values_are_not_compressed_but_compressed_ones_load() {
+        let clock = ManualClock::at_unix(T);
+        let Some((e, config, _cleanup)) = shared(&clock).await else {
+            return;
+        };
+        // Repetitive enough that zlib would shrink it.
+        let d = data(json!({"cart": vec!["the same item"; 50]}));
+        let k = e.create(&d, at(T + 3600)).await.unwrap();
+        let mut conn = raw(config.cache_url());
+        let value: String = redis::cmd("GET")
+            .arg(e.redis_key(&k))
+            .query(&mut conn)
+            .unwrap();
+        assert!(!value.starts_with('.'), "not compressed: {value}");
+        // A value compressed as earlier versions (and Django's db) write it still loads.
+        let signer =
+            sessio::signing::Signer::new(config.secret_key().as_bytes(), &[], config.store_salt());
+        let compressed = signer.dumps(&d, T, true);
+        assert!(compressed.starts_with('.'));
+        let _: () = redis::cmd("SET")
+            .arg(e.redis_key(&k))
+            .arg(&compressed)
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(e.load(&k).await.unwrap(), Some(d));
+    }
+
+    #[tokio::test]
     async fn corrupted_values_load_as_empty_sessions() {
         let clock = ManualClock::at_unix(T);
         let Some((e, config, _cleanup)) = shared(&clock).await else {

@@ -5,9 +5,10 @@
 //! * **Key**: `cache_key_prefix` + session key (`sessio.session:` by default), never the
 //!   bare session key, so sessions cannot collide with, or be read as, other data in the same
 //!   Redis (Django CVE-2011-4136).
-//! * **Value**: the same signed, compressed string as a `django_session.session_data`
-//!   column (salt `store_salt`), so a value read from Redis is authenticated like a database
-//!   row, and a corrupted or foreign value loads as an empty session.
+//! * **Value**: a signed string in Django's format (salt `store_salt`), as in a
+//!   `django_session.session_data` column but never compressed, so a value read from Redis
+//!   is authenticated like a database row, and a corrupted or foreign value loads as an
+//!   empty session.
 //! * **TTL**: the seconds until the session's expiry date (at least one). Redis drops
 //!   expired sessions by itself; `clear_expired` has nothing to do.
 //!
@@ -347,7 +348,11 @@ impl RedisCacheEngine {
     }
 
     fn encode(&self, data: &SessionData, now: OffsetDateTime) -> String {
-        self.signer.dumps(data, now.unix_timestamp(), true)
+        // Not compressed: no Django reads these values (its cache backend pickles), and for
+        // session-sized data zlib costs more CPU than the bytes it saves are worth (it was
+        // more than half of the encoding time of a `write` request). Compressed values from
+        // earlier versions still load.
+        self.signer.dumps(data, now.unix_timestamp(), false)
     }
 
     /// `SET key value EX ttl` with `NX` or `XX`; whether Redis stored it.
