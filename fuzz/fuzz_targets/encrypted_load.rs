@@ -71,8 +71,9 @@ fuzz_target!(|data: &[u8]| {
             Some((data, stale)) => assert_eq!(
                 got,
                 Some(LoadedSession {
-                    data: data.clone(),
-                    stale_key: *stale
+                    data: std::sync::Arc::new(data.clone()),
+                    stale_key: *stale,
+                    version: None,
                 }),
                 "seed {value:?}"
             ),
@@ -108,8 +109,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(
             got,
             Some(LoadedSession {
-                data: session.clone(),
-                stale_key: false
+                data: std::sync::Arc::new(session.clone()),
+                stale_key: false,
+                version: None,
             }),
             "sealed {session:?} as {value:?}"
         );

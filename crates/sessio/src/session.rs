@@ -407,7 +407,11 @@ impl Session {
                 return Ok(());
             }
         }
-        let _gate = self.inner.load_gate.lock().await;
+        // Uncontended unless two tasks share this handle: skip the async acquire then.
+        let _gate = match self.inner.load_gate.try_lock() {
+            Ok(gate) => gate,
+            Err(_) => self.inner.load_gate.lock().await,
+        };
         let key = {
             let mut st = self.lock();
             if st.data.is_some() {
@@ -420,7 +424,16 @@ impl Session {
             Some(k) => self.load_record(k).await?,
             None => None,
         };
-        let now = self.inner.config.clock().now().unix_timestamp();
+        // Only timeouts and the user index need the time: no clock read otherwise.
+        let config = &self.inner.config;
+        let needs_time = config.idle_timeout().is_some()
+            || config.absolute_timeout().is_some()
+            || self.tracks_users();
+        let now = if needs_time {
+            config.clock().now().unix_timestamp()
+        } else {
+            0
+        };
         let mut timed_out = loaded
             .as_ref()
             .is_some_and(|l| timeouts::timed_out(&self.inner.config, &l.data, now));
