@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+mod batch;
 pub mod cache;
 pub mod cached_db;
 pub mod clock;

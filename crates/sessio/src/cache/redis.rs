@@ -127,21 +127,9 @@ async fn swap_batches(
     mut queue: tokio::sync::mpsc::Receiver<SwapRequest>,
 ) {
     let script = Script::new(SWAP_MANY_SCRIPT);
-    loop {
-        let Some(first) = queue.recv().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_READ_BATCH {
-            match queue.try_recv() {
-                Ok(swap) => batch.push(swap),
-                Err(_) => break,
-            }
-        }
-        batch.retain(|swap| !swap.reply.is_closed());
-        if batch.is_empty() {
-            continue;
-        }
+    while let Some(batch) =
+        crate::batch::next(&mut queue, MAX_READ_BATCH, |swap| !swap.reply.is_closed()).await
+    {
         let mut call = script.prepare_invoke();
         for swap in &batch {
             call.key(&swap.redis_key)
@@ -149,35 +137,12 @@ async fn swap_batches(
                 .arg(&swap.new)
                 .arg(swap.ttl);
         }
-        match call.invoke_async::<Vec<i64>>(&mut conn).await {
-            Ok(results) if results.len() == batch.len() => {
-                for (swap, result) in batch.into_iter().zip(results) {
-                    let _ = swap.reply.send(Ok(result));
-                }
-            }
-            Ok(results) => {
-                let message = format!("{} swaps answered {}", batch.len(), results.len());
-                for swap in batch {
-                    let e = RedisError::from((
-                        redis::ErrorKind::ResponseError,
-                        "unexpected reply",
-                        message.clone(),
-                    ));
-                    let _ = swap.reply.send(Err(e));
-                }
-            }
-            Err(e) => {
-                let detail = e.to_string();
-                let kind = e.kind();
-                let mut first = Some(e);
-                for swap in batch {
-                    let e = first.take().unwrap_or_else(|| {
-                        RedisError::from((kind, "saving sessions failed", detail.clone()))
-                    });
-                    let _ = swap.reply.send(Err(e));
-                }
-            }
-        }
+        let result = call.invoke_async::<Vec<i64>>(&mut conn).await;
+        reply_each(
+            batch.into_iter().map(|swap| swap.reply),
+            result,
+            "saving sessions",
+        );
     }
 }
 
@@ -195,53 +160,51 @@ struct Get {
 /// the server on one core: `read` 60.5k/s with one `GET` each, 91.3k batched). It waits for no
 /// timer: each `MGET` takes whatever queued while the previous one was answered.
 async fn read_batches(mut conn: ConnectionManager, mut queue: tokio::sync::mpsc::Receiver<Get>) {
-    loop {
-        let Some(first) = queue.recv().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_READ_BATCH {
-            match queue.try_recv() {
-                Ok(get) => batch.push(get),
-                Err(_) => break,
-            }
-        }
-        batch.retain(|get| !get.reply.is_closed());
-        if batch.is_empty() {
-            continue;
-        }
+    while let Some(batch) =
+        crate::batch::next(&mut queue, MAX_READ_BATCH, |get| !get.reply.is_closed()).await
+    {
         let mut cmd = redis::cmd("MGET");
         for get in &batch {
             cmd.arg(&get.redis_key);
         }
-        match cmd.query_async::<Vec<Option<String>>>(&mut conn).await {
-            Ok(values) if values.len() == batch.len() => {
-                for (get, value) in batch.into_iter().zip(values) {
-                    let _ = get.reply.send(Ok(value));
-                }
+        let result = cmd.query_async::<Vec<Option<String>>>(&mut conn).await;
+        reply_each(
+            batch.into_iter().map(|get| get.reply),
+            result,
+            "loading sessions",
+        );
+    }
+}
+
+/// Sends each caller of a batch its item of `result`, or the error (its kind and text for
+/// all but the first: a `RedisError` is not `Clone`).
+fn reply_each<T>(
+    replies: impl ExactSizeIterator<Item = tokio::sync::oneshot::Sender<RedisResult<T>>>,
+    result: RedisResult<Vec<T>>,
+    what: &'static str,
+) {
+    let n = replies.len();
+    match result {
+        Ok(values) if values.len() == n => {
+            for (reply, value) in replies.zip(values) {
+                let _ = reply.send(Ok(value));
             }
-            Ok(values) => {
-                let message = format!("MGET of {} keys answered {}", batch.len(), values.len());
-                for get in batch {
-                    let e = RedisError::from((
-                        redis::ErrorKind::ResponseError,
-                        "unexpected reply",
-                        message.clone(),
-                    ));
-                    let _ = get.reply.send(Err(e));
-                }
+        }
+        Ok(values) => {
+            let detail = format!("{n} calls answered {}", values.len());
+            for reply in replies {
+                let e = RedisError::from((redis::ErrorKind::ResponseError, what, detail.clone()));
+                let _ = reply.send(Err(e));
             }
-            Err(e) => {
-                // Each caller gets the error (its kind and text; RedisError is not Clone).
-                let detail = e.to_string();
-                let kind = e.kind();
-                let mut first = Some(e);
-                for get in batch {
-                    let e = first
-                        .take()
-                        .unwrap_or_else(|| RedisError::from((kind, "MGET failed", detail.clone())));
-                    let _ = get.reply.send(Err(e));
-                }
+        }
+        Err(e) => {
+            let (kind, detail) = (e.kind(), e.to_string());
+            let mut first = Some(e);
+            for reply in replies {
+                let e = first
+                    .take()
+                    .unwrap_or_else(|| RedisError::from((kind, what, detail.clone())));
+                let _ = reply.send(Err(e));
             }
         }
     }

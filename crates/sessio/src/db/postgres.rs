@@ -849,22 +849,10 @@ struct Reader {
 
 impl Reader {
     async fn run(self, mut queue: mpsc::Receiver<Load>) {
-        loop {
-            let Some(first) = queue.recv().await else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(load) => batch.push(load),
-                    Err(_) => break,
-                }
-            }
-            // Callers that stopped waiting (timeout, cancelled request) are not read for.
-            batch.retain(|load| !load.reply.is_closed());
-            if batch.is_empty() {
-                continue;
-            }
+        // Callers that stopped waiting (timeout, cancelled request) are not read for.
+        while let Some(batch) =
+            crate::batch::next(&mut queue, MAX_BATCH, |load| !load.reply.is_closed()).await
+        {
             let keys: Vec<&str> = batch.iter().map(|load| load.key.as_str()).collect();
             match self.fetch(&keys).await {
                 Ok(rows) => {
