@@ -189,24 +189,11 @@ impl SessionEngine for MemoryCacheEngine {
     }
 
     async fn load(&self, key: &str) -> Result<Option<SessionData>> {
-        if !plausible_key(key) {
-            return Ok(None);
-        }
-        let now = self.now();
-        let (found, dropped) = {
-            let mut shard = self.shard(key);
-            match shard.find(key, now) {
-                Found::Live(i) => {
-                    shard.touch(i);
-                    (Some(shard.entry(i).data.clone()), None)
-                }
-                Found::Expired(i) => (None, shard.remove(i)),
-                Found::Absent => (None, None),
-            }
-        };
-        drop(dropped);
         // The deep copy happens outside the lock.
-        Ok(found.map(|data| (*data).clone()))
+        Ok(self
+            .load_session(key)
+            .await?
+            .map(|l| Arc::unwrap_or_clone(l.data)))
     }
 
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
@@ -227,7 +214,7 @@ impl SessionEngine for MemoryCacheEngine {
             }
         };
         drop(dropped);
-        // The deep copy happens outside the lock.
+        // Shared with the store: a request that writes copies it then (outside the lock).
         Ok(found.map(|(data, version)| LoadedSession {
             data,
             stale_key: false,

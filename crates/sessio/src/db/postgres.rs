@@ -314,24 +314,34 @@ impl PostgresEngine {
     /// Queues a load on a reader and waits for the stored text (`Some(None)`: a row whose
     /// data is not text), within the timeout.
     async fn read(&self, key: &str) -> Result<Option<Option<String>>> {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let key = key.to_owned();
+        self.queued("loading a session", "reader", &self.readers[i], |reply| {
+            Load { key, reply }
+        })
+        .await
+    }
+
+    /// Sends what `op` makes to a writer or reader task and waits for its answer, within
+    /// the timeout (the task skips a call whose caller stopped waiting).
+    async fn queued<Op, T>(
+        &self,
+        what: &str,
+        task: &str,
+        queue: &mpsc::Sender<Op>,
+        op: impl FnOnce(oneshot::Sender<Result<T>>) -> Op,
+    ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         let gone = || Error::Store {
             engine: ENGINE,
             message: format!(
-                "loading a session failed: the reader task of PostgreSQL database `{}` has stopped",
+                "{what} failed: the {task} task of PostgreSQL database `{}` has stopped",
                 self.database
             ),
             source: None,
         };
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         let call = async {
-            self.readers[i]
-                .send(Load {
-                    key: key.to_owned(),
-                    reply,
-                })
-                .await
-                .map_err(|_| gone())?;
+            queue.send(op(reply)).await.map_err(|_| gone())?;
             answer.await.map_err(|_| gone())?
         };
         match tokio::time::timeout(self.timeout, call).await {
@@ -339,7 +349,7 @@ impl PostgresEngine {
             Err(elapsed) => Err(Error::store(
                 ENGINE,
                 format!(
-                    "loading a session timed out after {:?} on PostgreSQL database `{}`",
+                    "{what} timed out after {:?} on PostgreSQL database `{}`",
                     self.timeout, self.database
                 ),
                 elapsed,
@@ -354,34 +364,8 @@ impl PostgresEngine {
         shard: usize,
         op: impl FnOnce(oneshot::Sender<Result<String>>) -> Write,
     ) -> Result<String> {
-        let (reply, answer) = oneshot::channel();
-        let gone = || Error::Store {
-            engine: ENGINE,
-            message: format!(
-                "{what} failed: the writer task of PostgreSQL database `{}` has stopped",
-                self.database
-            ),
-            source: None,
-        };
-        let call = async {
-            self.writers[shard % self.writers.len()]
-                .send(op(reply))
-                .await
-                .map_err(|_| gone())?;
-            answer.await.map_err(|_| gone())?
-        };
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result,
-            // The writer skips the write if it has not started it yet.
-            Err(elapsed) => Err(Error::store(
-                ENGINE,
-                format!(
-                    "{what} timed out after {:?} on PostgreSQL database `{}`",
-                    self.timeout, self.database
-                ),
-                elapsed,
-            )),
-        }
+        let queue = &self.writers[shard % self.writers.len()];
+        self.queued(what, "writer", queue, op).await
     }
 
     /// The pool, for the application's own queries.
