@@ -41,6 +41,11 @@ mod timeouts {
         data.get(key).and_then(Value::as_i64)
     }
 
+    /// Whether either limit is set (only then do sessions carry markers, or need the time).
+    pub(super) fn enabled(config: &Config) -> bool {
+        config.absolute_timeout().is_some() || config.idle_timeout().is_some()
+    }
+
     /// Whether the session is past its absolute or idle limit at `now`.
     pub(super) fn timed_out(config: &Config, data: &SessionData, now: i64) -> bool {
         deadline(config, data, now).is_some_and(|d| d <= now)
@@ -156,6 +161,11 @@ pub(crate) struct ClientInfo {
 }
 
 impl State {
+    /// Django's `is_empty`: neither an id nor data (the key must be initialised).
+    fn is_empty(&self) -> bool {
+        self.key.is_none() && self.data.as_deref().is_none_or(|d| d.is_empty())
+    }
+
     fn touch(&mut self, key: &str) {
         self.modified = true;
         if !self.changed.iter().any(|k| k == key) {
@@ -426,9 +436,7 @@ impl Session {
         };
         // Only timeouts and the user index need the time: no clock read otherwise.
         let config = &self.inner.config;
-        let needs_time = config.idle_timeout().is_some()
-            || config.absolute_timeout().is_some()
-            || self.tracks_users();
+        let needs_time = timeouts::enabled(config) || self.tracks_users();
         let now = if needs_time {
             config.clock().now().unix_timestamp()
         } else {
@@ -684,7 +692,7 @@ impl Session {
         let (old_key, data, expires) = {
             let mut st = self.lock();
             self.init_key(&mut st);
-            let data = st.data.as_deref().cloned().unwrap_or_default();
+            let data = st.data.clone().unwrap_or_default();
             let expires = self.expiry_date_of(&data);
             (st.key.clone(), data, expires)
         };
@@ -771,7 +779,7 @@ impl Session {
     pub fn is_empty(&self) -> bool {
         let mut st = self.lock();
         self.init_key(&mut st);
-        st.key.is_none() && st.data.as_deref().is_none_or(|d| d.is_empty())
+        st.is_empty()
     }
 
     /// The session id: the store's key for server engines, the signed value for cookie
@@ -820,9 +828,7 @@ impl Session {
         }
         let (key, data, changes, base) = {
             let mut st = self.lock();
-            if self.inner.config.absolute_timeout().is_some()
-                || self.inner.config.idle_timeout().is_some()
-            {
+            if timeouts::enabled(&self.inner.config) {
                 let now = self.inner.config.clock().now().unix_timestamp();
                 let data = Arc::make_mut(st.data.get_or_insert_with(Default::default));
                 let stamped = timeouts::stamp(&self.inner.config, data, now);
@@ -1020,7 +1026,7 @@ impl Session {
         Flags {
             accessed: st.accessed,
             modified: st.modified,
-            empty: st.key.is_none() && st.data.as_deref().is_none_or(|d| d.is_empty()),
+            empty: st.is_empty(),
             loaded: st.data.is_some(),
             has_id: st.key.is_some(),
             had_cookie: self

@@ -329,14 +329,7 @@ impl SessionEngine for MemoryCacheEngine {
                 }
                 Found::Absent => return Err(Error::SessionInterrupted),
             };
-            let version = shard.next_version();
-            let merged = {
-                let entry = shard.entry_mut(i);
-                // Copies the map only if a reader still holds this version.
-                changes.apply(Arc::make_mut(&mut entry.data));
-                entry.version = version;
-                entry.data.clone()
-            };
+            let (_, merged) = shard.apply(i, changes);
             if expires > now {
                 shard.touch(i);
                 shard.set_expiry(i, expires);
@@ -390,13 +383,7 @@ impl SessionEngine for MemoryCacheEngine {
                 let old = shard.replace(i, data.clone(), expires);
                 Outcome::Stored(shard.entry(i).version, old)
             } else {
-                let version = shard.next_version();
-                let merged = {
-                    let entry = shard.entry_mut(i);
-                    changes.apply(Arc::make_mut(&mut entry.data));
-                    entry.version = version;
-                    entry.data.clone()
-                };
+                let (version, merged) = shard.apply(i, changes);
                 shard.touch(i);
                 shard.set_expiry(i, expires);
                 Outcome::Merged(version, merged)
@@ -575,6 +562,17 @@ impl Shard {
             .entry
             .as_mut()
             .expect("the map points at occupied slots")
+    }
+
+    /// Applies `changes` to slot `i` as a new version; returns it and the merged data
+    /// (shared with the store).
+    fn apply(&mut self, i: u32, changes: &Changes) -> (u64, Arc<SessionData>) {
+        let version = self.next_version();
+        let entry = self.entry_mut(i);
+        // Copies the map only if a reader still holds this version.
+        changes.apply(Arc::make_mut(&mut entry.data));
+        entry.version = version;
+        (version, entry.data.clone())
     }
 
     fn set_expiry(&mut self, i: u32, expires: OffsetDateTime) {
