@@ -30,11 +30,12 @@
 //! `sqlite::memory:` (one private in-memory database per engine). Any `?query` is ignored,
 //! except `mode=memory`, which means in-memory.
 
+use std::cell::Cell;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::types::Value;
@@ -59,6 +60,11 @@ const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 const MAX_IDLE_READERS: usize = 16;
 /// How long a statement waits for a lock held by another process (Django, `sessio` CLI).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The sleep between tries for such a lock. SQLite's own handler backs off to 100 ms
+/// sleeps, so a writer waiting behind a run of short transactions (a `sessio clear-expired`
+/// sweep) keeps missing the gaps between them and can wait for seconds; short, even sleeps
+/// take the lock at the next gap.
+const BUSY_RETRY: Duration = Duration::from_millis(1);
 /// Session keys tried before `create` gives up (Django retries forever).
 const CREATE_ATTEMPTS: u32 = 100;
 /// How often the checkpointer copies the WAL back into the database file.
@@ -509,7 +515,7 @@ impl Shared {
                 conn
             }
         };
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        wait_when_busy(&conn)?;
         Ok(conn)
     }
 
@@ -715,7 +721,7 @@ impl Writer {
 
     fn begin(&self) -> std::result::Result<(), Arc<rusqlite::Error>> {
         // IMMEDIATE takes the write lock up front, so a concurrent writer in another
-        // process makes us wait (busy_timeout) here rather than fail halfway through.
+        // process makes us wait (the busy handler) here rather than fail halfway through.
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(Arc::new)
     }
 
@@ -972,6 +978,32 @@ impl Checkpointer {
     }
 }
 
+/// Makes `conn` retry a lock another connection holds every [`BUSY_RETRY`] for up to
+/// [`BUSY_TIMEOUT`], then fail with `SQLITE_BUSY`.
+fn wait_when_busy(conn: &Connection) -> rusqlite::Result<()> {
+    fn retry(attempt: i32) -> bool {
+        thread_local! {
+            // When this thread's current wait began: SQLite calls the handler on the
+            // waiting thread, with `attempt` 0 at the start of each wait.
+            static SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+        }
+        let now = Instant::now();
+        let since = SINCE.with(|since| match since.get() {
+            Some(t) if attempt > 0 => t,
+            _ => {
+                since.set(Some(now));
+                now
+            }
+        });
+        if now.duration_since(since) >= BUSY_TIMEOUT {
+            return false;
+        }
+        std::thread::sleep(BUSY_RETRY);
+        true
+    }
+    conn.busy_handler(Some(retry))
+}
+
 /// Opens the read-write connection and sets it up for throughput.
 fn open_writer(location: &Location) -> rusqlite::Result<Connection> {
     let conn = match location {
@@ -990,7 +1022,7 @@ fn open_writer(location: &Location) -> rusqlite::Result<Connection> {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?,
     };
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    wait_when_busy(&conn)?;
     // WAL: readers read the last commit while the writer writes, and a commit is one
     // sequential append. The mode is stored in the file, so it stays on for Django too
     // (which handles WAL fine). In-memory databases stay in `memory` mode.
@@ -1271,6 +1303,46 @@ mod tests {
         let conn = Connection::open(db_path(dir)).unwrap();
         conn.busy_timeout(BUSY_TIMEOUT).unwrap();
         conn
+    }
+
+    /// A writer that finds the lock taken by a run of short transactions with small gaps
+    /// between them (another process's clear-expired sweep) gets in at a gap, rather than
+    /// backing off past every one of them.
+    #[test]
+    fn a_busy_writer_gets_in_between_short_transactions() {
+        let dir = TempDir::new().unwrap();
+        let sweeper = open_writer(&Location::File(db_path(&dir))).unwrap();
+        sweeper
+            .execute_batch("CREATE TABLE t (x INTEGER); BEGIN IMMEDIATE")
+            .unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sweeping = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                // 20 ms transactions with 2 ms gaps, for up to 2 s.
+                for _ in 0..90 {
+                    std::thread::sleep(Duration::from_millis(20));
+                    sweeper.execute_batch("COMMIT").unwrap();
+                    std::thread::sleep(Duration::from_millis(2));
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
+                    sweeper.execute_batch("BEGIN IMMEDIATE").unwrap();
+                }
+                sweeper.execute_batch("COMMIT").unwrap();
+            })
+        };
+        let writer = open_writer(&Location::File(db_path(&dir))).unwrap();
+        let t = Instant::now();
+        writer
+            .execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1); COMMIT")
+            .unwrap();
+        let waited = t.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        sweeping.join().unwrap();
+        // SQLite's default handler sleeps 100 ms at a time by then and would keep missing
+        // the 2 ms gaps; a generous bound, for loaded machines.
+        assert!(waited < Duration::from_millis(1000), "waited {waited:?}");
     }
 
     fn rows(dir: &TempDir) -> i64 {
