@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+#[cfg(any(feature = "postgres", feature = "redis"))]
 mod batch;
 pub mod cache;
 pub mod cached_db;
