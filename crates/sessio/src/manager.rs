@@ -12,25 +12,6 @@ use crate::users::{Extras, UserSession};
 /// How many expired records one `clear_expired` statement deletes by default.
 pub const DEFAULT_CLEAR_BATCH: usize = 1000;
 
-/// Between two `clear_expired` batches the sweep pauses for this fraction of the last
-/// batch's time (at least [`MIN_CLEAR_PAUSE`]): a sweep takes at most ~1/8 longer, and
-/// writers it held up get in before the next batch.
-const CLEAR_PAUSE_DIVISOR: u32 = 8;
-const MIN_CLEAR_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
-const MAX_CLEAR_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// Sleeps for `d` clamped to the clear-expired pause bounds, on tokio's blocking pool: it
-/// works whether or not the caller's runtime has its timer enabled.
-async fn pause(d: std::time::Duration) {
-    let d = d.clamp(MIN_CLEAR_PAUSE, MAX_CLEAR_PAUSE);
-    if tokio::task::spawn_blocking(move || std::thread::sleep(d))
-        .await
-        .is_err()
-    {
-        tokio::task::yield_now().await;
-    }
-}
-
 /// A configuration with its engine, opened once at start-up and shared by every request.
 ///
 /// ```no_run
@@ -202,16 +183,14 @@ impl SessionManager {
         let batch = batch.max(1);
         let mut total = 0;
         loop {
-            let started = std::time::Instant::now();
             let n = self.engine.clear_expired_batch(batch).await?;
             total += n;
             progress(total);
             if (n as usize) < batch {
                 return Ok(total);
             }
-            // Let live traffic in between batches: another process's writer waiting for
-            // SQLite's one write lock needs a gap it can see, not just a yield.
-            pause(started.elapsed() / CLEAR_PAUSE_DIVISOR).await;
+            // Let live traffic in between batches.
+            tokio::task::yield_now().await;
         }
     }
 }

@@ -65,6 +65,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// sweep) keeps missing the gaps between them and can wait for seconds; short, even sleeps
 /// take the lock at the next gap.
 const BUSY_RETRY: Duration = Duration::from_millis(1);
+/// After a full `clear_expired` batch the engine pauses for this fraction of the batch's
+/// time, within the bounds below: a sweep takes at most ~1/8 longer, and writers it held up
+/// get in before its next batch.
+const CLEAR_PAUSE_DIVISOR: u32 = 8;
+const MIN_CLEAR_PAUSE: Duration = Duration::from_millis(1);
+const MAX_CLEAR_PAUSE: Duration = Duration::from_millis(50);
 /// Session keys tried before `create` gives up (Django retries forever).
 const CREATE_ATTEMPTS: u32 = 100;
 /// How often the checkpointer copies the WAL back into the database file.
@@ -449,9 +455,27 @@ impl SessionEngine for SqliteEngine {
             return Ok(0);
         }
         let now = format_expire_date(self.shared.clock.now());
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.write(|reply| Op::ClearExpired { now, limit, reply })
-            .await
+        let started = Instant::now();
+        let batch = i64::try_from(limit).unwrap_or(i64::MAX);
+        let deleted = self
+            .write(|reply| Op::ClearExpired {
+                now,
+                limit: batch,
+                reply,
+            })
+            .await?;
+        if deleted >= limit as u64 {
+            // More to come. A writer in another process waiting for SQLite's one write lock
+            // needs a gap it can see before the next batch, not just a yield.
+            let pause =
+                (started.elapsed() / CLEAR_PAUSE_DIVISOR).clamp(MIN_CLEAR_PAUSE, MAX_CLEAR_PAUSE);
+            blocking(move || {
+                std::thread::sleep(pause);
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(deleted)
     }
 
     async fn migrate(&self) -> Result<()> {
