@@ -1,5 +1,7 @@
 //! Reading the `Cookie` request header and writing `Set-Cookie`, as Django does.
 
+use std::borrow::Cow;
+
 use http::HeaderValue;
 use time::OffsetDateTime;
 
@@ -15,13 +17,23 @@ pub const MAX_COOKIE_BYTES: usize = 4096;
 /// repeats, the last one wins, as in Django's `parse_cookie`. Values in double quotes are
 /// unquoted.
 pub fn find<'a>(headers: impl Iterator<Item = &'a HeaderValue>, name: &str) -> Option<String> {
+    find_value(headers, name).map(Cow::into_owned)
+}
+
+/// As [`find`], borrowing the value from the header when it needs no unquoting and the
+/// header is valid UTF-8 (almost always): a request whose session is never used costs no
+/// allocation.
+pub(crate) fn find_value<'a>(
+    headers: impl Iterator<Item = &'a HeaderValue>,
+    name: &str,
+) -> Option<Cow<'a, str>> {
     let mut found = None;
     for header in headers {
         let Ok(text) = header.to_str() else {
             // Non-ASCII bytes: read what is ASCII-safe, as a lossy view.
-            let text = String::from_utf8_lossy(header.as_bytes()).into_owned();
+            let text = String::from_utf8_lossy(header.as_bytes());
             if let Some(v) = find_in(&text, name) {
-                found = Some(v);
+                found = Some(Cow::Owned(v.into_owned()));
             }
             continue;
         };
@@ -32,31 +44,43 @@ pub fn find<'a>(headers: impl Iterator<Item = &'a HeaderValue>, name: &str) -> O
     found
 }
 
-fn find_in(header: &str, name: &str) -> Option<String> {
+fn find_in<'a>(header: &'a str, name: &str) -> Option<Cow<'a, str>> {
+    // `header.split(';')` and `split_once('=')`, with memchr's vectorised search: the
+    // whole header is scanned on every request that carries cookies.
+    let bytes = header.as_bytes();
     let mut found = None;
-    for chunk in header.split(';') {
-        let (k, v) = match chunk.split_once('=') {
-            Some((k, v)) => (k.trim(), v.trim()),
+    let mut start = 0;
+    loop {
+        let end = memchr::memchr(b';', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        // Both separators are ASCII, so these are char boundaries.
+        let chunk = &header[start..end];
+        let (k, v) = match memchr::memchr(b'=', chunk.as_bytes()) {
+            Some(i) => (chunk[..i].trim(), &chunk[i + 1..]),
             // Django reads `name` with no `=` as a cookie with an empty name.
-            None => ("", chunk.trim()),
+            None => ("", chunk),
         };
         if k == name {
-            found = Some(unquote(v));
+            found = Some(v);
         }
+        if end == bytes.len() {
+            break;
+        }
+        start = end + 1;
     }
-    found
+    // Only the value that wins is trimmed and unquoted.
+    found.map(|v| unquote(v.trim()))
 }
 
 /// Python's `http.cookies._unquote`: strips surrounding double quotes and undoes `\"`,
 /// `\\` and `\ooo` escapes (an octal escape is the character of that code point, as in
 /// Python's `chr`).
-fn unquote(v: &str) -> String {
+fn unquote(v: &str) -> Cow<'_, str> {
     let Some(inner) = v
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
         .filter(|_| v.len() >= 2)
     else {
-        return v.to_owned();
+        return Cow::Borrowed(v);
     };
     let chars: Vec<char> = inner.chars().collect();
     let mut out = String::with_capacity(inner.len());
@@ -83,7 +107,7 @@ fn unquote(v: &str) -> String {
             i += 1;
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// `Wdy, DD Mon YYYY HH:MM:SS GMT` (Python's `formatdate(usegmt=True)`).
@@ -200,6 +224,25 @@ mod tests {
 
     fn hv(s: &str) -> HeaderValue {
         HeaderValue::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn plain_values_are_borrowed_and_quoted_ones_unquoted() {
+        let h = [hv("a=1; sessionid= abc ;b")];
+        let v = find_value(h.iter(), "sessionid").unwrap();
+        assert!(matches!(v, Cow::Borrowed("abc")));
+        let h = [hv("sessionid=\"a\\\"b\"")];
+        let v = find_value(h.iter(), "sessionid").unwrap();
+        assert!(matches!(&v, Cow::Owned(s) if s == "a\"b"));
+        // A chunk with no `=` is a cookie with an empty name, never `name`.
+        let h = [hv("sessionid; x=1")];
+        assert_eq!(find(h.iter(), "sessionid"), None);
+        // `=` inside the value stays in the value; a trailing `;` adds nothing.
+        let h = [hv("sessionid=a=b;")];
+        assert_eq!(find(h.iter(), "sessionid").as_deref(), Some("a=b"));
+        // Bytes that are not UTF-8 are read lossily and the value is still found.
+        let h = [HeaderValue::from_bytes(b"x=\xff; sessionid=abcdefgh").unwrap()];
+        assert_eq!(find(h.iter(), "sessionid").as_deref(), Some("abcdefgh"));
     }
 
     #[test]

@@ -197,6 +197,18 @@ pub trait SessionEngine: Send + Sync + fmt::Debug + 'static {
     /// (the same key for server engines, the newly signed value for cookie engines).
     async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String>;
 
+    /// As [`save`](SessionEngine::save), with the data shared with the session: an engine
+    /// that keeps the data it writes (the cookie engines remember what they sign) takes a
+    /// reference instead of a copy. The default calls `save`.
+    async fn save_shared(
+        &self,
+        key: &str,
+        data: &Arc<SessionData>,
+        expires: OffsetDateTime,
+    ) -> Result<String> {
+        self.save(key, data, expires).await
+    }
+
     /// Applies one request's `changes` to the stored session `key` and returns the cookie
     /// value and the merged data; fails with
     /// [`Error::SessionInterrupted`](crate::Error::SessionInterrupted) when the session is

@@ -1,7 +1,8 @@
 //! The `Session` handle that handlers use.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use http::HeaderValue;
 use serde::de::DeserializeOwned;
@@ -137,6 +138,8 @@ struct Inner {
 #[derive(Default)]
 struct State {
     key_initialised: bool,
+    // Whether the request carried the session cookie at all (set with the key).
+    had_cookie: bool,
     key: Option<String>,
     // None until loaded (Django's `_session_cache` is absent until first access). Shared
     // with the store when it can (copied on the first write), and with a save in flight.
@@ -189,10 +192,7 @@ impl State {
 /// The session cookie of the request, parsed only when someone asks for it.
 enum RequestCookie {
     Value(Option<String>),
-    Headers {
-        headers: CookieHeaders,
-        parsed: OnceLock<Option<String>>,
-    },
+    Headers(CookieHeaders),
 }
 
 /// The request's `Cookie` headers (reference-counted copies): almost always one, which
@@ -204,16 +204,17 @@ enum CookieHeaders {
 }
 
 impl RequestCookie {
-    fn get(&self, name: &str) -> Option<&str> {
+    /// The value of cookie `name`, borrowed where it can be.
+    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         match self {
-            RequestCookie::Value(v) => v.as_deref(),
-            RequestCookie::Headers { headers, parsed } => parsed
-                .get_or_init(|| match headers {
-                    CookieHeaders::None => None,
-                    CookieHeaders::One(h) => crate::cookie::find(std::iter::once(h), name),
-                    CookieHeaders::Many(hs) => crate::cookie::find(hs.iter(), name),
-                })
-                .as_deref(),
+            RequestCookie::Value(v) => v.as_deref().map(Cow::Borrowed),
+            RequestCookie::Headers(CookieHeaders::None) => None,
+            RequestCookie::Headers(CookieHeaders::One(h)) => {
+                crate::cookie::find_value(std::iter::once(h), name)
+            }
+            RequestCookie::Headers(CookieHeaders::Many(hs)) => {
+                crate::cookie::find_value(hs.iter(), name)
+            }
         }
     }
 }
@@ -303,11 +304,13 @@ impl Session {
                 CookieHeaders::Many(all)
             }
         };
-        let cookie = RequestCookie::Headers {
-            headers,
-            parsed: OnceLock::new(),
-        };
-        Self::build(engine, config, extras, client, cookie)
+        Self::build(
+            engine,
+            config,
+            extras,
+            client,
+            RequestCookie::Headers(headers),
+        )
     }
 
     fn build(
@@ -403,8 +406,11 @@ impl Session {
     fn init_key(&self, st: &mut State) {
         if !st.key_initialised {
             st.key_initialised = true;
-            let name = self.inner.config.cookie_name();
-            st.key = crate::key::validate(self.inner.cookie.get(name)).map(str::to_owned);
+            let value = self.inner.cookie.get(self.inner.config.cookie_name());
+            st.had_cookie = value.is_some();
+            st.key = value
+                .filter(|v| crate::key::validate(Some(v)).is_some())
+                .map(Cow::into_owned);
         }
     }
 
@@ -875,7 +881,7 @@ impl Session {
                 let value = self
                     .inner
                     .engine
-                    .save(&self.stored(&k), &data, expires)
+                    .save_shared(&self.stored(&k), &data, expires)
                     .await?;
                 (if self.hashes() { k } else { value }, None, None)
             }
@@ -1021,19 +1027,23 @@ impl Session {
     /// [`accessed`](Session::accessed), [`modified`](Session::modified),
     /// [`is_empty`](Session::is_empty) and the rest, under one lock.
     pub(crate) fn flags(&self) -> Flags {
-        let mut st = self.lock();
-        self.init_key(&mut st);
+        let st = self.lock();
+        let (has_id, had_cookie) = if st.key_initialised {
+            (st.key.is_some(), st.had_cookie)
+        } else {
+            // Never used: what the cookie holds is read without keeping a copy of it.
+            let value = self.inner.cookie.get(self.inner.config.cookie_name());
+            let valid = crate::key::validate(value.as_deref()).is_some();
+            (valid, value.is_some())
+        };
         Flags {
             accessed: st.accessed,
             modified: st.modified,
-            empty: st.is_empty(),
+            // Django's `is_empty`, with the key as `init_key` would set it.
+            empty: !has_id && st.data.as_deref().is_none_or(|d| d.is_empty()),
             loaded: st.data.is_some(),
-            has_id: st.key.is_some(),
-            had_cookie: self
-                .inner
-                .cookie
-                .get(self.inner.config.cookie_name())
-                .is_some(),
+            has_id,
+            had_cookie,
         }
     }
 

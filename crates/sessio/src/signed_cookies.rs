@@ -90,6 +90,17 @@ impl SessionEngine for SignedCookieEngine {
         Ok(self.sign(data))
     }
 
+    async fn save_shared(
+        &self,
+        _key: &str,
+        data: &std::sync::Arc<SessionData>,
+        _expires: OffsetDateTime,
+    ) -> Result<String> {
+        Ok(self
+            .signer
+            .dumps_shared(data, self.clock.now().unix_timestamp(), true))
+    }
+
     async fn delete(&self, _key: &str) -> Result<()> {
         Ok(())
     }

@@ -169,6 +169,27 @@ impl Signer {
 
     /// `TimestampSigner.sign_object(data, compress=...)` at the given Unix time.
     pub fn dumps(&self, data: &Map<String, Value>, unix_seconds: i64, compress: bool) -> String {
+        self.dumps_with(data, unix_seconds, compress, || Arc::new(data.clone()))
+    }
+
+    /// As [`Signer::dumps`], for data already shared: the signer's memory keeps a reference
+    /// to it instead of a copy.
+    pub(crate) fn dumps_shared(
+        &self,
+        data: &Arc<Map<String, Value>>,
+        unix_seconds: i64,
+        compress: bool,
+    ) -> String {
+        self.dumps_with(data, unix_seconds, compress, || data.clone())
+    }
+
+    fn dumps_with(
+        &self,
+        data: &Map<String, Value>,
+        unix_seconds: i64,
+        compress: bool,
+        shared: impl FnOnce() -> Arc<Map<String, Value>>,
+    ) -> String {
         let json = pyjson::to_string(data);
         let json = json.as_bytes();
         let mut out = String::with_capacity(json.len() * 4 / 3 + 60);
@@ -190,7 +211,7 @@ impl Signer {
             verified.put(
                 &out,
                 Hit {
-                    data: Arc::new(data.clone()),
+                    data: shared(),
                     timestamp: unix_seconds,
                     key_index: 0,
                 },
@@ -592,6 +613,20 @@ mod tests {
             .unwrap();
         let again = signer.dumps(&loaded.data, T, true);
         assert!(again.starts_with(".eJyrVkpOLCpRsoo21KEqjNVRyssvSVWyUkokAijVAgASaiJ9:1r31eq:"));
+    }
+
+    #[test]
+    fn shared_data_is_remembered_without_a_copy() {
+        let signer = Signer::new(b"test-secret", &[], SIGNED_COOKIES_SALT).remembering();
+        let data = Arc::new(json!({"user_id": 42}).as_object().unwrap().clone());
+        let v = signer.dumps_shared(&data, T, true);
+        // The next load hands back the very same data...
+        assert!(Arc::ptr_eq(
+            &signer.loads_shared(&v, None).unwrap().data,
+            &data
+        ));
+        // ...and the value is the one `dumps` writes.
+        assert_eq!(v, signer.dumps(&data, T, true));
     }
 
     #[test]

@@ -512,6 +512,11 @@ impl RedisCacheEngine {
         self.signer.dumps(data, now.unix_timestamp(), false)
     }
 
+    /// As `encode`, keeping a reference to `data` in the signer's memory, not a copy.
+    fn encode_shared(&self, data: &Arc<SessionData>, now: OffsetDateTime) -> String {
+        self.signer.dumps_shared(data, now.unix_timestamp(), false)
+    }
+
     /// `SET key value EX ttl` with `NX` or `XX`; whether Redis stored it.
     async fn set(
         &self,
@@ -533,10 +538,10 @@ impl RedisCacheEngine {
     }
     /// The value and TTL a save stores; an empty value means the session was saved as
     /// already expired, so it ends now (the script deletes it).
-    fn encode_for_save(&self, data: &SessionData, expires: OffsetDateTime) -> (String, i64) {
+    fn encode_for_save(&self, data: &Arc<SessionData>, expires: OffsetDateTime) -> (String, i64) {
         let now = self.clock.now();
         if expires > now {
-            (self.encode(data, now), ttl_secs(expires, now))
+            (self.encode_shared(data, now), ttl_secs(expires, now))
         } else {
             (String::new(), 1)
         }
@@ -614,9 +619,10 @@ impl RedisCacheEngine {
             };
             let mut data = Arc::unwrap_or_clone(session.data);
             changes.apply(&mut data);
+            let data = Arc::new(data);
             let (new, ttl) = self.encode_for_save(&data, expires);
             match self.swap(key, &old, &new, ttl).await? {
-                Swap::Done => return Ok((data, new)),
+                Swap::Done => return Ok((Arc::unwrap_or_clone(data), new)),
                 Swap::Gone => return Err(Error::SessionInterrupted),
                 Swap::Changed if tokio::time::Instant::now() >= deadline => {
                     return Err(Error::Store {

@@ -359,6 +359,11 @@ impl MySqlEngine {
             .dumps(data, self.clock.now().unix_timestamp(), true)
     }
 
+    fn encode_shared(&self, data: &Arc<SessionData>) -> String {
+        self.signer
+            .dumps_shared(data, self.clock.now().unix_timestamp(), true)
+    }
+
     /// Django's `SessionBase.decode`: data that does not verify or parse is an empty
     /// session (with a warning), never an error.
     fn decode(&self, key: &str, text: Option<String>) -> std::sync::Arc<SessionData> {
@@ -652,7 +657,7 @@ impl SessionEngine for MySqlEngine {
         expires: OffsetDateTime,
     ) -> Result<Saved> {
         if let Some(old) = base.as_stored() {
-            let new = self.encode(data);
+            let new = self.encode_shared(data);
             let updated = self
                 .call("saving a session", || {
                     query(UPDATE_IF_SQL)

@@ -467,6 +467,11 @@ impl PostgresEngine {
             .dumps(data, self.clock.now().unix_timestamp(), true)
     }
 
+    fn encode_shared(&self, data: &Arc<SessionData>) -> String {
+        self.signer
+            .dumps_shared(data, self.clock.now().unix_timestamp(), true)
+    }
+
     /// Django's `SessionBase.decode`: data that does not verify or parse is an empty
     /// session (with a warning), never an error.
     fn decode(&self, key: &str, text: Option<String>) -> std::sync::Arc<SessionData> {
@@ -684,7 +689,7 @@ impl SessionEngine for PostgresEngine {
             return Err(Error::SessionInterrupted);
         }
         if let Some(old) = base.as_stored() {
-            let new = self.encode(data);
+            let new = self.encode_shared(data);
             let owned = key.to_owned();
             let written = self
                 .write("saving a session", shard_of(key), |reply| Write::Save {

@@ -279,6 +279,12 @@ impl SqliteEngine {
             .signer
             .dumps(data, self.shared.clock.now().unix_timestamp(), true)
     }
+
+    fn encode_shared(&self, data: &Arc<SessionData>) -> String {
+        self.shared
+            .signer
+            .dumps_shared(data, self.shared.clock.now().unix_timestamp(), true)
+    }
 }
 
 impl Drop for SqliteEngine {
@@ -400,7 +406,7 @@ impl SessionEngine for SqliteEngine {
                 version: None,
             });
         };
-        let data = self.encode(data);
+        let data = self.encode_shared(data);
         let version = Version::stored(data.as_str());
         let key = key.to_owned();
         let changes = changes.clone();
