@@ -1,7 +1,9 @@
 //! Where sessio gets the time from: the system clock, or a clock that tests control.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::{Duration, OffsetDateTime};
 
@@ -20,7 +22,35 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+        // A request asks for the time several times (signing, expiry, `Max-Age`, the
+        // cookie's `expires`), and turning a system time into a calendar date is most of
+        // the cost of `now_utc`: each thread keeps the date of the current second and only
+        // sets the nanoseconds (measured: about 1000 instructions less per `write`).
+        thread_local! {
+            static SECOND: Cell<Option<(u64, OffsetDateTime)>> = const { Cell::new(None) };
+        }
+        let Ok(since) = SystemTime::now().duration_since(UNIX_EPOCH) else {
+            return OffsetDateTime::now_utc();
+        };
+        let secs = since.as_secs();
+        SECOND.with(|second| {
+            let start = match second.get() {
+                Some((s, start)) if s == secs => start,
+                _ => {
+                    let Ok(start) = i64::try_from(secs)
+                        .map_err(drop)
+                        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).map_err(drop))
+                    else {
+                        return OffsetDateTime::now_utc();
+                    };
+                    second.set(Some((secs, start)));
+                    start
+                }
+            };
+            start
+                .replace_nanosecond(since.subsec_nanos())
+                .unwrap_or(start)
+        })
     }
 }
 
@@ -66,5 +96,24 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_clock_agrees_with_the_system() {
+        for _ in 0..1000 {
+            let before = OffsetDateTime::now_utc();
+            let now = SystemClock.now();
+            let after = OffsetDateTime::now_utc();
+            assert!(
+                before <= now && now <= after,
+                "{before} <= {now} <= {after}"
+            );
+            assert_eq!(now.offset(), time::UtcOffset::UTC);
+        }
     }
 }
