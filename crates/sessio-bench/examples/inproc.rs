@@ -8,7 +8,8 @@
 //! valgrind --tool=callgrind target/release/examples/inproc memory write 20000
 //! ```
 //!
-//! Arguments: engine (`bare`, `signed-cookies`, `memory`), workload (`none`, `read`,
+//! Arguments: engine (`bare`, `signed-cookies`, `memory`, `db` and `cached-db` on SQLite
+//! in a temporary directory), workload (`none`, `read`,
 //! `write`, `login`) and the number of requests. It prints the wall time per request.
 
 use std::time::Instant;
@@ -30,6 +31,8 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // For the SQLite engines; removed when the run ends.
+    let dir = tempfile::tempdir()?;
     rt.block_on(async move {
         let b = Config::builder()
             .secret_key("inproc-probe-secret-key-of-more-than-fifty-characters-0123456789");
@@ -46,6 +49,18 @@ fn main() -> anyhow::Result<()> {
                         .build()?,
                 )
                 .await?;
+                sessio_bench::apps::sessio_router(&m)
+            }
+            "db" | "cached-db" => {
+                let url = format!("sqlite://{}", dir.path().join("sessions.sqlite3").display());
+                let b = if engine == "db" {
+                    b.engine(EngineKind::Db)
+                } else {
+                    b.engine(EngineKind::CachedDb)
+                        .cache_url("memory://?max_entries=4000000")
+                };
+                let m =
+                    SessionManager::open(b.database_url(url).auto_migrate(true).build()?).await?;
                 sessio_bench::apps::sessio_router(&m)
             }
             other => anyhow::bail!("unknown engine {other}"),
