@@ -140,7 +140,9 @@ struct State {
     key_initialised: bool,
     // Whether the request carried the session cookie at all (set with the key).
     had_cookie: bool,
-    key: Option<String>,
+    // Shared, not copied, with the loads and saves that need it (for a cookie engine it
+    // is the whole signed cookie).
+    key: Option<Arc<str>>,
     // None until loaded (Django's `_session_cache` is absent until first access). Shared
     // with the store when it can (copied on the first write), and with a save in flight.
     data: Option<Arc<SessionData>>,
@@ -344,11 +346,11 @@ impl Session {
     }
 
     /// The key the engine knows a session by.
-    fn stored(&self, key: &str) -> String {
+    fn stored<'k>(&self, key: &'k str) -> Cow<'k, str> {
         if self.hashes() {
-            self.inner.extras.stored(key)
+            Cow::Owned(self.inner.extras.stored(key))
         } else {
-            key.to_owned()
+            Cow::Borrowed(key)
         }
     }
 
@@ -410,7 +412,7 @@ impl Session {
             st.had_cookie = value.is_some();
             st.key = value
                 .filter(|v| crate::key::validate(Some(v)).is_some())
-                .map(Cow::into_owned);
+                .map(|v| Arc::from(v.as_ref()));
         }
     }
 
@@ -673,7 +675,7 @@ impl Session {
                 if self.tracks_users() {
                     self.inner
                         .extras
-                        .index_remove(&self.inner.config, &user, &[stored])
+                        .index_remove(&self.inner.config, &user, &[stored.into_owned()])
                         .await?;
                 }
             }
@@ -706,7 +708,7 @@ impl Session {
         let owner = owner_of(Some(&data));
         {
             let mut st = self.lock();
-            st.key = Some(new_key);
+            st.key = Some(new_key.into());
             st.version = None;
             st.modified = true;
             if owner.is_some() && self.tracks_users() {
@@ -720,7 +722,7 @@ impl Session {
             if let (Some(user), true) = (owner, self.tracks_users()) {
                 self.inner
                     .extras
-                    .index_remove(&self.inner.config, &user, &[stored])
+                    .index_remove(&self.inner.config, &user, &[stored.into_owned()])
                     .await?;
             }
         }
@@ -793,7 +795,7 @@ impl Session {
     pub fn id(&self) -> Option<String> {
         let mut st = self.lock();
         self.init_key(&mut st);
-        st.key.clone()
+        st.key.as_deref().map(str::to_owned)
     }
 
     /// Whether the data was read or written in this request.
@@ -863,7 +865,11 @@ impl Session {
                     .engine
                     .save_changes_from(&self.stored(&k), &base, &data, &changes, expires)
                     .await?;
-                let cookie = if self.hashes() { k } else { saved.cookie };
+                let cookie = if self.hashes() {
+                    k
+                } else {
+                    saved.cookie.into()
+                };
                 (cookie, saved.merged, saved.version)
             }
             // Apply only what this request changed to what is stored now, so concurrent
@@ -875,7 +881,11 @@ impl Session {
                     .save_changes(&self.stored(&k), &changes, expires)
                     .await?;
                 // A hashed id stays the cookie; the engine only knows its hash.
-                (if self.hashes() { k } else { value }, Some(merged), None)
+                (
+                    if self.hashes() { k } else { value.into() },
+                    Some(merged),
+                    None,
+                )
             }
             (Some(k), _) => {
                 let value = self
@@ -883,9 +893,9 @@ impl Session {
                     .engine
                     .save_shared(&self.stored(&k), &data, expires)
                     .await?;
-                (if self.hashes() { k } else { value }, None, None)
+                (if self.hashes() { k } else { value.into() }, None, None)
             }
-            (None, _) => (self.store_new(&data, expires).await?, None, None),
+            (None, _) => (self.store_new(&data, expires).await?.into(), None, None),
         };
         // A cookie past the browsers' limit would be dropped without a word: refuse it.
         let size = self.inner.config.cookie_name().len() + cookie_value.len();
@@ -981,7 +991,7 @@ impl Session {
         let Some(user) = owner_of(Some(&self.data().await?)) else {
             return Ok(Vec::new());
         };
-        let current = self.id().map(|k| self.stored(&k));
+        let current = self.id().map(|k| self.stored(&k).into_owned());
         let entries = self
             .inner
             .extras
@@ -1009,7 +1019,7 @@ impl Session {
             self.insert(users::GENERATION_KEY, generation).await?;
             return Ok(1);
         }
-        let current = self.id().map(|k| self.stored(&k));
+        let current = self.id().map(|k| self.stored(&k).into_owned());
         let mut ended = Vec::new();
         for s in self.user_sessions().await? {
             if Some(&s.id) != current.as_ref() {
