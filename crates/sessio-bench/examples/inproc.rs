@@ -8,7 +8,7 @@
 //! valgrind --tool=callgrind target/release/examples/inproc memory write 20000
 //! ```
 //!
-//! Arguments: engine (`bare`, `signed-cookies`, `memory`, `db` and `cached-db` on SQLite
+//! Arguments: engine (`bare`, `signed-cookies`, `encrypted-cookies`, `memory`, `db` and `cached-db` on SQLite
 //! in a temporary directory), workload (`none`, `read`,
 //! `write`, `login`) and the number of requests. It prints the wall time per request.
 
@@ -40,6 +40,11 @@ fn main() -> anyhow::Result<()> {
             "bare" => sessio_bench::apps::bare_router(),
             "signed-cookies" => {
                 let m = SessionManager::open(b.engine(EngineKind::SignedCookies).build()?).await?;
+                sessio_bench::apps::sessio_router(&m)
+            }
+            "encrypted-cookies" => {
+                let m =
+                    SessionManager::open(b.engine(EngineKind::EncryptedCookies).build()?).await?;
                 sessio_bench::apps::sessio_router(&m)
             }
             "memory" => {

@@ -77,9 +77,27 @@ impl EncryptedCookieEngine {
     }
 
     fn seal(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
-        let mut payload = serde_json::Map::with_capacity(2);
-        payload.insert("exp".into(), Value::from(expires.unix_timestamp()));
-        payload.insert("d".into(), Value::Object(data.clone()));
+        self.seal_with(data, expires, || std::sync::Arc::new(data.clone()))
+    }
+
+    /// Seals `data`; `shared` gives the data for this engine's memory of opened values
+    /// (a reference when the caller holds one, else a copy).
+    fn seal_with(
+        &self,
+        data: &SessionData,
+        expires: OffsetDateTime,
+        shared: impl FnOnce() -> std::sync::Arc<SessionData>,
+    ) -> Result<String> {
+        // `{"exp": …, "d": {…}}`, serialised from borrowed data.
+        #[derive(serde::Serialize)]
+        struct Sealed<'a> {
+            exp: i64,
+            d: &'a SessionData,
+        }
+        let payload = Sealed {
+            exp: expires.unix_timestamp(),
+            d: data,
+        };
         let plaintext = serde_json::to_vec(&payload).map_err(|source| Error::Serde {
             key: "<session>".into(),
             source,
@@ -106,7 +124,7 @@ impl EncryptedCookieEngine {
         self.opened.put(
             &value,
             crate::verified::Hit {
-                data: std::sync::Arc::new(data.clone()),
+                data: shared(),
                 timestamp: expires.unix_timestamp(),
                 key_index: 0,
             },
@@ -204,6 +222,15 @@ impl SessionEngine for EncryptedCookieEngine {
         self.seal(data, expires)
     }
 
+    async fn save_shared(
+        &self,
+        _key: &str,
+        data: &std::sync::Arc<SessionData>,
+        expires: OffsetDateTime,
+    ) -> Result<String> {
+        self.seal_with(data, expires, || data.clone())
+    }
+
     async fn delete(&self, _key: &str) -> Result<()> {
         Ok(())
     }
@@ -258,6 +285,37 @@ mod tests {
         assert_eq!(*e.open_value(&v).unwrap().data, data());
         // Random nonces: the same data seals differently every time.
         assert_ne!(v, e.seal(&data(), exp).unwrap());
+    }
+
+    #[test]
+    fn the_sealed_payload_keeps_its_layout() {
+        // Values sealed by earlier versions (from a map, `exp` first) must still open, and
+        // new ones must open in them: the plaintext is `{"exp":…,"d":{…}}`.
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let e = engine(&clock, KEY, &[], "sessionid");
+        let exp = clock.now() + Duration::hours(1);
+        let shared = std::sync::Arc::new(data());
+        for v in [
+            e.seal(&data(), exp).unwrap(),
+            e.seal_with(&shared, exp, || shared.clone()).unwrap(),
+        ] {
+            let raw = URL_SAFE_NO_PAD.decode(&v).unwrap();
+            let plain = e.ciphers[0]
+                .decrypt(
+                    XNonce::from_slice(&raw[1..1 + NONCE_LEN]),
+                    Payload {
+                        msg: &raw[1 + NONCE_LEN..],
+                        aad: b"sessionid",
+                    },
+                )
+                .unwrap();
+            let expected = format!(
+                r#"{{"exp":{},"d":{}}}"#,
+                exp.unix_timestamp(),
+                serde_json::to_string(&data()).unwrap()
+            );
+            assert_eq!(String::from_utf8(plain).unwrap(), expected);
+        }
     }
 
     #[test]
