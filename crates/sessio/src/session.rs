@@ -168,7 +168,12 @@ pub(crate) struct ClientInfo {
 impl State {
     /// Django's `is_empty`: neither an id nor data (the key must be initialised).
     fn is_empty(&self) -> bool {
-        self.key.is_none() && self.data.as_deref().is_none_or(|d| d.is_empty())
+        self.is_empty_with_id(self.key.is_some())
+    }
+
+    /// `is_empty` for a session that has an id or not.
+    fn is_empty_with_id(&self, has_id: bool) -> bool {
+        !has_id && self.data.as_deref().is_none_or(|d| d.is_empty())
     }
 
     fn touch(&mut self, key: &str) {
@@ -408,12 +413,19 @@ impl Session {
     fn init_key(&self, st: &mut State) {
         if !st.key_initialised {
             st.key_initialised = true;
-            let value = self.inner.cookie.get(self.inner.config.cookie_name());
-            st.had_cookie = value.is_some();
-            st.key = value
-                .filter(|v| crate::key::validate(Some(v)).is_some())
-                .map(|v| Arc::from(v.as_ref()));
+            let (key, had_cookie) = self.cookie_key();
+            st.had_cookie = had_cookie;
+            st.key = key.map(|k| Arc::from(k.as_ref()));
         }
+    }
+
+    /// The session key the request's cookie holds, if it is a valid one (borrowed where it
+    /// can be), and whether the request carried the session cookie at all.
+    fn cookie_key(&self) -> (Option<Cow<'_, str>>, bool) {
+        let value = self.inner.cookie.get(self.inner.config.cookie_name());
+        let had_cookie = value.is_some();
+        let key = value.filter(|v| crate::key::validate(Some(v)).is_some());
+        (key, had_cookie)
     }
 
     /// Loads the data if it is not loaded yet, and marks the session accessed.
@@ -1042,15 +1054,14 @@ impl Session {
             (st.key.is_some(), st.had_cookie)
         } else {
             // Never used: what the cookie holds is read without keeping a copy of it.
-            let value = self.inner.cookie.get(self.inner.config.cookie_name());
-            let valid = crate::key::validate(value.as_deref()).is_some();
-            (valid, value.is_some())
+            let (key, had_cookie) = self.cookie_key();
+            (key.is_some(), had_cookie)
         };
         Flags {
             accessed: st.accessed,
             modified: st.modified,
             // Django's `is_empty`, with the key as `init_key` would set it.
-            empty: !has_id && st.data.as_deref().is_none_or(|d| d.is_empty()),
+            empty: st.is_empty_with_id(has_id),
             loaded: st.data.is_some(),
             has_id,
             had_cookie,
