@@ -18,6 +18,7 @@ use sessio_bench::cpu::{self, ThreadSet};
 use sessio_bench::server::SERVER_THREAD_NAME;
 use sessio_bench::workload::{blob, user_record, User, BLOB_KEY, COUNTER_KEY, USER_KEY};
 use sessio_bench::{AxumServer, Server, ServerRuntime, Target, Workload};
+use tower::Layer as _;
 use tower_sessions::{SessionManagerLayer, SessionStore};
 use tower_sessions_sqlx_store::sqlx;
 
@@ -175,14 +176,29 @@ impl Tower {
     }
 }
 
-fn tower_router<S: SessionStore + Clone>(store: S) -> Router {
+/// Wrapped around the router, as sessio's app is (see `sessio_bench::apps::sessio_app`).
+fn tower_app<S: SessionStore + Clone>(
+    store: S,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + 'static {
+    SessionManagerLayer::new(store)
+        .with_secure(false)
+        .layer(tower_routes().with_state(()))
+}
+
+fn tower_routes() -> Router {
     Router::new()
         .route("/none", get(|| async { "ok" }))
         .route("/read", get(t_read))
         .route("/write", get(t_write))
         .route("/login", get(t_login))
         .route("/seed/{bytes}", get(t_seed))
-        .layer(SessionManagerLayer::new(store).with_secure(false))
 }
 
 fn e500<E: std::fmt::Display>(e: E) -> StatusCode {
@@ -269,7 +285,7 @@ impl Target for Tower {
         let (storage, cleanup, server) = match self.store.clone() {
             TowerStore::Memory => {
                 let server = AxumServer::start(core, runtime, || async {
-                    Ok(tower_router(tower_sessions::MemoryStore::default()))
+                    Ok(tower_app(tower_sessions::MemoryStore::default()))
                 })
                 .await?;
                 (None, None, server)
@@ -282,7 +298,7 @@ impl Target for Tower {
                     let pool = sqlx::SqlitePool::connect(&url).await?;
                     let store = tower_sessions_sqlx_store::SqliteStore::new(pool);
                     store.migrate().await?;
-                    Ok(tower_router(store))
+                    Ok(tower_app(store))
                 })
                 .await?;
                 (
@@ -301,7 +317,7 @@ impl Target for Tower {
                     sqlx::query("TRUNCATE tower_sessions.session")
                         .execute(&pool)
                         .await?;
-                    Ok(tower_router(store))
+                    Ok(tower_app(store))
                 })
                 .await?;
                 (Some(StorageProbe::Postgres(url)), None, server)
@@ -316,9 +332,7 @@ impl Target for Tower {
                     // The pool size of the crate's README example.
                     let pool = Pool::new(config, None, None, None, 6)?;
                     pool.init().await?;
-                    Ok(tower_router(tower_sessions_redis_store::RedisStore::new(
-                        pool,
-                    )))
+                    Ok(tower_app(tower_sessions_redis_store::RedisStore::new(pool)))
                 })
                 .await?;
                 (None, Some(Cleanup::FlushRedis(url)), server)

@@ -14,10 +14,13 @@
 
 use std::time::Instant;
 
-use axum::body::Body;
-use http::{header, Request};
+use axum::body::{Body, Bytes};
+use http::{header, HeaderValue, Request};
 use sessio::{Config, EngineKind, SessionManager};
-use tower::ServiceExt;
+use std::convert::Infallible;
+
+use axum::response::Response;
+use tower::{Service, ServiceExt};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -36,26 +39,22 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         let b = Config::builder()
             .secret_key("inproc-probe-secret-key-of-more-than-fifty-characters-0123456789");
-        let router = match engine {
-            "bare" => sessio_bench::apps::bare_router(),
+        let manager = match engine {
+            "bare" => None,
             "signed-cookies" => {
-                let m = SessionManager::open(b.engine(EngineKind::SignedCookies).build()?).await?;
-                sessio_bench::apps::sessio_router(&m)
+                Some(SessionManager::open(b.engine(EngineKind::SignedCookies).build()?).await?)
             }
             "encrypted-cookies" => {
-                let m =
-                    SessionManager::open(b.engine(EngineKind::EncryptedCookies).build()?).await?;
-                sessio_bench::apps::sessio_router(&m)
+                Some(SessionManager::open(b.engine(EngineKind::EncryptedCookies).build()?).await?)
             }
-            "memory" => {
-                let m = SessionManager::open(
+            "memory" => Some(
+                SessionManager::open(
                     b.engine(EngineKind::Cache)
                         .cache_url("memory://?max_entries=4000000")
                         .build()?,
                 )
-                .await?;
-                sessio_bench::apps::sessio_router(&m)
-            }
+                .await?,
+            ),
             "db" | "cached-db" => {
                 let url = format!("sqlite://{}", dir.path().join("sessions.sqlite3").display());
                 let b = if engine == "db" {
@@ -64,14 +63,34 @@ fn main() -> anyhow::Result<()> {
                     b.engine(EngineKind::CachedDb)
                         .cache_url("memory://?max_entries=4000000")
                 };
-                let m =
-                    SessionManager::open(b.database_url(url).auto_migrate(true).build()?).await?;
-                sessio_bench::apps::sessio_router(&m)
+                Some(SessionManager::open(b.database_url(url).auto_migrate(true).build()?).await?)
             }
             other => anyhow::bail!("unknown engine {other}"),
         };
-        // As `axum::serve` does: handlers become routes once, not on every call.
-        let router = router.with_state(());
+        let label = format!("{engine} {workload}");
+        match manager {
+            // As `axum::serve` does: handlers become routes once, not on every call.
+            None => {
+                drive(
+                    sessio_bench::apps::bare_router().with_state(()),
+                    workload,
+                    n,
+                    &label,
+                )
+                .await
+            }
+            Some(m) => drive(sessio_bench::apps::sessio_app(&m), workload, n, &label).await,
+        }
+    })
+}
+
+/// Calls `app` `n` times with `workload`'s request, carrying the cookie as a client would.
+async fn drive<A>(app: A, workload: &str, n: usize, label: &str) -> anyhow::Result<()>
+where
+    A: Service<Request<Body>, Response = Response, Error = Infallible> + Clone,
+{
+    let router = app;
+    {
         // A session to carry, as the load generator's users do after their setup request.
         let seed = router
             .clone()
@@ -87,26 +106,36 @@ fn main() -> anyhow::Result<()> {
             // so both parse the same request.
             .or_else(|| Some(format!("sessionid={}", "x".repeat(206))));
         let path = format!("/{workload}");
-        let mut cookie = cookie;
+        let mut cookie = cookie.map(|c| shared_bytes(&c));
         let start = Instant::now();
         for _ in 0..n {
             let mut req = Request::get(path.as_str());
             if workload != "login" {
                 if let Some(c) = &cookie {
-                    req = req.header(header::COOKIE, c.as_str());
+                    req = req.header(header::COOKIE, HeaderValue::from_maybe_shared(c.clone())?);
                 }
             }
             let res = router.clone().oneshot(req.body(Body::empty())?).await?;
             if let Some(set) = res.headers().get(header::SET_COOKIE) {
                 if workload != "login" {
-                    cookie = set.to_str()?.split(';').next().map(str::to_owned);
+                    cookie = set.to_str()?.split(';').next().map(shared_bytes);
                 }
             }
             let body = axum::body::to_bytes(res.into_body(), 1 << 20).await?;
             std::hint::black_box(body);
         }
         let per = start.elapsed() / n as u32;
-        println!("{engine} {workload}: {per:?} per request");
+        println!("{label}: {per:?} per request");
         anyhow::Ok(())
-    })
+    }
+}
+
+/// The bytes of a header value as hyper hands them over: a slice of a shared read buffer,
+/// so that cloning the value (as the middleware does with the cookie) counts an atomic
+/// increment, not the copy a value made from a `&str` would need.
+fn shared_bytes(s: &str) -> Bytes {
+    let b = Bytes::copy_from_slice(s.as_bytes());
+    // The first clone turns the vector into shared storage.
+    drop(b.clone());
+    b
 }

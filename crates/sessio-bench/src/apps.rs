@@ -6,19 +6,32 @@
 use axum::extract::Path;
 use axum::routing::get;
 use axum::Router;
-use sessio::{Session, SessionManager};
+use sessio::{Session, SessionManager, SessionService};
+use tower::Layer as _;
 
 use crate::workload::{blob, user_record, User, BLOB_KEY, COUNTER_KEY, USER_KEY};
 
-/// The routes of [`crate::workload`] on sessio, behind `manager`'s layer.
-pub fn sessio_router(manager: &SessionManager) -> Router {
+/// The routes of [`crate::workload`] on sessio, inside `manager`'s layer.
+///
+/// The layer wraps the whole router, as Django's middleware wraps every view, rather than
+/// being added with `Router::layer`: that one boxes the service and its future on every
+/// request for any middleware (about 900 instructions per request, measured with the
+/// `inproc` example), a cost of axum's routing, not of sessions. The peer comparison wraps
+/// tower-sessions the same way.
+pub fn sessio_app(manager: &SessionManager) -> SessionService<Router> {
+    // `with_state` turns the handlers into routes once; a router called as an inner
+    // service without it does so on every request (`axum::serve` calls it for a router it
+    // serves itself).
+    manager.layer().layer(sessio_routes().with_state(()))
+}
+
+fn sessio_routes() -> Router {
     Router::new()
         .route("/none", get(none))
         .route("/read", get(read))
         .route("/write", get(write))
         .route("/login", get(login))
         .route("/seed/{bytes}", get(seed))
-        .layer(manager.layer())
 }
 
 /// The same routes with no session middleware: each answers what the session handler

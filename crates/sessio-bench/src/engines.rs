@@ -62,14 +62,18 @@ impl EngineTarget {
         let config = store.config()?;
         let bare = self.engine == EngineName::Bare;
         let app_config = config.clone();
-        let server = AxumServer::start(core, self.runtime, move || async move {
-            if bare {
-                return Ok(crate::apps::bare_router());
-            }
-            let manager = SessionManager::open(app_config).await?;
-            Ok(crate::apps::sessio_router(&manager))
-        })
-        .await?;
+        let server = if bare {
+            AxumServer::start(core, self.runtime, || async {
+                Ok(crate::apps::bare_router())
+            })
+            .await?
+        } else {
+            AxumServer::start(core, self.runtime, move || async move {
+                let manager = SessionManager::open(app_config).await?;
+                Ok(crate::apps::sessio_app(&manager))
+            })
+            .await?
+        };
         // After the server opened (and migrated) the store.
         store.reset().await?;
         if let Some(prefill) = self.prefill {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use async_trait::async_trait;
 use axum::serve::ListenerExt as _;
+use axum::ServiceExt as _;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::oneshot;
 
@@ -82,14 +83,22 @@ impl AxumServer {
     /// Starts a thread pinned to `core`, builds a runtime on it, calls `make_app` there (so
     /// whatever the app opens, such as a session engine and its threads, lives on that core
     /// too) and serves the app on an ephemeral port of 127.0.0.1.
-    pub async fn start<F, Fut>(
+    pub async fn start<F, Fut, A>(
         core: Option<usize>,
         runtime: ServerRuntime,
         make_app: F,
     ) -> anyhow::Result<Self>
     where
         F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = anyhow::Result<axum::Router>> + Send + 'static,
+        Fut: Future<Output = anyhow::Result<A>> + Send + 'static,
+        A: tower::Service<
+                axum::extract::Request,
+                Response = axum::response::Response,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + 'static,
+        A::Future: Send,
     {
         let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<SocketAddr>>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -138,7 +147,7 @@ impl AxumServer {
                         let _ = tcp.set_nodelay(true);
                     });
                     tokio::select! {
-                        _ = axum::serve(listener, app) => {}
+                        _ = axum::serve(listener, app.into_make_service()) => {}
                         _ = shutdown_rx => {}
                     }
                 });
