@@ -13,11 +13,10 @@
 //! Used by [`Signer`](crate::signing::Signer) for every engine that stores Django's signed
 //! format (cookies, database rows, Redis values, files), and by the encrypted-cookie engine.
 //!
-//! The table is direct-mapped on a keyed hash (a client cannot aim at a slot) and bounded:
+//! The table is direct-mapped on a seeded hash (a client cannot aim at a slot) and bounded:
 //! [`SLOTS`] entries of values up to [`MAX_VALUE_LEN`] bytes, so about 1 MB for typical
 //! sessions and never more than ~10 MB. A collision just replaces the older entry.
 
-use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -46,7 +45,9 @@ struct Entry {
 
 pub(crate) struct Verified {
     slots: Box<[Mutex<Option<Entry>>]>,
-    hasher: RandomState,
+    /// Seeded foldhash rather than SipHash: only values this process signed or verified
+    /// are stored, and their hashed tail is a MAC or tag no client can choose.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl std::fmt::Debug for Verified {
@@ -61,7 +62,7 @@ impl Default for Verified {
     fn default() -> Self {
         Self {
             slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
-            hasher: RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 }
@@ -69,7 +70,7 @@ impl Default for Verified {
 impl Verified {
     fn slot(&self, value: &str) -> &Mutex<Option<Entry>> {
         // The tail of a signed or sealed value is its MAC or tag (random-looking), so a
-        // keyed hash of it and the length spreads values as well as hashing it all, for a
+        // seeded hash of it and the length spreads values as well as hashing it all, for a
         // fraction of the cost on a 4 KB cookie.
         let bytes = value.as_bytes();
         let tail = &bytes[bytes.len().saturating_sub(32)..];

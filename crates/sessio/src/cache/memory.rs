@@ -5,7 +5,7 @@
 //!
 //! # Design
 //!
-//! * **Sharded.** The map is split into up to [`MAX_SHARDS`] shards by a keyed hash of
+//! * **Sharded.** The map is split into up to [`MAX_SHARDS`] shards by a seeded hash of
 //!   the session key, each behind its own `Mutex`, so concurrent requests rarely contend.
 //!   A lock is held only for a hash lookup and a few pointer updates: never across an
 //!   `.await`, never while cloning or dropping session data.
@@ -23,7 +23,6 @@
 //!   by `tests/cache_engines.rs` (`memory_bytes_per_session`); size `max_entries` with that
 //!   in mind (the default bound is ~110-170 MB of typical sessions).
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
@@ -37,6 +36,14 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
 use crate::error::{Error, Result};
+
+/// The hash of the shard index and of each shard's map: foldhash, randomly seeded, in place
+/// of SipHash (measured: a load's lookup cost ~750 instructions with SipHash, hashing the
+/// key twice). Its DoS resistance is minimal, and that is enough here: a key is stored only
+/// when a session is created (a new random key, or its keyed hash with hashed ids) or
+/// copied from the store that already holds it (cached-db, a hashed id's key rotation); a cookie's key the store does not know is never adopted. So a client
+/// cannot fill a shard or a bucket with keys it chose: it can only look keys up.
+type KeyHasher = foldhash::fast::RandomState;
 
 /// The bound when the URL sets none.
 pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
@@ -70,7 +77,7 @@ const NIL: u32 = u32::MAX;
 /// ```
 pub struct MemoryCacheEngine {
     shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
+    hasher: KeyHasher,
     clock: Arc<dyn Clock>,
     max_entries: usize,
 }
@@ -109,7 +116,7 @@ impl MemoryCacheEngine {
             .collect();
         Self {
             shards,
-            hasher: RandomState::new(),
+            hasher: KeyHasher::default(),
             clock,
             max_entries,
         }
@@ -131,7 +138,6 @@ impl MemoryCacheEngine {
     }
 
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        // The key comes from the cookie: a keyed hash keeps clients from aiming at one shard.
         let index = self.hasher.hash_one(key) as usize & (self.shards.len() - 1);
         lock(&self.shards[index])
     }
@@ -514,7 +520,7 @@ enum Found {
 }
 
 struct Shard {
-    map: HashMap<Arc<str>, u32>,
+    map: HashMap<Arc<str>, u32, KeyHasher>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     /// The most recently used slot.
@@ -538,7 +544,7 @@ impl Shard {
 
     fn new(capacity: usize) -> Self {
         Self {
-            map: HashMap::new(),
+            map: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             head: NIL,
