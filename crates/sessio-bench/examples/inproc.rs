@@ -8,8 +8,9 @@
 //! valgrind --tool=callgrind target/release/examples/inproc memory write 20000
 //! ```
 //!
-//! Arguments: engine (`bare`, `signed-cookies`, `encrypted-cookies`, `memory`, `db` and `cached-db` on SQLite
-//! in a temporary directory), workload (`none`, `read`,
+//! Arguments: engine (`bare`, `signed-cookies`, `encrypted-cookies`, `memory`, `db` and
+//! `cached-db` on SQLite in a temporary directory, `redis` at `SESSIO_REDIS_URL` or
+//! 127.0.0.1:6379 under a key prefix of its own), workload (`none`, `read`,
 //! `write`, `login`) and the number of requests. It prints the wall time per request.
 
 use std::time::Instant;
@@ -65,6 +66,19 @@ fn main() -> anyhow::Result<()> {
                 };
                 Some(SessionManager::open(b.database_url(url).auto_migrate(true).build()?).await?)
             }
+            // A key prefix of its own, so runs never see each other's sessions.
+            "redis" => Some(
+                SessionManager::open(
+                    b.engine(EngineKind::Cache)
+                        .cache_url(
+                            std::env::var("SESSIO_REDIS_URL")
+                                .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
+                        )
+                        .cache_key_prefix(format!("sessio-inproc:{}:", std::process::id()))
+                        .build()?,
+                )
+                .await?,
+            ),
             other => anyhow::bail!("unknown engine {other}"),
         };
         let label = format!("{engine} {workload}");
