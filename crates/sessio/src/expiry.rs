@@ -57,7 +57,7 @@ pub(crate) fn add_seconds(at: OffsetDateTime, seconds: i64) -> OffsetDateTime {
 }
 
 fn raw(data: Option<&SessionData>) -> Option<&Value> {
-    data.and_then(|d| d.get(EXPIRY_KEY))
+    data.and_then(|d| crate::engine::lookup(d, EXPIRY_KEY))
         .filter(|v| !v.is_null())
 }
 

@@ -12,14 +12,14 @@ use time::OffsetDateTime;
 
 use crate::config::Concurrency;
 use crate::config::Config;
-use crate::engine::{Changes, SessionData, SessionEngine, Version};
+use crate::engine::{lookup, Changes, SessionData, SessionEngine, Version};
 use crate::error::{Error, Result};
 use crate::expiry::{self, Expiry};
 use crate::users::{self, Extras};
 
 /// The logged-in user of a session (Django's `_auth_user_id`).
 fn owner_of(data: Option<&SessionData>) -> Option<String> {
-    match data?.get(crate::auth::USER_ID_KEY)? {
+    match lookup(data?, crate::auth::USER_ID_KEY)? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -39,7 +39,7 @@ mod timeouts {
     pub(super) const ACTIVE_KEY: &str = "_sessio_active";
 
     fn secs(data: &SessionData, key: &str) -> Option<i64> {
-        data.get(key).and_then(Value::as_i64)
+        crate::engine::lookup(data, key).and_then(Value::as_i64)
     }
 
     /// Whether either limit is set (only then do sessions carry markers, or need the time).
@@ -190,7 +190,7 @@ impl State {
             entries: self
                 .changed
                 .iter()
-                .map(|k| (k.clone(), data.and_then(|d| d.get(k).cloned())))
+                .map(|k| (k.clone(), data.and_then(|d| lookup(d, k).cloned())))
                 .collect(),
         }
     }
@@ -505,7 +505,7 @@ impl Session {
                     let seen = st
                         .data
                         .as_ref()
-                        .and_then(|d| d.get(users::SEEN_KEY))
+                        .and_then(|d| lookup(d, users::SEEN_KEY))
                         .and_then(Value::as_i64);
                     if owner.is_some() && seen.is_none_or(|s| now - s >= users::SEEN_EVERY) {
                         Arc::make_mut(st.data.get_or_insert_with(Default::default))
@@ -543,7 +543,7 @@ impl Session {
     /// The value stored under `key`, deserialised into `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         // Deserialised from the stored value in place: no copy of it.
-        self.with_data(|st| match st.data.as_deref().and_then(|d| d.get(key)) {
+        self.with_data(|st| match st.data.as_deref().and_then(|d| lookup(d, key)) {
             None => Ok(None),
             Some(v) => T::deserialize(v).map(Some).map_err(|source| Error::Serde {
                 key: key.to_owned(),
@@ -555,7 +555,7 @@ impl Session {
 
     /// The raw JSON value stored under `key`.
     pub async fn get_value(&self, key: &str) -> Result<Option<Value>> {
-        self.with_data(|st| st.data.as_deref().and_then(|d| d.get(key).cloned()))
+        self.with_data(|st| st.data.as_deref().and_then(|d| lookup(d, key).cloned()))
             .await
     }
 
@@ -939,8 +939,7 @@ impl Session {
 
     async fn record_in_index(&self, user: &str, key: &str, data: &SessionData) -> Result<()> {
         let now = self.inner.config.clock().now().unix_timestamp();
-        let created = data
-            .get(users::LOGIN_KEY)
+        let created = lookup(data, users::LOGIN_KEY)
             .and_then(Value::as_i64)
             .unwrap_or(now);
         let ip = if self.inner.extras.record_ip() {
@@ -970,8 +969,7 @@ impl Session {
         let Some(user) = owner_of(Some(data)) else {
             return Ok(false);
         };
-        let stamped = data
-            .get(users::GENERATION_KEY)
+        let stamped = lookup(data, users::GENERATION_KEY)
             .and_then(Value::as_i64)
             .unwrap_or(0);
         Ok(self.inner.extras.generation(&user).await? > stamped)
