@@ -205,6 +205,10 @@ impl SessionEngine for EncryptedCookieEngine {
             .map(|l| std::sync::Arc::unwrap_or_clone(l.data)))
     }
 
+    fn load_session_now(&self, key: &str) -> Option<Result<Option<LoadedSession>>> {
+        Some(Ok(self.open_value(key)))
+    }
+
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
         Ok(self.open_value(key))
     }

@@ -189,6 +189,16 @@ pub trait SessionEngine: Send + Sync + fmt::Debug + 'static {
     /// The session stored under `key`, if there is a live one.
     async fn load(&self, key: &str) -> Result<Option<SessionData>>;
 
+    /// [`load_session`](SessionEngine::load_session) for an engine that can answer without
+    /// waiting (the cookie engines, the in-process cache): `Some` holds the answer, `None`
+    /// means "call `load_session`". Sessions try it first, which spares the boxed future
+    /// of an async trait call (measured with the `inproc` example: about 250 instructions
+    /// and one allocation per load). The default answers `None`.
+    fn load_session_now(&self, key: &str) -> Option<Result<Option<LoadedSession>>> {
+        let _ = key;
+        None
+    }
+
     /// As [`load`](SessionEngine::load), and also says whether the record was verified
     /// with an old (fallback) secret key, so the session is saved again under the current
     /// key. Engines that sign or encrypt override it; the default wraps `load`.

@@ -379,6 +379,9 @@ impl Session {
     /// and moving them to the current one).
     async fn load_record(&self, key: &str) -> Result<Option<crate::engine::LoadedSession>> {
         if !self.hashes() {
+            if let Some(answer) = self.inner.engine.load_session_now(key) {
+                return answer;
+            }
             return self.inner.engine.load_session(key).await;
         }
         let stored = self.inner.extras.stored(key);

@@ -145,6 +145,34 @@ impl MemoryCacheEngine {
     fn now(&self) -> OffsetDateTime {
         self.clock.now()
     }
+
+    /// The live session under `key`, shared with the store (a request that writes copies
+    /// it then, outside the lock).
+    fn find_live(&self, key: &str) -> Option<LoadedSession> {
+        if !plausible_key(key) {
+            return None;
+        }
+        let now = self.now();
+        let (found, dropped) = {
+            let mut shard = self.shard(key);
+            match shard.find(key, now) {
+                Found::Live(i) => {
+                    shard.touch(i);
+                    let entry = shard.entry(i);
+                    (Some((entry.data.clone(), entry.version)), None)
+                }
+                Found::Expired(i) => (None, shard.remove(i)),
+                Found::Absent => (None, None),
+            }
+        };
+        drop(dropped);
+        // Shared with the store: a request that writes copies it then (outside the lock).
+        found.map(|(data, version)| LoadedSession {
+            data,
+            stale_key: false,
+            version: Some(Version::counter(version)),
+        })
+    }
 }
 
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
@@ -202,30 +230,12 @@ impl SessionEngine for MemoryCacheEngine {
             .map(|l| Arc::unwrap_or_clone(l.data)))
     }
 
+    fn load_session_now(&self, key: &str) -> Option<Result<Option<LoadedSession>>> {
+        Some(Ok(self.find_live(key)))
+    }
+
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
-        if !plausible_key(key) {
-            return Ok(None);
-        }
-        let now = self.now();
-        let (found, dropped) = {
-            let mut shard = self.shard(key);
-            match shard.find(key, now) {
-                Found::Live(i) => {
-                    shard.touch(i);
-                    let entry = shard.entry(i);
-                    (Some((entry.data.clone(), entry.version)), None)
-                }
-                Found::Expired(i) => (None, shard.remove(i)),
-                Found::Absent => (None, None),
-            }
-        };
-        drop(dropped);
-        // Shared with the store: a request that writes copies it then (outside the lock).
-        Ok(found.map(|(data, version)| LoadedSession {
-            data,
-            stale_key: false,
-            version: Some(Version::counter(version)),
-        }))
+        Ok(self.find_live(key))
     }
 
     async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
@@ -827,6 +837,28 @@ mod tests {
         assert!(c.exists(&old).await.unwrap() && c.exists(&new).await.unwrap());
         assert!(!c.exists(&short).await.unwrap());
         assert_eq!(c.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn load_now_answers_as_load_session() {
+        let clock = ManualClock::at_unix(T0);
+        let c = MemoryCacheEngine::new(16, Arc::new(clock.clone()));
+        let live = c.create(&data(1), at(T0 + 60)).await.unwrap();
+        let short = c.create(&data(2), at(T0 + 10)).await.unwrap();
+        clock.advance(time::Duration::seconds(30));
+        for key in [
+            live.as_str(),
+            short.as_str(),
+            "absentabsentabsentabsentabsent00",
+            "x",
+        ] {
+            let now = c
+                .load_session_now(key)
+                .expect("the memory engine answers at once");
+            assert_eq!(now.unwrap(), c.load_session(key).await.unwrap(), "{key}");
+        }
+        assert!(c.load_session_now(&live).unwrap().unwrap().is_some());
+        assert!(c.load_session_now(&short).unwrap().unwrap().is_none());
     }
 
     #[tokio::test]
