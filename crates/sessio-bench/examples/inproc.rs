@@ -103,45 +103,42 @@ async fn drive<A>(app: A, workload: &str, n: usize, label: &str) -> anyhow::Resu
 where
     A: Service<Request<Body>, Response = Response, Error = Infallible> + Clone,
 {
-    let router = app;
-    {
-        // A session to carry, as the load generator's users do after their setup request.
-        let seed = router
-            .clone()
-            .oneshot(Request::get("/seed/0").body(Body::empty())?)
-            .await?;
-        let cookie = seed
-            .headers()
-            .get(header::SET_COOKIE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(str::to_owned)
-            // Bare axum sets none: it gets a cookie of a signed session's size all the same,
-            // so both parse the same request.
-            .or_else(|| Some(format!("sessionid={}", "x".repeat(206))));
-        let path = format!("/{workload}");
-        let mut cookie = cookie.map(|c| shared_bytes(&c));
-        let start = Instant::now();
-        for _ in 0..n {
-            let mut req = Request::get(path.as_str());
-            if workload != "login" {
-                if let Some(c) = &cookie {
-                    req = req.header(header::COOKIE, HeaderValue::from_maybe_shared(c.clone())?);
-                }
+    // A session to carry, as the load generator's users do after their setup request.
+    let seed = app
+        .clone()
+        .oneshot(Request::get("/seed/0").body(Body::empty())?)
+        .await?;
+    let cookie = seed
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+        // Bare axum sets none: it gets a cookie of a signed session's size all the same,
+        // so both parse the same request.
+        .or_else(|| Some(format!("sessionid={}", "x".repeat(206))));
+    let path = format!("/{workload}");
+    let mut cookie = cookie.map(|c| shared_bytes(&c));
+    let start = Instant::now();
+    for _ in 0..n {
+        let mut req = Request::get(path.as_str());
+        if workload != "login" {
+            if let Some(c) = &cookie {
+                req = req.header(header::COOKIE, HeaderValue::from_maybe_shared(c.clone())?);
             }
-            let res = router.clone().oneshot(req.body(Body::empty())?).await?;
-            if let Some(set) = res.headers().get(header::SET_COOKIE) {
-                if workload != "login" {
-                    cookie = set.to_str()?.split(';').next().map(shared_bytes);
-                }
-            }
-            let body = axum::body::to_bytes(res.into_body(), 1 << 20).await?;
-            std::hint::black_box(body);
         }
-        let per = start.elapsed() / n as u32;
-        println!("{label}: {per:?} per request");
-        anyhow::Ok(())
+        let res = app.clone().oneshot(req.body(Body::empty())?).await?;
+        if let Some(set) = res.headers().get(header::SET_COOKIE) {
+            if workload != "login" {
+                cookie = set.to_str()?.split(';').next().map(shared_bytes);
+            }
+        }
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20).await?;
+        std::hint::black_box(body);
     }
+    let per = start.elapsed() / n as u32;
+    println!("{label}: {per:?} per request");
+    anyhow::Ok(())
 }
 
 /// The bytes of a header value as hyper hands them over: a slice of a shared read buffer,

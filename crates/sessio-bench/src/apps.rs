@@ -15,7 +15,7 @@ use crate::workload::{blob, user_record, User, BLOB_KEY, COUNTER_KEY, USER_KEY};
 ///
 /// The layer wraps the whole router, as Django's middleware wraps every view, rather than
 /// being added with `Router::layer`: that one boxes the service and its future on every
-/// request for any middleware (about 900 instructions per request, measured with the
+/// request for any middleware (about 1,000 instructions per request, measured with the
 /// `inproc` example), a cost of axum's routing, not of sessions. The peer comparison wraps
 /// tower-sessions the same way.
 pub fn sessio_app(manager: &SessionManager) -> SessionService<Router> {

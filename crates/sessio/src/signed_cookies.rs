@@ -40,22 +40,20 @@ impl SignedCookieEngine {
     }
 
     /// The session a cookie value holds: no waiting, so `load_session_now` answers it.
-    fn open(&self, key: &str) -> Result<Option<LoadedSession>> {
+    fn open(&self, key: &str) -> Option<LoadedSession> {
         let now = self.clock.now();
         let now = now.unix_timestamp() as f64 + now.nanosecond() as f64 / 1e9;
         // Django: any failure (signature, expiry, base64, zlib, JSON) is an empty session.
         match self.signer.loads_shared(key, Some((now, self.max_age))) {
-            Ok(unsigned) => {
-                Ok(Some(LoadedSession {
-                    data: unsigned.data,
-                    // Signed with a fallback key: re-sign it with the current one.
-                    stale_key: unsigned.key_index > 0,
-                    version: None,
-                }))
-            }
+            Ok(unsigned) => Some(LoadedSession {
+                data: unsigned.data,
+                // Signed with a fallback key: re-sign it with the current one.
+                stale_key: unsigned.key_index > 0,
+                version: None,
+            }),
             Err(e) => {
                 tracing::debug!(error = %e, "signed session cookie refused");
-                Ok(None)
+                None
             }
         }
     }
@@ -79,11 +77,11 @@ impl SessionEngine for SignedCookieEngine {
     }
 
     fn load_session_now(&self, key: &str) -> Option<Result<Option<LoadedSession>>> {
-        Some(self.open(key))
+        Some(Ok(self.open(key)))
     }
 
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
-        self.open(key)
+        Ok(self.open(key))
     }
 
     async fn create(&self, data: &SessionData, _expires: OffsetDateTime) -> Result<String> {

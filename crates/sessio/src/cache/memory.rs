@@ -41,8 +41,9 @@ use crate::error::{Error, Result};
 /// of SipHash (measured: a load's lookup cost ~750 instructions with SipHash, hashing the
 /// key twice). Its DoS resistance is minimal, and that is enough here: a key is stored only
 /// when a session is created (a new random key, or its keyed hash with hashed ids) or
-/// copied from the store that already holds it (cached-db, a hashed id's key rotation); a cookie's key the store does not know is never adopted. So a client
-/// cannot fill a shard or a bucket with keys it chose: it can only look keys up.
+/// copied from the store that already holds it (cached-db, a hashed id's key rotation); a
+/// cookie's key the store does not know is never adopted. So a client cannot fill a shard
+/// or a bucket with keys it chose: it can only look keys up.
 type KeyHasher = foldhash::fast::RandomState;
 
 /// The bound when the URL sets none.
@@ -166,7 +167,6 @@ impl MemoryCacheEngine {
             }
         };
         drop(dropped);
-        // Shared with the store: a request that writes copies it then (outside the lock).
         found.map(|(data, version)| LoadedSession {
             data,
             stale_key: false,
