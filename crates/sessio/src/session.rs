@@ -146,6 +146,8 @@ struct State {
     // None until loaded (Django's `_session_cache` is absent until first access). Shared
     // with the store when it can (copied on the first write), and with a save in flight.
     data: Option<Arc<SessionData>>,
+    // Writes not yet applied to `data` because it is shared (see `State::insert`).
+    pending: Vec<(String, Value)>,
     accessed: bool,
     modified: bool,
     // What this request changed, for merging saves (`Concurrency::Merge`).
@@ -173,7 +175,68 @@ impl State {
 
     /// `is_empty` for a session that has an id or not.
     fn is_empty_with_id(&self, has_id: bool) -> bool {
-        !has_id && self.data.as_deref().is_none_or(|d| d.is_empty())
+        !has_id && self.pending.is_empty() && self.data.as_deref().is_none_or(|d| d.is_empty())
+    }
+
+    /// The value under `key`, deferred writes included.
+    fn value(&self, key: &str) -> Option<&Value> {
+        match self.pending.iter().rfind(|(k, _)| k == key) {
+            Some((_, v)) => Some(v),
+            None => self.data.as_deref().and_then(|d| lookup(d, key)),
+        }
+    }
+
+    /// Stores `value` under `key` and marks it changed.
+    ///
+    /// While the data is shared (with the store it came from, as the memory engine shares
+    /// it), an ordinary key's write waits in `pending` instead of copying the whole map: an
+    /// engine that can apply the changes where the data lies then saves with no copy at all
+    /// ([`SessionEngine::save_changes_now`]), and anything else that needs the whole map
+    /// applies them first ([`State::settle`]). Reserved keys (`_session_expiry`, the
+    /// timeout and login stamps, all starting with `_`) are written at once, so the code
+    /// that reads them from the map directly never misses a deferred one.
+    fn insert(&mut self, key: &str, value: Value) {
+        let shared = self
+            .data
+            .as_mut()
+            .is_some_and(|d| Arc::get_mut(d).is_none());
+        if shared && !key.starts_with('_') {
+            match self.pending.iter_mut().find(|(k, _)| k == key) {
+                Some(entry) => entry.1 = value,
+                None => self.pending.push((key.to_owned(), value)),
+            }
+        } else {
+            self.data_mut().insert(key.to_owned(), value);
+        }
+        self.touch(key);
+    }
+
+    /// Applies the deferred writes, copying the data if it is shared.
+    fn settle(&mut self) {
+        if !self.pending.is_empty() {
+            let data = Arc::make_mut(self.data.get_or_insert_with(Default::default));
+            for (k, v) in self.pending.drain(..) {
+                data.insert(k, v);
+            }
+        }
+    }
+
+    /// The whole data, deferred writes applied.
+    fn view(&mut self) -> Option<&SessionData> {
+        self.settle();
+        self.data.as_deref()
+    }
+
+    /// The data to change in place (a copy of it if it is shared).
+    fn data_mut(&mut self) -> &mut SessionData {
+        self.settle();
+        Arc::make_mut(self.data.get_or_insert_with(Default::default))
+    }
+
+    /// Replaces the data (and drops any deferred write).
+    fn set_data(&mut self, data: Arc<SessionData>) {
+        self.data = Some(data);
+        self.pending.clear();
     }
 
     fn touch(&mut self, key: &str) {
@@ -184,14 +247,38 @@ impl State {
     }
 
     fn changes(&self) -> Changes {
-        let data = self.data.as_ref();
+        let mut entries: Vec<_> = self
+            .changed
+            .iter()
+            .map(|k| (k.clone(), self.value(k).cloned()))
+            .collect();
+        if entries.len() > 1 {
+            // Removals first, then the writes in the order the keys now have here: applied
+            // to what is stored, new keys then land in the same order as in this request's
+            // data (a key removed and written again goes last, as in Django's dict), not
+            // in the order they were first touched.
+            entries.sort_by_cached_key(|(k, v)| v.as_ref().map(|_| self.position(k)));
+        }
         Changes {
             cleared: self.cleared,
-            entries: self
-                .changed
-                .iter()
-                .map(|k| (k.clone(), data.and_then(|d| lookup(d, k).cloned())))
-                .collect(),
+            entries,
+        }
+    }
+
+    /// Where `key` is in the data, deferred writes (which come after every stored key
+    /// they do not replace) included.
+    fn position(&self, key: &str) -> usize {
+        let stored = self.data.as_deref();
+        match stored.and_then(|d| d.keys().position(|k| k == key)) {
+            Some(i) => i,
+            None => {
+                let len = stored.map_or(0, |d| d.len());
+                len + self
+                    .pending
+                    .iter()
+                    .position(|(k, _)| k == key)
+                    .unwrap_or(usize::MAX - len)
+            }
         }
     }
 }
@@ -492,7 +579,7 @@ impl Session {
         }
         match loaded {
             Some(loaded) => {
-                st.data = Some(loaded.data);
+                st.set_data(loaded.data);
                 st.version = loaded.version;
                 // Key rotation: a record verified by an old key is re-issued under the
                 // current one at the end of this request.
@@ -500,7 +587,7 @@ impl Session {
                 // Activity keeps an idle-limited session alive (written at most every
                 // tenth of the limit, so reads do not all turn into writes).
                 if timeouts::needs_activity_stamp(&self.inner.config, st.data.as_deref(), now) {
-                    Arc::make_mut(st.data.get_or_insert_with(Default::default))
+                    st.data_mut()
                         .insert(timeouts::ACTIVE_KEY.into(), Value::from(now));
                     st.touch(timeouts::ACTIVE_KEY);
                 }
@@ -514,7 +601,7 @@ impl Session {
                         .and_then(|d| lookup(d, users::SEEN_KEY))
                         .and_then(Value::as_i64);
                     if owner.is_some() && seen.is_none_or(|s| now - s >= users::SEEN_EVERY) {
-                        Arc::make_mut(st.data.get_or_insert_with(Default::default))
+                        st.data_mut()
                             .insert(users::SEEN_KEY.into(), Value::from(now));
                         st.touch(users::SEEN_KEY);
                         st.owner_pending = owner;
@@ -522,7 +609,7 @@ impl Session {
                 }
             }
             None => {
-                st.data = Some(Arc::default());
+                st.set_data(Arc::default());
                 if timed_out {
                     st.key = None;
                 } else if let Some(k) = key.as_deref() {
@@ -549,7 +636,7 @@ impl Session {
     /// The value stored under `key`, deserialised into `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         // Deserialised from the stored value in place: no copy of it.
-        self.with_data(|st| match st.data.as_deref().and_then(|d| lookup(d, key)) {
+        self.with_data(|st| match st.value(key) {
             None => Ok(None),
             Some(v) => T::deserialize(v).map(Some).map_err(|source| Error::Serde {
                 key: key.to_owned(),
@@ -561,8 +648,7 @@ impl Session {
 
     /// The raw JSON value stored under `key`.
     pub async fn get_value(&self, key: &str) -> Result<Option<Value>> {
-        self.with_data(|st| st.data.as_deref().and_then(|d| lookup(d, key).cloned()))
-            .await
+        self.with_data(|st| st.value(key).cloned()).await
     }
 
     /// Stores `value` under `key`.
@@ -576,12 +662,7 @@ impl Session {
 
     /// Stores a raw JSON value under `key`.
     pub async fn insert_value(&self, key: &str, value: Value) -> Result<()> {
-        self.with_data(|st| {
-            Arc::make_mut(st.data.get_or_insert_with(Default::default))
-                .insert(key.to_owned(), value);
-            st.touch(key);
-        })
-        .await
+        self.with_data(|st| st.insert(key, value)).await
     }
 
     /// Removes `key` and returns its value (Django's `pop`). The session counts as modified
@@ -601,6 +682,7 @@ impl Session {
     /// Removes `key` and returns its raw value.
     pub async fn remove_value(&self, key: &str) -> Result<Option<Value>> {
         self.with_data(|st| {
+            st.settle();
             let removed = st
                 .data
                 .as_mut()
@@ -615,15 +697,13 @@ impl Session {
 
     /// Whether `key` is in the session.
     pub async fn contains(&self, key: &str) -> Result<bool> {
-        self.with_data(|st| st.data.as_deref().is_some_and(|d| d.contains_key(key)))
-            .await
+        self.with_data(|st| st.value(key).is_some()).await
     }
 
     /// The keys, in insertion order.
     pub async fn keys(&self) -> Result<Vec<String>> {
         self.with_data(|st| {
-            st.data
-                .as_ref()
+            st.view()
                 .map(|d| d.keys().cloned().collect())
                 .unwrap_or_default()
         })
@@ -632,7 +712,7 @@ impl Session {
 
     /// A copy of all the data.
     pub async fn data(&self) -> Result<SessionData> {
-        self.with_data(|st| st.data.as_deref().cloned().unwrap_or_default())
+        self.with_data(|st| st.view().cloned().unwrap_or_default())
             .await
     }
 
@@ -642,7 +722,7 @@ impl Session {
             for k in entries.keys() {
                 st.touch(k);
             }
-            Arc::make_mut(st.data.get_or_insert_with(Default::default)).extend(entries);
+            st.data_mut().extend(entries);
         })
         .await
     }
@@ -665,7 +745,7 @@ impl Session {
     /// to log out).
     pub fn clear(&self) {
         let mut st = self.lock();
-        st.data = Some(Arc::default());
+        st.set_data(Arc::default());
         st.accessed = true;
         st.modified = true;
         st.cleared = true;
@@ -678,7 +758,7 @@ impl Session {
         let (key, owner) = {
             let mut st = self.lock();
             let owner = owner_of(st.data.as_deref());
-            st.data = Some(Arc::default());
+            st.set_data(Arc::default());
             st.accessed = true;
             st.modified = true;
             st.owner_pending = None;
@@ -718,6 +798,7 @@ impl Session {
         let (old_key, data, expires) = {
             let mut st = self.lock();
             self.init_key(&mut st);
+            st.settle();
             let data = st.data.clone().unwrap_or_default();
             let expires = self.expiry_date_of(&data);
             (st.key.clone(), data, expires)
@@ -760,20 +841,19 @@ impl Session {
 
     /// The expiry as set with [`Session::set_expiry`] (`Expiry::Default` when unset).
     pub async fn expiry(&self) -> Result<Expiry> {
-        self.with_data(|st| expiry::from_data(st.data.as_deref()))
-            .await
+        self.with_data(|st| expiry::from_data(st.view())).await
     }
 
     /// Seconds until the session expires, counted from now (Django's `get_expiry_age`).
     pub async fn expiry_age(&self) -> Result<i64> {
         let now = self.inner.config.clock().now();
-        self.with_data(|st| expiry::age(st.data.as_deref(), now, self.inner.config.cookie_age()))
+        self.with_data(|st| expiry::age(st.view(), now, self.inner.config.cookie_age()))
             .await
     }
 
     /// When the session expires, if saved now (Django's `get_expiry_date`).
     pub async fn expiry_date(&self) -> Result<OffsetDateTime> {
-        self.with_data(|st| self.expiry_date_of(st.data.as_deref().unwrap_or(&SessionData::new())))
+        self.with_data(|st| self.expiry_date_of(st.view().unwrap_or(&SessionData::new())))
             .await
     }
 
@@ -793,10 +873,7 @@ impl Session {
     /// `get_expire_at_browser_close`).
     pub async fn expires_at_browser_close(&self) -> Result<bool> {
         self.with_data(|st| {
-            expiry::at_browser_close(
-                st.data.as_deref(),
-                self.inner.config.expire_at_browser_close(),
-            )
+            expiry::at_browser_close(st.view(), self.inner.config.expire_at_browser_close())
         })
         .await
     }
@@ -852,37 +929,50 @@ impl Session {
             // find the key unknown, and then a new session is created instead).
             self.ensure_loaded().await?;
         }
-        let (key, data, changes, base) = {
+        let (key, changes, base, expires) = {
             let mut st = self.lock();
             if timeouts::enabled(&self.inner.config) {
                 let now = self.inner.config.clock().now().unix_timestamp();
-                let data = Arc::make_mut(st.data.get_or_insert_with(Default::default));
-                let stamped = timeouts::stamp(&self.inner.config, data, now);
+                let stamped = timeouts::stamp(&self.inner.config, st.data_mut(), now);
                 for k in stamped {
                     st.touch(k);
                 }
             }
             let changes = st.changes();
-            (
-                st.key.clone(),
-                st.data.get_or_insert_with(Default::default).clone(),
-                changes,
-                st.version.clone(),
-            )
+            // Deferred writes are never to the reserved keys the dates come from (see
+            // `State::insert`), so the data as it lies gives the right date.
+            let expires = match st.data.as_deref() {
+                Some(data) => self.expiry_date_of(data),
+                None => self.expiry_date_of(&SessionData::new()),
+            };
+            (st.key.clone(), changes, st.version.clone(), expires)
         };
-        let expires = self.expiry_date_of(&data);
         let merge = self.inner.config.concurrency() == Concurrency::Merge
             && key
                 .as_deref()
                 .is_some_and(|k| !self.inner.engine.is_client_side_key(k));
-        let (cookie_value, merged, version) = match (key, base) {
-            // Unraced since it was read: stored as it is (one compare-and-set).
+        // Unraced since it was read, in an engine that holds the data here: the changes
+        // are applied where the data lies (no copy, no wait).
+        let in_place = match (&key, &base) {
             (Some(k), Some(base)) if merge => {
-                let saved = self
-                    .inner
-                    .engine
-                    .save_changes_from(&self.stored(&k), &base, &data, &changes, expires)
-                    .await?;
+                let mut st = self.lock();
+                let saved = self.inner.engine.save_changes_now(
+                    &self.stored(k),
+                    base,
+                    &mut st.data,
+                    &changes,
+                    expires,
+                );
+                if saved.is_some() {
+                    // Applied with the changes, which hold every deferred write.
+                    st.pending.clear();
+                }
+                saved.map(|saved| (k.clone(), saved))
+            }
+            _ => None,
+        };
+        let (cookie_value, merged, version) = match in_place {
+            Some((k, saved)) => {
                 let cookie = if self.hashes() {
                     k
                 } else {
@@ -890,30 +980,15 @@ impl Session {
                 };
                 (cookie, saved.merged, saved.version)
             }
-            // Apply only what this request changed to what is stored now, so concurrent
-            // requests do not overwrite each other's keys.
-            (Some(k), _) if merge => {
-                let (value, merged) = self
-                    .inner
-                    .engine
-                    .save_changes(&self.stored(&k), &changes, expires)
-                    .await?;
-                // A hashed id stays the cookie; the engine only knows its hash.
-                (
-                    if self.hashes() { k } else { value.into() },
-                    Some(merged),
-                    None,
-                )
+            None => {
+                let data = {
+                    let mut st = self.lock();
+                    st.settle();
+                    st.data.get_or_insert_with(Default::default).clone()
+                };
+                self.save_data(key, base, merge, &data, &changes, expires)
+                    .await?
             }
-            (Some(k), _) => {
-                let value = self
-                    .inner
-                    .engine
-                    .save_shared(&self.stored(&k), &data, expires)
-                    .await?;
-                (if self.hashes() { k } else { value.into() }, None, None)
-            }
-            (None, _) => (self.store_new(&data, expires).await?.into(), None, None),
         };
         // A cookie past the browsers' limit would be dropped without a word: refuse it.
         let size = self.inner.config.cookie_name().len() + cookie_value.len();
@@ -929,7 +1004,7 @@ impl Session {
             st.key = Some(cookie_value.clone());
             st.version = version;
             if let Some(merged) = merged {
-                st.data = Some(Arc::new(merged));
+                st.set_data(Arc::new(merged));
             }
             st.cleared = false;
             st.changed.clear();
@@ -937,10 +1012,65 @@ impl Session {
         };
         if let (Some(user), true) = (owner, self.tracks_users()) {
             if !self.inner.engine.is_client_side_key(&cookie_value) {
+                let data = self.lock().data.clone().unwrap_or_default();
                 self.record_in_index(&user, &cookie_value, &data).await?;
             }
         }
         Ok(())
+    }
+
+    /// The engine call of [`Session::save`] for the whole `data`: an unraced
+    /// compare-and-set, a merge of `changes`, a plain save or a new record. Returns the
+    /// cookie value, the merged data (when a merge changed it) and the stored version.
+    async fn save_data(
+        &self,
+        key: Option<Arc<str>>,
+        base: Option<Version>,
+        merge: bool,
+        data: &Arc<SessionData>,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Result<(Arc<str>, Option<SessionData>, Option<Version>)> {
+        Ok(match (key, base) {
+            // Unraced since it was read: stored as it is (one compare-and-set).
+            (Some(k), Some(base)) if merge => {
+                let saved = self
+                    .inner
+                    .engine
+                    .save_changes_from(&self.stored(&k), &base, data, changes, expires)
+                    .await?;
+                let cookie = if self.hashes() {
+                    k
+                } else {
+                    saved.cookie.into()
+                };
+                (cookie, saved.merged, saved.version)
+            }
+            // Apply only what this request changed to what is stored now, so concurrent
+            // requests do not overwrite each other's keys.
+            (Some(k), _) if merge => {
+                let (value, merged) = self
+                    .inner
+                    .engine
+                    .save_changes(&self.stored(&k), changes, expires)
+                    .await?;
+                // A hashed id stays the cookie; the engine only knows its hash.
+                (
+                    if self.hashes() { k } else { value.into() },
+                    Some(merged),
+                    None,
+                )
+            }
+            (Some(k), _) => {
+                let value = self
+                    .inner
+                    .engine
+                    .save_shared(&self.stored(&k), data, expires)
+                    .await?;
+                (if self.hashes() { k } else { value.into() }, None, None)
+            }
+            (None, _) => (self.store_new(data, expires).await?.into(), None, None),
+        })
     }
 
     async fn record_in_index(&self, user: &str, key: &str, data: &SessionData) -> Result<()> {

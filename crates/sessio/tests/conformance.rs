@@ -870,6 +870,51 @@ pub async fn interleaved_requests_merge(make: Make) {
     );
 }
 
+/// Writes to a loaded session read back at once, in Django's (insertion) order, before
+/// and after the save, while another request still holds the data it read.
+pub async fn writes_read_back_in_order(make: Make) {
+    let Some(f) = fixture(make).await else {
+        return;
+    };
+    let key = saved(&f, json!({"a": 1, "b": {"x": [1, 2]}, "c": "three"})).await;
+    let s = f.session(Some(&key));
+    let other = f.session(Some(&key));
+    assert_eq!(other.get::<i64>("a").await.unwrap(), Some(1));
+    s.insert("b", "bee").await.unwrap();
+    s.insert("d", 4).await.unwrap();
+    s.insert("d", 5).await.unwrap();
+    assert_eq!(s.get::<String>("b").await.unwrap().as_deref(), Some("bee"));
+    assert_eq!(s.get_value("d").await.unwrap(), Some(json!(5)));
+    assert!(s.contains("d").await.unwrap());
+    assert!(!s.is_empty());
+    assert_eq!(s.keys().await.unwrap(), ["a", "b", "c", "d"]);
+    assert_eq!(s.remove::<i64>("d").await.unwrap(), Some(5));
+    s.insert("e", true).await.unwrap();
+    s.insert("d", 6).await.unwrap();
+    let expected = json!({"a": 1, "b": "bee", "c": "three", "e": true, "d": 6});
+    s.save().await.unwrap();
+    let key = s.id().unwrap();
+    assert_eq!(Value::Object(s.data().await.unwrap()), expected);
+    assert_eq!(s.keys().await.unwrap(), ["a", "b", "c", "e", "d"]);
+    let stored = f.session(Some(&key));
+    assert_eq!(Value::Object(stored.data().await.unwrap()), expected);
+    assert_eq!(stored.keys().await.unwrap(), ["a", "b", "c", "e", "d"]);
+    // The other request still sees what it read.
+    assert_eq!(
+        Value::Object(other.data().await.unwrap()),
+        json!({"a": 1, "b": {"x": [1, 2]}, "c": "three"})
+    );
+    // The same handle writes and saves again from what it stored.
+    s.insert("a", 2).await.unwrap();
+    s.save().await.unwrap();
+    let key = s.id().unwrap();
+    let expected = json!({"a": 2, "b": "bee", "c": "three", "e": true, "d": 6});
+    assert_eq!(
+        Value::Object(f.session(Some(&key)).data().await.unwrap()),
+        expected
+    );
+}
+
 macro_rules! conformance {
     ($engine:ident, $make:path) => {
         mod $engine {
@@ -916,6 +961,7 @@ macro_rules! conformance {
             case!(hashed_ids_at_rest);
             case!(versioned_saves);
             case!(interleaved_requests_merge);
+            case!(writes_read_back_in_order);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_writers_keep_each_others_keys() {

@@ -359,6 +359,49 @@ impl SessionEngine for MemoryCacheEngine {
         Ok((key.to_owned(), (*merged).clone()))
     }
 
+    fn save_changes_now(
+        &self,
+        key: &str,
+        base: &Version,
+        read: &mut Option<Arc<SessionData>>,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Option<Saved> {
+        let base = base.as_counter()?;
+        if !plausible_key(key) {
+            return None;
+        }
+        let now = self.now();
+        if expires <= now {
+            return None;
+        }
+        let version = {
+            let mut shard = self.shard(key);
+            let Found::Live(i) = shard.find(key, now) else {
+                return None;
+            };
+            let entry = shard.entry(i);
+            let same = read.as_ref().is_some_and(|r| Arc::ptr_eq(r, &entry.data));
+            if entry.version != base || !same {
+                return None;
+            }
+            // The request's handle goes first: then, unless another request still reads
+            // this version, `apply` changes the stored map in place instead of copying it.
+            // (Dropping it frees nothing: the store holds the same map.)
+            drop(read.take());
+            shard.touch(i);
+            let (version, data) = shard.apply(i, changes);
+            shard.set_expiry(i, expires);
+            *read = Some(data);
+            version
+        };
+        Some(Saved {
+            cookie: key.to_owned(),
+            merged: None,
+            version: Some(Version::counter(version)),
+        })
+    }
+
     async fn save_changes_from(
         &self,
         key: &str,
@@ -755,6 +798,7 @@ impl Shard {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use serde_json::Value;
 
     const T0: i64 = 1_700_000_000;
 
@@ -859,6 +903,78 @@ mod tests {
         }
         assert!(c.load_session_now(&live).unwrap().unwrap().is_some());
         assert!(c.load_session_now(&short).unwrap().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn save_now_changes_the_stored_data_in_place_only_when_unraced() {
+        let clock = ManualClock::at_unix(T0);
+        let c = MemoryCacheEngine::new(16, Arc::new(clock.clone()));
+        let key = c.create(&data(1), at(T0 + 60)).await.unwrap();
+        let change = |n: i64| Changes {
+            cleared: false,
+            entries: vec![("m".into(), Some(n.into()))],
+        };
+        let loaded = c.load_session_now(&key).unwrap().unwrap().unwrap();
+        let stored_at = Arc::as_ptr(&loaded.data);
+        let mut read = Some(loaded.data);
+        let base = loaded.version.unwrap();
+        let saved = c
+            .save_changes_now(&key, &base, &mut read, &change(2), at(T0 + 90))
+            .expect("unraced: saved at once");
+        assert_eq!(saved.cookie, key);
+        assert_eq!(saved.merged, None);
+        // Nobody else held the map: changed where it lies, not copied.
+        let now = read.expect("the stored data is handed back");
+        assert_eq!(Arc::as_ptr(&now), stored_at);
+        assert_eq!(
+            Value::Object((*now).clone()),
+            serde_json::json!({"n": 1, "m": 2})
+        );
+        let again = c.load_session(&key).await.unwrap().unwrap();
+        assert_eq!(again.version, saved.version);
+        assert!(Arc::ptr_eq(&again.data, &now));
+
+        // A stale version, a copy of the data, a past expiry or an unknown key: left to
+        // save_changes_from, with the request's handle untouched.
+        let stale = base;
+        let mut read = Some(now.clone());
+        assert!(c
+            .save_changes_now(&key, &stale, &mut read, &change(3), at(T0 + 90))
+            .is_none());
+        assert!(read.is_some());
+        let current = saved.version.unwrap();
+        let mut copy = Some(Arc::new((*now).clone()));
+        assert!(c
+            .save_changes_now(&key, &current, &mut copy, &change(3), at(T0 + 90))
+            .is_none());
+        let mut read = Some(now.clone());
+        assert!(c
+            .save_changes_now(&key, &current, &mut read, &change(3), at(T0))
+            .is_none());
+        assert!(c
+            .save_changes_now(
+                "absentabsentabsentabsentabsent00",
+                &current,
+                &mut read,
+                &change(3),
+                at(T0 + 90)
+            )
+            .is_none());
+        assert!(Arc::ptr_eq(read.as_ref().unwrap(), &now));
+        // Another request still reads this version: it keeps what it read.
+        let saved = c
+            .save_changes_now(&key, &current, &mut read, &change(4), at(T0 + 90))
+            .unwrap();
+        assert_eq!(
+            Value::Object((*now).clone()),
+            serde_json::json!({"n": 1, "m": 2})
+        );
+        let stored = c.load_session(&key).await.unwrap().unwrap();
+        assert_eq!(stored.version, saved.version);
+        assert_eq!(
+            Value::Object((*stored.data).clone()),
+            serde_json::json!({"n": 1, "m": 4})
+        );
     }
 
     #[tokio::test]
