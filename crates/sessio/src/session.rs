@@ -180,7 +180,7 @@ impl State {
 
     /// The value under `key`, deferred writes included.
     fn value(&self, key: &str) -> Option<&Value> {
-        match self.pending.iter().rfind(|(k, _)| k == key) {
+        match self.pending.iter().find(|(k, _)| k == key) {
             Some((_, v)) => Some(v),
             None => self.data.as_deref().and_then(|d| lookup(d, key)),
         }
@@ -841,19 +841,20 @@ impl Session {
 
     /// The expiry as set with [`Session::set_expiry`] (`Expiry::Default` when unset).
     pub async fn expiry(&self) -> Result<Expiry> {
-        self.with_data(|st| expiry::from_data(st.view())).await
+        self.with_data(|st| expiry::from_data(st.data.as_deref()))
+            .await
     }
 
     /// Seconds until the session expires, counted from now (Django's `get_expiry_age`).
     pub async fn expiry_age(&self) -> Result<i64> {
         let now = self.inner.config.clock().now();
-        self.with_data(|st| expiry::age(st.view(), now, self.inner.config.cookie_age()))
+        self.with_data(|st| expiry::age(st.data.as_deref(), now, self.inner.config.cookie_age()))
             .await
     }
 
     /// When the session expires, if saved now (Django's `get_expiry_date`).
     pub async fn expiry_date(&self) -> Result<OffsetDateTime> {
-        self.with_data(|st| self.expiry_date_of(st.view().unwrap_or(&SessionData::new())))
+        self.with_data(|st| self.expiry_date_of(st.data.as_deref().unwrap_or(&SessionData::new())))
             .await
     }
 
@@ -873,7 +874,10 @@ impl Session {
     /// `get_expire_at_browser_close`).
     pub async fn expires_at_browser_close(&self) -> Result<bool> {
         self.with_data(|st| {
-            expiry::at_browser_close(st.view(), self.inner.config.expire_at_browser_close())
+            expiry::at_browser_close(
+                st.data.as_deref(),
+                self.inner.config.expire_at_browser_close(),
+            )
         })
         .await
     }
@@ -953,11 +957,13 @@ impl Session {
                 .is_some_and(|k| !self.inner.engine.is_client_side_key(k));
         // Unraced since it was read, in an engine that holds the data here: the changes
         // are applied where the data lies (no copy, no wait).
-        let in_place = match (&key, &base) {
-            (Some(k), Some(base)) if merge => {
+        // The store's key (a keyed hash when ids are hashed at rest), computed once.
+        let stored = key.as_deref().map(|k| self.stored(k));
+        let in_place = match (&key, &stored, &base) {
+            (Some(k), Some(stored), Some(base)) if merge => {
                 let mut st = self.lock();
                 let saved = self.inner.engine.save_changes_now(
-                    &self.stored(k),
+                    stored,
                     base,
                     &mut st.data,
                     &changes,
@@ -972,20 +978,18 @@ impl Session {
             _ => None,
         };
         let (cookie_value, merged, version) = match in_place {
-            Some((k, saved)) => {
-                let cookie = if self.hashes() {
-                    k
-                } else {
-                    saved.cookie.into()
-                };
-                (cookie, saved.merged, saved.version)
-            }
+            Some((k, saved)) => (
+                self.cookie_for(k, saved.cookie),
+                saved.merged,
+                saved.version,
+            ),
             None => {
                 let data = {
                     let mut st = self.lock();
                     st.settle();
                     st.data.get_or_insert_with(Default::default).clone()
                 };
+                let key = key.clone().zip(stored.as_deref());
                 self.save_data(key, base, merge, &data, &changes, expires)
                     .await?
             }
@@ -1019,12 +1023,22 @@ impl Session {
         Ok(())
     }
 
+    /// The cookie value after a save of session `key` whose engine answered `value`: a
+    /// hashed id stays the cookie (the engine only knows its hash).
+    fn cookie_for(&self, key: Arc<str>, value: String) -> Arc<str> {
+        if self.hashes() {
+            key
+        } else {
+            value.into()
+        }
+    }
+
     /// The engine call of [`Session::save`] for the whole `data`: an unraced
     /// compare-and-set, a merge of `changes`, a plain save or a new record. Returns the
     /// cookie value, the merged data (when a merge changed it) and the stored version.
     async fn save_data(
         &self,
-        key: Option<Arc<str>>,
+        key: Option<(Arc<str>, &str)>,
         base: Option<Version>,
         merge: bool,
         data: &Arc<SessionData>,
@@ -1033,41 +1047,31 @@ impl Session {
     ) -> Result<(Arc<str>, Option<SessionData>, Option<Version>)> {
         Ok(match (key, base) {
             // Unraced since it was read: stored as it is (one compare-and-set).
-            (Some(k), Some(base)) if merge => {
+            (Some((k, stored)), Some(base)) if merge => {
                 let saved = self
                     .inner
                     .engine
-                    .save_changes_from(&self.stored(&k), &base, data, changes, expires)
+                    .save_changes_from(stored, &base, data, changes, expires)
                     .await?;
-                let cookie = if self.hashes() {
-                    k
-                } else {
-                    saved.cookie.into()
-                };
-                (cookie, saved.merged, saved.version)
+                (
+                    self.cookie_for(k, saved.cookie),
+                    saved.merged,
+                    saved.version,
+                )
             }
             // Apply only what this request changed to what is stored now, so concurrent
             // requests do not overwrite each other's keys.
-            (Some(k), _) if merge => {
+            (Some((k, stored)), _) if merge => {
                 let (value, merged) = self
                     .inner
                     .engine
-                    .save_changes(&self.stored(&k), changes, expires)
+                    .save_changes(stored, changes, expires)
                     .await?;
-                // A hashed id stays the cookie; the engine only knows its hash.
-                (
-                    if self.hashes() { k } else { value.into() },
-                    Some(merged),
-                    None,
-                )
+                (self.cookie_for(k, value), Some(merged), None)
             }
-            (Some(k), _) => {
-                let value = self
-                    .inner
-                    .engine
-                    .save_shared(&self.stored(&k), data, expires)
-                    .await?;
-                (if self.hashes() { k } else { value.into() }, None, None)
+            (Some((k, stored)), _) => {
+                let value = self.inner.engine.save_shared(stored, data, expires).await?;
+                (self.cookie_for(k, value), None, None)
             }
             (None, _) => (self.store_new(data, expires).await?.into(), None, None),
         })
