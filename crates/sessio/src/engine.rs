@@ -147,9 +147,14 @@ impl Changes {
         }
         for (k, v) in &self.entries {
             match v {
-                Some(v) => {
-                    data.insert(k.clone(), v.clone());
-                }
+                // A key already there keeps its place (as `insert` would) and needs no new
+                // copy of its name.
+                Some(v) => match data.get_mut(k) {
+                    Some(slot) => v.clone_into(slot),
+                    None => {
+                        data.insert(k.clone(), v.clone());
+                    }
+                },
                 None => {
                     data.shift_remove(k);
                 }
