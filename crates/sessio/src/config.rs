@@ -12,6 +12,7 @@
 //! | cache key prefix | `KEY_PREFIX` | `SESSIO_CACHE_KEY_PREFIX` | `cache_key_prefix` | `sessio.session:` |
 //! | file directory | `SESSION_FILE_PATH` | `SESSIO_FILE_PATH` | `file_path` | the system temp dir |
 //! | store timeout | – | `SESSIO_STORE_TIMEOUT_MS` | `store_timeout_ms` | 5000 |
+//! | expiry slack (s, PostgreSQL) | – | `SESSIO_EXPIRY_SLACK` | `expiry_slack` | 60 (0: Django's exact dates) |
 //! | secret key | `SECRET_KEY` | `SESSIO_SECRET_KEY` | `secret_key` | none: required |
 //! | fallback keys | `SECRET_KEY_FALLBACKS` | `SESSIO_SECRET_KEY_FALLBACKS` (comma-separated) | `secret_key_fallbacks` | none |
 //! | cookie name | `SESSION_COOKIE_NAME` | `SESSIO_COOKIE_NAME` | `cookie_name` | `sessionid` |
@@ -65,6 +66,9 @@ pub const DEFAULT_COOKIE_AGE: i64 = 60 * 60 * 24 * 7 * 2;
 pub const DEFAULT_CACHE_KEY_PREFIX: &str = "sessio.session:";
 /// How long a store operation may take before the request fails with 503.
 pub const DEFAULT_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The default [`Config::expiry_slack`]: a session saved again within a minute keeps its
+/// stored expiry date (and ends at most a minute early).
+pub const DEFAULT_EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_secs(60);
 /// The shortest secret key accepted (Django's deploy check asks for 50 characters).
 pub const MIN_SECRET_KEY_LEN: usize = 50;
 
@@ -260,6 +264,7 @@ pub struct Config {
     pub(crate) cache_key_prefix: String,
     pub(crate) file_path: Option<PathBuf>,
     pub(crate) store_timeout: std::time::Duration,
+    pub(crate) expiry_slack: std::time::Duration,
     pub(crate) secret_key: SecretKey,
     pub(crate) fallback_keys: Vec<SecretKey>,
     pub(crate) weak_key_allowed: bool,
@@ -353,6 +358,11 @@ impl Config {
     /// How long one store operation may take before it fails (and the request gets 503).
     pub fn store_timeout(&self) -> std::time::Duration {
         self.store_timeout
+    }
+    /// How much earlier than asked a save may leave a session's stored expiry date, so
+    /// that the row is updated in place (see [`keep_expiry_from`](crate::db::keep_expiry_from)).
+    pub fn expiry_slack(&self) -> std::time::Duration {
+        self.expiry_slack
     }
     /// The key that signs (`SECRET_KEY`).
     pub fn secret_key(&self) -> &SecretKey {
@@ -536,6 +546,7 @@ pub struct ConfigBuilder {
     cache_key_prefix: String,
     file_path: Option<PathBuf>,
     store_timeout: std::time::Duration,
+    expiry_slack: std::time::Duration,
     secret_key: Option<SecretKey>,
     fallback_keys: Vec<SecretKey>,
     allow_weak_secret_key: bool,
@@ -572,6 +583,7 @@ impl Default for ConfigBuilder {
             cache_key_prefix: DEFAULT_CACHE_KEY_PREFIX.into(),
             file_path: None,
             store_timeout: DEFAULT_STORE_TIMEOUT,
+            expiry_slack: DEFAULT_EXPIRY_SLACK,
             secret_key: None,
             fallback_keys: Vec::new(),
             allow_weak_secret_key: false,
@@ -611,6 +623,7 @@ struct ConfigFile {
     cache_key_prefix: Option<String>,
     file_path: Option<PathBuf>,
     store_timeout_ms: Option<u64>,
+    expiry_slack: Option<u64>,
     secret_key: Option<String>,
     secret_key_fallbacks: Option<Vec<String>>,
     cookie_name: Option<String>,
@@ -730,6 +743,14 @@ impl ConfigBuilder {
     /// How long one store operation may take (default 5 s).
     pub fn store_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.store_timeout = timeout;
+        self
+    }
+    /// How much earlier than asked a save may leave a session's stored expiry date
+    /// (default 60 s; never more than 1% of the session's time left). On PostgreSQL this
+    /// lets most saves update the row in place instead of writing every index again; zero
+    /// writes the dates Django writes, to the microsecond.
+    pub fn expiry_slack(mut self, slack: std::time::Duration) -> Self {
+        self.expiry_slack = slack;
         self
     }
     /// The secret key that signs (`SECRET_KEY`). Required; at least 50 characters.
@@ -904,6 +925,9 @@ impl ConfigBuilder {
         if let Some(v) = file.store_timeout_ms {
             self.store_timeout = std::time::Duration::from_millis(v);
         }
+        if let Some(v) = file.expiry_slack {
+            self.expiry_slack = std::time::Duration::from_secs(v);
+        }
         if let Some(v) = file.secret_key {
             self.secret_key = Some(SecretKey::new(v));
         }
@@ -1007,6 +1031,14 @@ impl ConfigBuilder {
                 ))
             })?;
             self.store_timeout = std::time::Duration::from_millis(ms);
+        }
+        if let Some(v) = get("SESSIO_EXPIRY_SLACK") {
+            let secs: u64 = v.trim().parse().map_err(|_| {
+                Error::Config(format!(
+                    "SESSIO_EXPIRY_SLACK=`{v}` is not a number of seconds (0 writes Django's exact expiry dates)"
+                ))
+            })?;
+            self.expiry_slack = std::time::Duration::from_secs(secs);
         }
         if let Some(v) = get("SESSIO_SECRET_KEY") {
             self.secret_key = Some(SecretKey::new(v));
@@ -1169,6 +1201,7 @@ impl ConfigBuilder {
             cache_key_prefix: self.cache_key_prefix,
             file_path: self.file_path,
             store_timeout: self.store_timeout,
+            expiry_slack: self.expiry_slack,
             secret_key,
             fallback_keys: self.fallback_keys,
             weak_key_allowed: self.allow_weak_secret_key,
@@ -1276,6 +1309,28 @@ mod tests {
         assert!(Config::builder()
             .env_from(|n| (n == "SESSIO_COOKIE_SECURE").then(|| "maybe".into()))
             .is_err());
+    }
+
+    #[test]
+    fn expiry_slack_from_code_toml_and_env() {
+        let b = || Config::builder().secret_key(KEY);
+        assert_eq!(b().build().unwrap().expiry_slack(), DEFAULT_EXPIRY_SLACK);
+        let c = b().toml_str("expiry_slack = 0\n").unwrap().build().unwrap();
+        assert_eq!(c.expiry_slack(), std::time::Duration::ZERO);
+        let c = b()
+            .env_from(|n| (n == "SESSIO_EXPIRY_SLACK").then(|| "5".into()))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.expiry_slack(), std::time::Duration::from_secs(5));
+        let e = b()
+            .env_from(|n| (n == "SESSIO_EXPIRY_SLACK").then(|| "1m".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("SESSIO_EXPIRY_SLACK") && e.contains("seconds"),
+            "{e}"
+        );
     }
 
     #[test]

