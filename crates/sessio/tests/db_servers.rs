@@ -485,8 +485,9 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         assert_eq!(utc_text, "2026-12-10 12:41:23.537181");
     }
 
-    /// A save within `EXPIRY_SLACK` (and 1% of the session's time left) of the stored
-    /// expiry date leaves the date, and so its index, alone: the row is updated in place.
+    /// A save within `Config::expiry_slack` (60 s by default, and 1% of the time left) of
+    /// the stored expiry date leaves the date, and so its index, alone: the row is updated
+    /// in place.
     #[tokio::test]
     async fn a_save_leaves_a_nearly_unchanged_expire_date_alone() {
         let Some(scratch) = PgScratch::create().await else {
