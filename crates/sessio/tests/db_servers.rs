@@ -35,6 +35,11 @@ fn data(value: Value) -> SessionData {
 
 /// Settings with Django's test secret, a frozen clock and the given URL.
 fn config(url: &str, clock: &ManualClock, auto_migrate: bool) -> Config {
+    config_builder(url, clock, auto_migrate).build().unwrap()
+}
+
+/// [`config`] before it is built, for a test that changes one more setting.
+fn config_builder(url: &str, clock: &ManualClock, auto_migrate: bool) -> sessio::ConfigBuilder {
     Config::builder()
         .secret_key("test-secret")
         .allow_weak_secret_key(true)
@@ -42,8 +47,6 @@ fn config(url: &str, clock: &ManualClock, auto_migrate: bool) -> Config {
         .database_url(url)
         .auto_migrate(auto_migrate)
         .clock(clock.clone())
-        .build()
-        .unwrap()
 }
 
 fn assert_schema_missing(result: sessio::Result<impl std::fmt::Debug>) {
@@ -565,12 +568,7 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
             .unwrap();
         assert_eq!(stored(&key).await, T0 + 65 + 300);
         // No slack: every save writes the date Django would write.
-        let exact = Config::builder()
-            .secret_key("test-secret")
-            .allow_weak_secret_key(true)
-            .engine(EngineKind::Db)
-            .database_url(&scratch.url)
-            .clock(clock.clone())
+        let exact = config_builder(&scratch.url, &clock, false)
             .expiry_slack(Duration::ZERO)
             .build()
             .unwrap();
