@@ -704,6 +704,14 @@ fn parse_cache_control(v: &str) -> Result<Option<String>> {
     }
 }
 
+/// A whole number from variable `name`; the error says it is not `what` (the unit, and
+/// what 0 means where that matters).
+fn parse_number<T: std::str::FromStr>(name: &str, v: &str, what: &str) -> Result<T> {
+    v.trim()
+        .parse()
+        .map_err(|_| Error::Config(format!("{name}=`{v}` is not {what}")))
+}
+
 fn parse_bool(name: &str, v: &str) -> Result<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -1025,19 +1033,15 @@ impl ConfigBuilder {
             self.file_path = Some(PathBuf::from(v));
         }
         if let Some(v) = get("SESSIO_STORE_TIMEOUT_MS") {
-            let ms: u64 = v.trim().parse().map_err(|_| {
-                Error::Config(format!(
-                    "SESSIO_STORE_TIMEOUT_MS=`{v}` is not a number of milliseconds"
-                ))
-            })?;
+            let ms = parse_number("SESSIO_STORE_TIMEOUT_MS", &v, "a number of milliseconds")?;
             self.store_timeout = std::time::Duration::from_millis(ms);
         }
         if let Some(v) = get("SESSIO_EXPIRY_SLACK") {
-            let secs: u64 = v.trim().parse().map_err(|_| {
-                Error::Config(format!(
-                    "SESSIO_EXPIRY_SLACK=`{v}` is not a number of seconds (0 writes Django's exact expiry dates)"
-                ))
-            })?;
+            let secs = parse_number(
+                "SESSIO_EXPIRY_SLACK",
+                &v,
+                "a number of seconds (0 writes Django's exact expiry dates)",
+            )?;
             self.expiry_slack = std::time::Duration::from_secs(secs);
         }
         if let Some(v) = get("SESSIO_SECRET_KEY") {
@@ -1055,11 +1059,7 @@ impl ConfigBuilder {
             self.cookie_name = v;
         }
         if let Some(v) = get("SESSIO_COOKIE_AGE") {
-            self.cookie_age = v.trim().parse().map_err(|_| {
-                Error::Config(format!(
-                    "SESSIO_COOKIE_AGE=`{v}` is not a number of seconds"
-                ))
-            })?;
+            self.cookie_age = parse_number("SESSIO_COOKIE_AGE", &v, "a number of seconds")?;
         }
         if let Some(v) = get("SESSIO_COOKIE_DOMAIN") {
             self.cookie_domain = Some(v).filter(|d| !d.is_empty());
@@ -1090,11 +1090,7 @@ impl ConfigBuilder {
             ("SESSIO_ABSOLUTE_TIMEOUT", &mut self.absolute_timeout),
         ] {
             if let Some(v) = get(var) {
-                let secs: u64 = v.trim().parse().map_err(|_| {
-                    Error::Config(format!(
-                        "{var}=`{v}` is not a number of seconds (0 turns it off)"
-                    ))
-                })?;
+                let secs = parse_number(var, &v, "a number of seconds (0 turns it off)")?;
                 *slot = Some(std::time::Duration::from_secs(secs)).filter(|d| !d.is_zero());
             }
         }
