@@ -217,6 +217,17 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
         PgConnection::connect(&scratch.url).await.unwrap()
     }
 
+    /// What most tests start from: a scratch schema, a clock at `T0` and an engine that
+    /// migrated the schema. `None` when the server is unreachable (the test then skips).
+    async fn migrated() -> Option<(PgScratch, ManualClock, PostgresEngine)> {
+        let scratch = PgScratch::create().await?;
+        let clock = ManualClock::at_unix(T0);
+        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
+            .await
+            .unwrap();
+        Some((scratch, clock, engine))
+    }
+
     async fn indexes(conn: &mut PgConnection, schema: &str) -> Vec<(String, String)> {
         query_scalar::<_, String>(
             "SELECT indexname::text || '|' || indexdef FROM pg_indexes \
@@ -251,13 +262,9 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
 
     #[tokio::test]
     async fn semantics() {
-        let Some(scratch) = PgScratch::create().await else {
+        let Some((_scratch, clock, engine)) = migrated().await else {
             return;
         };
-        let clock = ManualClock::at_unix(T0);
-        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
         shared_semantics(&engine, &clock).await;
     }
 
@@ -265,15 +272,10 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
     /// once, and saves of deleted sessions, must not disturb the rest of the batch.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn batched_writes_keep_each_result_apart() {
-        let Some(scratch) = PgScratch::create().await else {
+        let Some((_scratch, _, engine)) = migrated().await else {
             return;
         };
-        let clock = ManualClock::at_unix(T0);
-        let engine = std::sync::Arc::new(
-            PostgresEngine::open(&config(&scratch.url, &clock, true))
-                .await
-                .unwrap(),
-        );
+        let engine = std::sync::Arc::new(engine);
         let shared = engine
             .create(&data(json!({"n": -1})), at(T0 + DAY))
             .await
@@ -351,13 +353,9 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
 
     #[tokio::test]
     async fn fresh_schema_is_djangos_and_migrating_again_changes_nothing() {
-        let Some(scratch) = PgScratch::create().await else {
+        let Some((scratch, clock, engine)) = migrated().await else {
             return;
         };
-        let clock = ManualClock::at_unix(T0);
-        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
         let mut conn = raw(&scratch).await;
         let columns: Vec<String> = query_scalar(
             "SELECT column_name::text || ' ' || data_type::text || ' ' || \
@@ -456,13 +454,9 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
 
     #[tokio::test]
     async fn expire_date_is_a_utc_timestamptz() {
-        let Some(scratch) = PgScratch::create().await else {
+        let Some((scratch, _, engine)) = migrated().await else {
             return;
         };
-        let clock = ManualClock::at_unix(T0);
-        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
         let expires = time::macros::datetime!(2026-12-10 13:41:23.537181999 +01:00);
         let key = engine.create(&SessionData::new(), expires).await.unwrap();
         let mut conn = raw(&scratch).await;
@@ -493,13 +487,9 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
     /// in place.
     #[tokio::test]
     async fn a_save_leaves_a_nearly_unchanged_expire_date_alone() {
-        let Some(scratch) = PgScratch::create().await else {
+        let Some((scratch, clock, engine)) = migrated().await else {
             return;
         };
-        let clock = ManualClock::at_unix(T0);
-        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
         let mut conn = raw(&scratch).await;
         let mut stored = async |key: &str| -> i64 {
             query_scalar::<_, OffsetDateTime>(
@@ -583,13 +573,9 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
 
     #[tokio::test]
     async fn reads_rows_django_wrote_and_writes_what_django_reads() {
-        let Some(scratch) = PgScratch::create().await else {
+        let Some((scratch, clock, engine)) = migrated().await else {
             return;
         };
-        let clock = ManualClock::at_unix(T0);
-        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
         let mut conn = raw(&scratch).await;
         let key = "djangokey000000000000000000000000";
         query("INSERT INTO django_session VALUES ($1, $2, '2023-11-28 22:13:20+00')")
@@ -620,13 +606,9 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
 
     #[tokio::test]
     async fn corrupted_session_data_loads_as_an_empty_session() {
-        let Some(scratch) = PgScratch::create().await else {
+        let Some((scratch, _, engine)) = migrated().await else {
             return;
         };
-        let clock = ManualClock::at_unix(T0);
-        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
         let mut conn = raw(&scratch).await;
         let tampered = DJANGO_DATA.replace("eyJ1c2Vy", "eyJ2c2Vy");
         for (i, value) in ["garbage", "", tampered.as_str(), "a:b:c"]
