@@ -346,11 +346,10 @@ pub async fn open(config: &Config) -> Result<Arc<dyn SessionEngine>> {
     match config.cookie_overflow() {
         CookieOverflow::Spill(server) if engine.is_client_side() => {
             let server = open_kind(config, server).await?;
-            Ok(Arc::new(crate::spill::SpillEngine::new(
-                engine,
-                server,
-                config.cookie_name(),
-            )))
+            Ok(Arc::new(
+                crate::spill::SpillEngine::new(engine, server, config.cookie_name())
+                    .hashing_ids(config),
+            ))
         }
         _ => Ok(engine),
     }

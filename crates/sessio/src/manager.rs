@@ -7,7 +7,7 @@ use crate::engine::SessionEngine;
 use crate::error::Result;
 use crate::middleware::SessionLayer;
 use crate::session::Session;
-use crate::users::{Extras, UserSession};
+use crate::users::{Extras, StolenCookie, UserSession};
 
 /// How many expired records one `clear_expired` statement deletes by default.
 pub const DEFAULT_CLEAR_BATCH: usize = 1000;
@@ -117,19 +117,52 @@ impl SessionManager {
                 operation: "listing a user's sessions (cookie sessions live in browsers; revoke_all_sessions works with cookie_revocation)",
             });
         }
-        let entries = self.extras.index_list(&self.config, user_id).await?;
+        let entries = self.extras.index_list(user_id).await?;
         Ok(entries
             .into_iter()
-            .map(|(id, v)| crate::users::parse_entry(id, None, &v))
+            .map(|l| crate::users::parse_entry(l.stored, None, &l.entry))
             .collect())
     }
 
     /// Ends one session of a user, by the `id` that [`SessionManager::user_sessions`] gave.
-    pub async fn revoke_session(&self, user_id: &str, id: &str) -> Result<()> {
+    /// Returns whether it ended one: an id that is not a live session of `user_id` (another
+    /// user's, say) is left alone.
+    pub async fn revoke_session(&self, user_id: &str, id: &str) -> Result<bool> {
+        if self.extras.generations || crate::users::is_record_name(id) {
+            return Ok(false);
+        }
+        let owner = self.engine.load(id).await?;
+        if crate::users::owner_of(owner.as_ref()).as_deref() != Some(user_id) {
+            return Ok(false);
+        }
         self.engine.delete(id).await?;
-        self.extras
-            .index_remove(&self.config, user_id, &[id.to_owned()])
-            .await
+        if self.extras.index.is_some() {
+            self.extras.index_remove(user_id, &[id.to_owned()]).await?;
+        }
+        Ok(true)
+    }
+
+    /// Calls `hook` when a stolen cookie is detected: a session id that a login retired
+    /// comes back after `stolen_cookie_grace`. By then sessio has already ended the session
+    /// the id was cycled into (and every session of the user, with
+    /// `stolen_cookie_ends_user_sessions`) and logged a warning; the hook lets the
+    /// application tell the user or audit it. Keep it quick: it runs inside the request.
+    ///
+    /// ```no_run
+    /// # async fn run() -> sessio::Result<()> {
+    /// let sessions = sessio::SessionManager::open(sessio::Config::from_env()?)
+    ///     .await?
+    ///     .on_stolen_cookie(|event| {
+    ///         eprintln!("stolen cookie of user {:?} ({})", event.user_id, event.fingerprint);
+    ///     });
+    /// # Ok(()) }
+    /// ```
+    pub fn on_stolen_cookie(
+        mut self,
+        hook: impl Fn(&StolenCookie) + Send + Sync + 'static,
+    ) -> Self {
+        Arc::make_mut(&mut self.extras).set_hook(Arc::new(hook));
+        self
     }
 
     /// Logs a user out everywhere (password change, disabled account): ends every session
@@ -137,22 +170,20 @@ impl SessionManager {
     /// (every cookie issued before is refused) and returns 1.
     pub async fn revoke_all_sessions(&self, user_id: &str) -> Result<u64> {
         if self.extras.generations {
-            self.extras.bump_generation(&self.config, user_id).await?;
+            self.extras.bump_generation(user_id).await?;
             return Ok(1);
         }
         let ids: Vec<String> = self
             .extras
-            .index_list(&self.config, user_id)
+            .index_list(user_id)
             .await?
             .into_iter()
-            .map(|(id, _)| id)
+            .map(|l| l.stored)
             .collect();
         for id in &ids {
             self.engine.delete(id).await?;
         }
-        self.extras
-            .index_remove(&self.config, user_id, &ids)
-            .await?;
+        self.extras.index_remove(user_id, &ids).await?;
         Ok(ids.len() as u64)
     }
 

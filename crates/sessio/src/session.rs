@@ -17,14 +17,7 @@ use crate::error::{Error, Result};
 use crate::expiry::{self, Expiry};
 use crate::users::{self, Extras};
 
-/// The logged-in user of a session (Django's `_auth_user_id`).
-fn owner_of(data: Option<&SessionData>) -> Option<String> {
-    match lookup(data?, crate::auth::USER_ID_KEY)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
+use crate::users::owner_of;
 
 /// Idle and absolute session lifetimes, kept inside the session data (so cookie engines
 /// carry them in the signed or encrypted payload) and enforced on every load.
@@ -155,6 +148,8 @@ struct State {
     changed: Vec<String>,
     // A login (or a refresh of "last seen") to record in the owner's index after the save.
     owner_pending: Option<String>,
+    // Whether `owner_pending` is a new entry (a login or a new id), not a refresh.
+    owner_fresh: bool,
     // The stored version this request's data derives from, for an unraced save.
     version: Option<Version>,
 }
@@ -517,7 +512,9 @@ impl Session {
     fn cookie_key(&self) -> (Option<Cow<'_, str>>, bool) {
         let value = self.inner.cookie.get(self.inner.config.cookie_name());
         let had_cookie = value.is_some();
-        let key = value.filter(|v| crate::key::validate(Some(v)).is_some());
+        // A name of sessio's own records (user index, revocations) is never a session id.
+        let key =
+            value.filter(|v| crate::key::validate(Some(v)).is_some() && !users::is_record_name(v));
         (key, had_cookie)
     }
 
@@ -547,6 +544,19 @@ impl Session {
             Some(k) => self.load_record(k).await?,
             None => None,
         };
+        // An unknown id may be one a login retired: then the cookie was copied.
+        if loaded.is_none() && self.inner.extras.detects_stolen() {
+            if let Some(k) = key
+                .as_deref()
+                .filter(|_| !self.inner.engine.is_client_side())
+            {
+                let now = self.inner.config.clock().now();
+                self.inner
+                    .extras
+                    .check_retired(&self.inner.engine, &self.stored(k), now)
+                    .await?;
+            }
+        }
         // Only timeouts and the user index need the time: no clock read otherwise.
         let config = &self.inner.config;
         let needs_time = timeouts::enabled(config) || self.tracks_users();
@@ -559,7 +569,7 @@ impl Session {
             .as_ref()
             .is_some_and(|l| timeouts::timed_out(&self.inner.config, &l.data, now));
         if let (Some(l), false) = (&loaded, timed_out) {
-            timed_out = self.revoked_by_generation(&l.data).await?;
+            timed_out = self.cookie_revoked(&l.data).await?;
         }
         if timed_out {
             // Past its idle or absolute limit, or revoked: the record goes, and the id is
@@ -605,6 +615,7 @@ impl Session {
                             .insert(users::SEEN_KEY.into(), Value::from(now));
                         st.touch(users::SEEN_KEY);
                         st.owner_pending = owner;
+                        st.owner_fresh = false;
                     }
                 }
             }
@@ -755,17 +766,33 @@ impl Session {
     /// Logs out: deletes the data and the stored record, and forgets the id, so the
     /// response expires the cookie.
     pub async fn flush(&self) -> Result<()> {
-        let (key, owner) = {
+        if self.inner.extras.revocable_cookies() {
+            // A cookie session's own id is inside the cookie: read it, so that logout
+            // can end every copy of the cookie.
+            self.ensure_loaded().await?;
+        }
+        let (key, owner, revoke) = {
             let mut st = self.lock();
-            let owner = owner_of(st.data.as_deref());
+            let data = st.view();
+            let owner = owner_of(data);
+            let revoke = data.and_then(|d| {
+                let sid = lookup(d, users::SID_KEY)?.as_str()?.to_owned();
+                Some((
+                    sid,
+                    users::outliving(&self.inner.config, self.expiry_date_of(d)),
+                ))
+            });
             st.set_data(Arc::default());
             st.accessed = true;
             st.modified = true;
             st.owner_pending = None;
             st.version = None;
             self.init_key(&mut st);
-            (st.key.take(), owner)
+            (st.key.take(), owner, revoke)
         };
+        if let (Some((sid, until)), true) = (revoke, self.inner.extras.revocable_cookies()) {
+            self.inner.extras.revoke_sid(&sid, until).await?;
+        }
         if let Some(key) = key {
             let stored = self.stored(&key);
             self.inner.engine.delete(&stored).await?;
@@ -773,7 +800,7 @@ impl Session {
                 if self.tracks_users() {
                     self.inner
                         .extras
-                        .index_remove(&self.inner.config, &user, &[stored.into_owned()])
+                        .index_remove(&user, &[stored.into_owned()])
                         .await?;
                 }
             }
@@ -791,8 +818,34 @@ impl Session {
             None => self.inner.engine.is_client_side(),
         };
         if in_cookie {
-            // A cookie engine's "id" is its signed content: re-signing is the cycle.
-            self.lock().modified = true;
+            // A cookie engine's "id" is its signed content: re-signing is the cycle. A
+            // revocable cookie also gets a new id inside, and the old one is retired.
+            let retiring = {
+                let mut st = self.lock();
+                st.modified = true;
+                let data = st.view();
+                match (data, self.inner.extras.revocable_cookies()) {
+                    (Some(d), true) => {
+                        lookup(d, users::SID_KEY)
+                            .and_then(Value::as_str)
+                            .map(|sid| {
+                                let until =
+                                    users::outliving(&self.inner.config, self.expiry_date_of(d));
+                                (sid.to_owned(), owner_of(Some(d)), until)
+                            })
+                    }
+                    _ => None,
+                }
+            };
+            if let Some((old, owner, until)) = retiring {
+                let new = crate::key::new_session_key()?;
+                self.insert(users::SID_KEY, &new).await?;
+                let now = self.inner.config.clock().now().unix_timestamp();
+                self.inner
+                    .extras
+                    .retire_sid(&old, &new, owner.as_deref(), now, until, until)
+                    .await?;
+            }
             return Ok(());
         }
         let (old_key, data, expires) = {
@@ -804,6 +857,7 @@ impl Session {
             (st.key.clone(), data, expires)
         };
         let new_key = self.store_new(&data, expires).await?;
+        let new_key_copy = new_key.clone();
         let owner = owner_of(Some(&data));
         {
             let mut st = self.lock();
@@ -813,15 +867,31 @@ impl Session {
             if owner.is_some() && self.tracks_users() {
                 // The new id joins the owner's index when the session is saved.
                 st.owner_pending = owner.clone();
+                st.owner_fresh = true;
             }
         }
         if let Some(old) = old_key {
             let stored = self.stored(&old);
+            if self.inner.extras.detects_stolen() && !self.inner.engine.is_client_side() {
+                // Kept until a cookie holding the old id could no longer be valid.
+                let now = self.inner.config.clock().now().unix_timestamp();
+                self.inner
+                    .extras
+                    .retire_id(
+                        &self.inner.engine,
+                        &stored,
+                        &self.stored(&new_key_copy),
+                        owner.as_deref(),
+                        now,
+                        expires,
+                    )
+                    .await?;
+            }
             self.inner.engine.delete(&stored).await?;
             if let (Some(user), true) = (owner, self.tracks_users()) {
                 self.inner
                     .extras
-                    .index_remove(&self.inner.config, &user, &[stored.into_owned()])
+                    .index_remove(&user, &[stored.into_owned()])
                     .await?;
             }
         }
@@ -1012,12 +1082,13 @@ impl Session {
             }
             st.cleared = false;
             st.changed.clear();
-            st.owner_pending.take()
+            (st.owner_pending.take(), std::mem::take(&mut st.owner_fresh))
         };
-        if let (Some(user), true) = (owner, self.tracks_users()) {
+        if let ((Some(user), fresh), true) = (owner, self.tracks_users()) {
             if !self.inner.engine.is_client_side_key(&cookie_value) {
                 let data = self.lock().data.clone().unwrap_or_default();
-                self.record_in_index(&user, &cookie_value, &data).await?;
+                self.record_in_index(&user, &cookie_value, &data, expires, fresh)
+                    .await?;
             }
         }
         Ok(())
@@ -1077,7 +1148,14 @@ impl Session {
         })
     }
 
-    async fn record_in_index(&self, user: &str, key: &str, data: &SessionData) -> Result<()> {
+    async fn record_in_index(
+        &self,
+        user: &str,
+        key: &str,
+        data: &SessionData,
+        expires: OffsetDateTime,
+        fresh: bool,
+    ) -> Result<()> {
         let now = self.inner.config.clock().now().unix_timestamp();
         let created = lookup(data, users::LOGIN_KEY)
             .and_then(Value::as_i64)
@@ -1096,15 +1174,29 @@ impl Session {
         let entry = users::entry(created, now, user_agent, ip);
         self.inner
             .extras
-            .index_put(&self.inner.config, user, &self.stored(key), entry)
+            .index_put(
+                &self.inner.config,
+                user,
+                &self.stored(key),
+                entry,
+                expires,
+                fresh,
+            )
             .await
     }
 
-    /// Whether a logged-in cookie session was issued before its user's sessions were
-    /// revoked (one read of the user's generation counter).
-    async fn revoked_by_generation(&self, data: &SessionData) -> Result<bool> {
-        if !self.inner.extras.generations || self.inner.extras.index.is_none() {
+    /// Whether a cookie session was logged out or retired (one read of its record), or
+    /// issued before its user's sessions were revoked (one read of the user's generation
+    /// counter).
+    async fn cookie_revoked(&self, data: &SessionData) -> Result<bool> {
+        if !self.inner.extras.revocable_cookies() {
             return Ok(false);
+        }
+        if let Some(sid) = lookup(data, users::SID_KEY).and_then(Value::as_str) {
+            let now = self.inner.config.clock().now();
+            if !self.inner.extras.cookie_session_valid(sid, now).await? {
+                return Ok(true);
+            }
         }
         let Some(user) = owner_of(Some(data)) else {
             return Ok(false);
@@ -1125,13 +1217,18 @@ impl Session {
         let now = self.inner.config.clock().now().unix_timestamp();
         self.insert(users::LOGIN_KEY, now).await?;
         if self.inner.extras.generations {
-            if self.inner.extras.index.is_some() {
-                let generation = self.inner.extras.generation(user_id).await?;
-                self.insert(users::GENERATION_KEY, generation).await?;
+            let generation = self.inner.extras.generation(user_id).await?;
+            self.insert(users::GENERATION_KEY, generation).await?;
+            // The cookie's own id, so that logout can end this session for good.
+            if !self.contains(users::SID_KEY).await? {
+                self.insert(users::SID_KEY, crate::key::new_session_key()?)
+                    .await?;
             }
-        } else if self.inner.extras.index.is_some() {
+        } else {
             self.insert(users::SEEN_KEY, now).await?;
-            self.lock().owner_pending = Some(user_id.to_owned());
+            let mut st = self.lock();
+            st.owner_pending = Some(user_id.to_owned());
+            st.owner_fresh = true;
         }
         Ok(())
     }
@@ -1142,14 +1239,10 @@ impl Session {
             return Ok(Vec::new());
         };
         let current = self.id().map(|k| self.stored(&k).into_owned());
-        let entries = self
-            .inner
-            .extras
-            .index_list(&self.inner.config, &user)
-            .await?;
+        let entries = self.inner.extras.index_list(&user).await?;
         Ok(entries
             .into_iter()
-            .map(|(id, v)| users::parse_entry(id, current.as_deref(), &v))
+            .map(|l| users::parse_entry(l.stored, current.as_deref(), &l.entry))
             .collect())
     }
 
@@ -1160,11 +1253,7 @@ impl Session {
             return Ok(0);
         };
         if self.inner.extras.generations {
-            let generation = self
-                .inner
-                .extras
-                .bump_generation(&self.inner.config, &user)
-                .await?;
+            let generation = self.inner.extras.bump_generation(&user).await?;
             // This session carries the new generation and stays valid.
             self.insert(users::GENERATION_KEY, generation).await?;
             return Ok(1);
@@ -1177,10 +1266,7 @@ impl Session {
                 ended.push(s.id);
             }
         }
-        self.inner
-            .extras
-            .index_remove(&self.inner.config, &user, &ended)
-            .await?;
+        self.inner.extras.index_remove(&user, &ended).await?;
         Ok(ended.len() as u64)
     }
 
