@@ -484,6 +484,13 @@ impl Session {
                     .await?
                 {
                     self.inner.engine.delete(&old).await?;
+                    // The user's index follows the session to its new key.
+                    if let (Some(user), true) = (owner_of(Some(&found.data)), self.tracks_users()) {
+                        self.inner
+                            .extras
+                            .index_move(&self.inner.config, &user, &old, &stored, expires)
+                            .await?;
+                    }
                 }
                 return Ok(Some(found));
             }
@@ -553,7 +560,7 @@ impl Session {
                 let now = self.inner.config.clock().now();
                 self.inner
                     .extras
-                    .check_retired(&self.inner.engine, &self.stored(k), now)
+                    .check_retired(&self.inner.engine, k, now)
                     .await?;
             }
         }
@@ -879,7 +886,7 @@ impl Session {
                     .extras
                     .retire_id(
                         &self.inner.engine,
-                        &stored,
+                        &old,
                         &self.stored(&new_key_copy),
                         owner.as_deref(),
                         now,

@@ -645,8 +645,10 @@ impl Extras {
 
     // ---- Retired ids of server sessions ----
 
-    /// Records that server session `old` (a stored key) was cycled into `new` at `now`;
-    /// kept until `until`, when a cookie holding `old` could no longer be valid.
+    /// Records that the server session of cookie id `old` was cycled into the session
+    /// stored as `new` at `now`; kept until `until`, when a cookie holding `old` could no
+    /// longer be valid. The record is named after the cookie's id, not its stored key, so
+    /// that it is found under any secret key; its name is a hash and never gives the id.
     pub(crate) async fn retire_id(
         &self,
         engine: &Arc<dyn SessionEngine>,
@@ -663,16 +665,16 @@ impl Extras {
         upsert(engine, &retired_name(old), &as_changes(&data), until).await
     }
 
-    /// For a cookie whose server id `stored` is unknown: when it is an id retired longer
-    /// ago than the grace window, the cookie was stolen, and the session it was cycled
-    /// into is ended (with every session of its user, when configured).
+    /// For a cookie whose server id `raw` is unknown: when it is an id retired longer ago
+    /// than the grace window, the cookie was stolen, and the session it was cycled into is
+    /// ended (with every session of its user, when configured).
     pub(crate) async fn check_retired(
         &self,
         engine: &Arc<dyn SessionEngine>,
-        stored: &str,
+        raw: &str,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let name = retired_name(stored);
+        let name = retired_name(raw);
         let Some(rec) = engine.load(&name).await? else {
             return Ok(());
         };
@@ -683,14 +685,15 @@ impl Extras {
             return Ok(());
         }
         let mut ended = 0;
+        let mut user = retired.user.clone();
         let mut next = retired.successor.clone();
         for _ in 0..MAX_HOPS {
-            if engine.load(&next).await?.is_some() {
+            if let Some(data) = engine.load(&next).await? {
                 engine.delete(&next).await?;
-                if let (Some(user), Some(_)) = (retired.user.as_deref(), &self.index) {
-                    if !self.generations {
-                        self.index_remove(user, std::slice::from_ref(&next)).await?;
-                    }
+                // The login that retired the id wrote the user after the cycle.
+                user = owner_of(Some(&data)).or(user);
+                if let (Some(user), true) = (user.as_deref(), self.tracks_index()) {
+                    self.index_remove(user, std::slice::from_ref(&next)).await?;
                 }
                 ended += 1;
                 break;
@@ -703,8 +706,8 @@ impl Extras {
                 None => break,
             }
         }
-        if let (true, Some(user)) = (self.stolen_ends_user, retired.user.as_deref()) {
-            if self.index.is_some() && !self.generations {
+        if let (true, Some(user)) = (self.stolen_ends_user, user.as_deref()) {
+            if self.tracks_index() {
                 let all: Vec<String> = self
                     .index_list(user)
                     .await?
@@ -719,8 +722,42 @@ impl Extras {
             }
         }
         mark_reported(engine, &name).await?;
-        self.report_stolen(stored, &retired, now, ended);
+        let retired = Retired { user, ..retired };
+        self.report_stolen(raw, &retired, now, ended);
         Ok(())
+    }
+
+    /// Whether this is a server engine's user index.
+    fn tracks_index(&self) -> bool {
+        self.index.is_some() && !self.generations
+    }
+
+    /// Moves the index entry of a session whose stored key changed (a hashed id moved
+    /// from a fallback key's hash to the current key's).
+    pub(crate) async fn index_move(
+        &self,
+        config: &Config,
+        user_id: &str,
+        old: &str,
+        new: &str,
+        session_expires: OffsetDateTime,
+    ) -> Result<()> {
+        let engine = self.index_engine()?;
+        let mut entry = engine
+            .load(&entry_name(user_id, old))
+            .await?
+            .unwrap_or_default();
+        entry.remove(crate::session::EXPIRY_KEY);
+        self.index_put(
+            config,
+            user_id,
+            new,
+            Value::Object(entry),
+            session_expires,
+            true,
+        )
+        .await?;
+        self.index_remove(user_id, &[old.to_owned()]).await
     }
 
     fn past_grace(&self, retired: &Retired, now: OffsetDateTime) -> bool {

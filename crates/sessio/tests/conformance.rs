@@ -677,6 +677,122 @@ pub async fn user_sessions_list_and_revoke(make: Make) {
     }
 }
 
+/// Key rotation: the index of sessions made under the old key is found under the new one,
+/// so "log out everywhere" after a rotation ends them.
+pub async fn user_index_survives_key_rotation(make: Make) {
+    for hashed in [false, true] {
+        let Some(f) = fixture_with(make, |b| {
+            b.track_user_sessions(true).hash_ids_at_rest(hashed)
+        })
+        .await
+        else {
+            return;
+        };
+        if f.client_side() {
+            // Cookie engines: see tests/users.rs (revocation with a rotated key).
+            return;
+        }
+        let a = login(&f, "7").await;
+        let b = login(&f, "7").await;
+        // The same store, now under a new key with the old one as a fallback.
+        let rotated = rotated_manager(&f, |b| b.track_user_sessions(true).hash_ids_at_rest(hashed));
+        let old = rotated.session(Some(a.clone()));
+        assert!(sessio::auth::user(&old).await.unwrap().is_some());
+        assert_eq!(rotated.user_sessions("7").await.unwrap().len(), 2);
+        // A login after the rotation joins the same index.
+        let c = {
+            let s = rotated.session(None);
+            sessio::auth::login(&s, "7", sessio::auth::MODEL_BACKEND, "pbkdf2_sha256$1$s$h=")
+                .await
+                .unwrap();
+            s.save().await.unwrap();
+            s.id().unwrap()
+        };
+        assert_eq!(rotated.revoke_all_sessions("7").await.unwrap(), 3);
+        for key in [&a, &b, &c] {
+            let s = rotated.session(Some(key.clone()));
+            assert!(
+                sessio::auth::user(&s).await.unwrap().is_none(),
+                "a session made before the rotation is ended too"
+            );
+        }
+        assert!(rotated.user_sessions("7").await.unwrap().is_empty());
+    }
+}
+
+/// The fixture's store under a rotated key (the old key kept as a fallback).
+fn rotated_manager(
+    f: &Fixture,
+    tweak: impl FnOnce(sessio::ConfigBuilder) -> sessio::ConfigBuilder,
+) -> sessio::SessionManager {
+    let config = tweak(
+        sessio::Config::builder()
+            .secret_key("rotated-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+            .fallback_keys([common::STRONG_KEY])
+            .clock(f.clock.clone()),
+    )
+    .build()
+    .unwrap();
+    sessio::SessionManager::new(config, f.sessions.engine().clone())
+}
+
+/// Stolen-cookie detection: an id retired by a login that comes back after the grace
+/// window ends the session it was cycled into, once, and tells the application.
+pub async fn stolen_cookie_detection(make: Make) {
+    let Some(f) = fixture_with(make, |b| b.track_user_sessions(true)).await else {
+        return;
+    };
+    if f.client_side() {
+        // Cookie engines detect it with cookie_revocation on: see tests/users.rs.
+        return;
+    }
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let sessions = f
+        .sessions
+        .clone()
+        .on_stolen_cookie(move |e| seen.lock().unwrap().push(e.clone()));
+    // A visitor fills a cart, then logs in: the id is cycled.
+    let s = sessions.session(None);
+    s.insert("cart", 1).await.unwrap();
+    s.save().await.unwrap();
+    let before = s.id().unwrap();
+    let s = sessions.session(Some(before.clone()));
+    sessio::auth::login(&s, "7", sessio::auth::MODEL_BACKEND, "pbkdf2_sha256$1$s$h=")
+        .await
+        .unwrap();
+    s.save().await.unwrap();
+    let after = s.id().unwrap();
+    assert_ne!(before, after);
+    let cart = |key: &str| {
+        let s = sessions.session(Some(key.to_owned()));
+        async move { s.get::<i64>("cart").await.unwrap() }
+    };
+    // A request already in flight with the old id: an empty session, no alarm.
+    f.clock.advance(Duration::seconds(30));
+    assert_eq!(cart(&before).await, None);
+    assert!(events.lock().unwrap().is_empty());
+    assert!(logged_in(&f, &after).await, "the new session lives");
+    // After the grace window the old id means a copied cookie.
+    f.clock.advance(Duration::seconds(60));
+    assert_eq!(cart(&before).await, None);
+    {
+        let events = events.lock().unwrap();
+        assert_eq!(events.len(), 1, "reported once");
+        assert_eq!(events[0].user_id.as_deref(), Some("7"));
+        assert_eq!(events[0].sessions_ended, 1);
+        assert!(!events[0].fingerprint.contains(&before));
+    }
+    assert!(
+        !logged_in(&f, &after).await,
+        "the session it became is ended"
+    );
+    assert!(f.sessions.user_sessions("7").await.unwrap().is_empty());
+    // Replayed again: still refused, not reported twice.
+    assert_eq!(cart(&before).await, None);
+    assert_eq!(events.lock().unwrap().len(), 1);
+}
+
 pub async fn hashed_ids_at_rest(make: Make) {
     let Some(f) = fixture_with(make, |b| b.hash_ids_at_rest(true)).await else {
         return;
@@ -959,6 +1075,8 @@ macro_rules! conformance {
             case!(idle_and_absolute_timeouts);
             case!(user_sessions_list_and_revoke);
             case!(hashed_ids_at_rest);
+            case!(user_index_survives_key_rotation);
+            case!(stolen_cookie_detection);
             case!(versioned_saves);
             case!(interleaved_requests_merge);
             case!(writes_read_back_in_order);
