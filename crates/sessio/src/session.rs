@@ -150,6 +150,9 @@ struct State {
     owner_pending: Option<String>,
     // Whether `owner_pending` is a new entry (a login or a new id), not a refresh.
     owner_fresh: bool,
+    // A revocable cookie session's id that a cycle replaced, with when copies of its
+    // cookie expire: retired when the new cookie is saved (and the user is known).
+    retiring: Option<(String, OffsetDateTime)>,
     // The stored version this request's data derives from, for an unraced save.
     version: Option<Version>,
 }
@@ -827,31 +830,22 @@ impl Session {
         if in_cookie {
             // A cookie engine's "id" is its signed content: re-signing is the cycle. A
             // revocable cookie also gets a new id inside, and the old one is retired.
-            let retiring = {
-                let mut st = self.lock();
-                st.modified = true;
-                let data = st.view();
-                match (data, self.inner.extras.revocable_cookies()) {
-                    (Some(d), true) => {
-                        lookup(d, users::SID_KEY)
-                            .and_then(Value::as_str)
-                            .map(|sid| {
-                                let until =
-                                    users::outliving(&self.inner.config, self.expiry_date_of(d));
-                                (sid.to_owned(), owner_of(Some(d)), until)
-                            })
-                    }
-                    _ => None,
-                }
-            };
-            if let Some((old, owner, until)) = retiring {
-                let new = crate::key::new_session_key()?;
-                self.insert(users::SID_KEY, &new).await?;
-                let now = self.inner.config.clock().now().unix_timestamp();
-                self.inner
-                    .extras
-                    .retire_sid(&old, &new, owner.as_deref(), now, until, until)
-                    .await?;
+            let mut st = self.lock();
+            st.modified = true;
+            if !self.inner.extras.revocable_cookies() {
+                return Ok(());
+            }
+            let retiring = st.view().and_then(|d| {
+                let sid = lookup(d, users::SID_KEY)?.as_str()?.to_owned();
+                Some((
+                    sid,
+                    users::outliving(&self.inner.config, self.expiry_date_of(d)),
+                ))
+            });
+            if let Some(retiring) = retiring {
+                st.insert(users::SID_KEY, Value::from(crate::key::new_session_key()?));
+                // A second cycle in one request retires the first id, not the middle one.
+                st.retiring.get_or_insert(retiring);
             }
             return Ok(());
         }
@@ -1012,6 +1006,16 @@ impl Session {
         }
         let (key, changes, base, expires) = {
             let mut st = self.lock();
+            if self.inner.extras.revocable_cookies()
+                && st.value(users::SID_KEY).is_none()
+                && key
+                    .as_deref()
+                    .is_none_or(|k| self.inner.engine.is_client_side_key(k))
+            {
+                // A revocable cookie session carries an id of its own, so that logout
+                // and a cycled id can end every copy of the cookie.
+                st.insert(users::SID_KEY, Value::from(crate::key::new_session_key()?));
+            }
             if timeouts::enabled(&self.inner.config) {
                 let now = self.inner.config.clock().now().unix_timestamp();
                 let stamped = timeouts::stamp(&self.inner.config, st.data_mut(), now);
@@ -1091,6 +1095,24 @@ impl Session {
             st.changed.clear();
             (st.owner_pending.take(), std::mem::take(&mut st.owner_fresh))
         };
+        let retiring = self.lock().retiring.take();
+        if let Some((old, until)) = retiring {
+            let (new, owner) = {
+                let st = self.lock();
+                let data = st.data.as_deref();
+                let sid = data.and_then(|d| lookup(d, users::SID_KEY));
+                (
+                    sid.and_then(Value::as_str).map(str::to_owned),
+                    owner_of(data),
+                )
+            };
+            let now = self.inner.config.clock().now().unix_timestamp();
+            let new = new.unwrap_or_default();
+            self.inner
+                .extras
+                .retire_sid(&old, &new, owner.as_deref(), now, until, until)
+                .await?;
+        }
         if let ((Some(user), fresh), true) = (owner, self.tracks_users()) {
             if !self.inner.engine.is_client_side_key(&cookie_value) {
                 let data = self.lock().data.clone().unwrap_or_default();
