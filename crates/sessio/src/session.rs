@@ -792,16 +792,20 @@ impl Session {
                     users::outliving(&self.inner.config, self.expiry_date_of(d)),
                 ))
             });
+            // An id cycled earlier in this request ends too.
+            let cycled = st.retiring.take();
             st.set_data(Arc::default());
             st.accessed = true;
             st.modified = true;
             st.owner_pending = None;
             st.version = None;
             self.init_key(&mut st);
-            (st.key.take(), owner, revoke)
+            (st.key.take(), owner, revoke.into_iter().chain(cycled))
         };
-        if let (Some((sid, until)), true) = (revoke, self.inner.extras.revocable_cookies()) {
-            self.inner.extras.revoke_sid(&sid, until).await?;
+        if self.inner.extras.revocable_cookies() {
+            for (sid, until) in revoke {
+                self.inner.extras.revoke_sid(&sid, until).await?;
+            }
         }
         if let Some(key) = key {
             let stored = self.stored(&key);
@@ -1107,11 +1111,15 @@ impl Session {
                 )
             };
             let now = self.inner.config.clock().now().unix_timestamp();
-            let new = new.unwrap_or_default();
-            self.inner
-                .extras
-                .retire_sid(&old, &new, owner.as_deref(), now, until, until)
-                .await?;
+            match new {
+                Some(new) => {
+                    self.inner
+                        .extras
+                        .retire_sid(&old, &new, owner.as_deref(), now, until, until)
+                        .await?
+                }
+                None => self.inner.extras.revoke_sid(&old, until).await?,
+            }
         }
         if let ((Some(user), fresh), true) = (owner, self.tracks_users()) {
             if !self.inner.engine.is_client_side_key(&cookie_value) {
