@@ -169,25 +169,45 @@ pub fn redact_url(url: &str) -> String {
 /// lines of one session without the log ever holding a usable id.
 pub(crate) struct LogId<'a>(pub(crate) &'a str);
 
+/// What a log line shows for a session id when no key could be drawn: a hash under a
+/// known key could be matched against guessed or stolen ids, so none is written.
+const UNKEYED: &str = "<id hidden: no random key>";
+
+/// The fingerprint key drawn by `fill` (the OS random source), or `None` if it failed:
+/// a partly filled or zero key must never be used.
+fn log_key(fill: impl FnOnce(&mut [u8]) -> Result<(), getrandom::Error>) -> Option<[u8; 16]> {
+    let mut k = [0u8; 16];
+    fill(&mut k).ok()?;
+    Some(k)
+}
+
+/// Writes the fingerprint of `id` under `key`, or [`UNKEYED`] without one.
+fn write_fingerprint(f: &mut impl fmt::Write, key: Option<&[u8; 16]>, id: &str) -> fmt::Result {
+    use sha2::{Digest, Sha256};
+    let Some(key) = key else {
+        return f.write_str(UNKEYED);
+    };
+    let digest = Sha256::new()
+        .chain_update(key)
+        .chain_update(id.as_bytes())
+        .finalize();
+    for b in &digest[..6] {
+        write!(f, "{b:02x}")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for LogId<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use sha2::{Digest, Sha256};
         // A per-process random key: fingerprints correlate within one process's logs, and
         // a leaked log cannot be matched against guessed or stolen ids.
         static KEY: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
-        let key = KEY.get_or_init(|| {
-            let mut k = [0u8; 16];
-            let _ = getrandom::fill(&mut k);
-            k
-        });
-        let digest = Sha256::new()
-            .chain_update(key)
-            .chain_update(self.0.as_bytes())
-            .finalize();
-        for b in &digest[..6] {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        // A failed draw is not kept: the next log line tries again.
+        let key = match KEY.get() {
+            Some(k) => Some(k),
+            None => log_key(getrandom::fill).map(|k| KEY.get_or_init(|| k)),
+        };
+        write_fingerprint(f, key, self.0)
     }
 }
 
@@ -203,5 +223,39 @@ mod tests {
         );
         assert_eq!(redact_url("sqlite://data/s.db"), "sqlite://data/s.db");
         assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+    }
+
+    #[test]
+    fn a_failed_random_source_never_yields_a_zero_keyed_hash() {
+        let id = "0123456789abcdefghijklmnopqrstuv";
+        let fingerprint = |key: Option<&[u8; 16]>| {
+            let mut s = String::new();
+            write_fingerprint(&mut s, key, id).unwrap();
+            s
+        };
+        let zero_keyed = fingerprint(Some(&[0; 16]));
+        // A source that fails outright, or after writing some bytes.
+        let failed = log_key(|_| Err(getrandom::Error::UNSUPPORTED));
+        let partial = log_key(|k| {
+            k[..8].fill(7);
+            Err(getrandom::Error::UNEXPECTED)
+        });
+        for key in [failed, partial] {
+            assert_eq!(key, None);
+            let shown = fingerprint(key.as_ref());
+            assert_eq!(shown, UNKEYED);
+            assert_ne!(shown, zero_keyed);
+            assert!(!shown.contains(id));
+        }
+        // A working source keys the hash; the same id gives the same fingerprint.
+        let key = log_key(getrandom::fill);
+        assert!(key.is_some());
+        assert_eq!(fingerprint(key.as_ref()).len(), 12);
+        assert_ne!(fingerprint(key.as_ref()), zero_keyed);
+        assert_eq!(
+            LogId(id).to_string(),
+            LogId(id).to_string(),
+            "one key per process"
+        );
     }
 }

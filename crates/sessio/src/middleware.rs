@@ -276,6 +276,8 @@ fn apply<B>(session: &Session, config: &Config, res: &mut Response<B>, plan: Pla
             SET_COOKIE,
             crate::cookie::removal_cookie(config),
         );
+        // As for a set cookie: a shared cache must not replay one visitor's logout to others.
+        patch_cache_control(res.headers_mut(), config);
     } else if plan.save {
         let value = session.id().unwrap_or_default();
         let cookie = crate::cookie::set_cookie(config, &value, session.cookie_lifetime());
@@ -329,7 +331,7 @@ fn patch_vary_cookie(headers: &mut HeaderMap) {
     }
 }
 
-/// Keeps shared caches from storing a response that sets someone's session cookie
+/// Keeps shared caches from storing a response that sets or deletes someone's session cookie
 /// (Flask CVE-2023-30861): adds the configured directive unless the response already says
 /// `private` or `no-store`, and drops a contradicting `public`.
 fn patch_cache_control(headers: &mut HeaderMap, config: &Config) {

@@ -630,6 +630,29 @@ mod tests {
     }
 
     #[test]
+    fn compressible_values_that_decode_large_are_verified_but_not_remembered() {
+        let signer = Signer::new(b"test-secret", &[], SIGNED_COOKIES_SALT).remembering();
+        // Each fits a cookie once compressed, and decodes to 100 KB or more of memory.
+        let text = json!({"a": "x".repeat(100_000)});
+        let numbers = json!({"a": vec![1; 20_000]});
+        for data in [text, numbers] {
+            let data = data.as_object().unwrap();
+            let v = signer.dumps(data, T, true);
+            assert!(v.starts_with('.') && v.len() < crate::verified::MAX_VALUE_LEN);
+            assert!(!signer.remembers(&v), "signed, not kept");
+            // Verified (here, and by a signer that never saw it) but not kept either.
+            let fresh = Signer::new(b"test-secret", &[], SIGNED_COOKIES_SALT).remembering();
+            for s in [&signer, &fresh] {
+                assert_eq!(&s.loads(&v, None).unwrap().data, data);
+                assert!(!s.remembers(&v), "verified, not kept");
+            }
+        }
+        // A small session still is.
+        let v = signer.dumps(json!({"a": "x".repeat(100)}).as_object().unwrap(), T, true);
+        assert!(signer.remembers(&v));
+    }
+
+    #[test]
     fn python_nan_and_infinity_are_read() {
         let signer = Signer::new(b"k", &[], STORE_SALT);
         let payload =

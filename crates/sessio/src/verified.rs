@@ -14,13 +14,17 @@
 //! format (cookies, database rows, Redis values, files), and by the encrypted-cookie engine.
 //!
 //! The table is direct-mapped on a seeded hash (a client cannot aim at a slot) and bounded:
-//! [`SLOTS`] entries of values up to [`MAX_VALUE_LEN`] bytes, so about 1 MB for typical
-//! sessions and never more than ~10 MB. A collision just replaces the older entry.
+//! [`SLOTS`] entries of values up to [`MAX_VALUE_LEN`] bytes whose decoded data takes up to
+//! [`MAX_DATA_SIZE`] bytes of memory, so about 1 MB for typical sessions and never more
+//! than about 12 MB (1024 × (4 KB + 8 KB)). Both bounds are needed: a 4 KB compressed
+//! value can inflate to megabytes of data. A collision just replaces the older entry.
 
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use subtle::ConstantTimeEq;
+
+use serde_json::{Map, Value};
 
 use crate::engine::SessionData;
 
@@ -28,6 +32,9 @@ use crate::engine::SessionData;
 pub(crate) const SLOTS: usize = 1024;
 /// Longer values are not kept (the browsers' limit for a whole cookie is 4096 bytes).
 pub(crate) const MAX_VALUE_LEN: usize = 4096;
+/// Values whose decoded data takes more memory than this (as [`data_size`] counts it) are
+/// not kept. Django's login keys take under 1 KB, and each further short key about 240 bytes.
+pub(crate) const MAX_DATA_SIZE: usize = 8 * 1024;
 
 /// A verified value: its data, when it was signed (or when it expires), and which key
 /// verified it.
@@ -91,9 +98,10 @@ impl Verified {
         same_value(entry.value.as_bytes(), value.as_bytes()).then(|| entry.hit.clone())
     }
 
-    /// Keeps `value`, which was just signed here or passed verification.
+    /// Keeps `value`, which was just signed here or passed verification, unless it or its
+    /// data is too large to keep.
     pub(crate) fn put(&self, value: &str, hit: Hit) {
-        if value.len() > MAX_VALUE_LEN {
+        if value.len() > MAX_VALUE_LEN || data_size(&hit.data, MAX_DATA_SIZE).is_none() {
             return;
         }
         let entry = Entry {
@@ -107,6 +115,50 @@ impl Verified {
             .unwrap_or_else(PoisonError::into_inner)
             .replace(entry);
         drop(old);
+    }
+}
+
+/// The memory `data` takes, estimated (the shared map, its entries with room to grow,
+/// strings, numbers' digits, arrays' capacity; not the allocator's own overhead), or `None`
+/// past `limit`. Counting stops
+/// there, so looking at a huge value costs no more than at one just over the limit, and the
+/// recursion is no deeper than `limit` over the size of a [`Value`].
+fn data_size(data: &SessionData, limit: usize) -> Option<usize> {
+    // The `Arc`'s allocation: two counts and the map.
+    let shared = 2 * size_of::<usize>() + size_of::<SessionData>();
+    let mut left = limit.checked_sub(shared)?;
+    map_size(data, &mut left)?;
+    Some(limit - left)
+}
+
+/// One map entry: its hash, key and value, and its slot in the index.
+const ENTRY: usize = 2 * size_of::<usize>() + size_of::<String>() + size_of::<Value>();
+
+fn take(left: &mut usize, bytes: usize) -> Option<()> {
+    *left = left.checked_sub(bytes)?;
+    Some(())
+}
+
+fn map_size(map: &Map<String, Value>, left: &mut usize) -> Option<()> {
+    // A map grown by doubling holds up to twice its length.
+    take(left, map.len().saturating_mul(2 * ENTRY))?;
+    map.iter().try_for_each(|(k, v)| {
+        take(left, k.len())?;
+        value_size(v, left)
+    })
+}
+
+fn value_size(value: &Value, left: &mut usize) -> Option<()> {
+    match value {
+        Value::Null | Value::Bool(_) => Some(()),
+        // Arbitrary-precision numbers keep their digits as text.
+        Value::Number(n) => take(left, n.as_str().len()),
+        Value::String(s) => take(left, s.capacity()),
+        Value::Array(a) => {
+            take(left, a.capacity().saturating_mul(size_of::<Value>()))?;
+            a.iter().try_for_each(|v| value_size(v, left))
+        }
+        Value::Object(m) => map_size(m, left),
     }
 }
 
@@ -155,6 +207,51 @@ mod tests {
         let long = "x".repeat(MAX_VALUE_LEN + 1);
         v.put(&long, hit(2));
         assert!(v.get(&long).is_none());
+    }
+
+    fn data(json: &str) -> Arc<SessionData> {
+        Arc::new(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn large_decoded_data_is_not_kept() {
+        let v = Verified::default();
+        let small = data(r#"{"_auth_user_id":"1","cart":[1,2,3],"theme":"dark"}"#);
+        assert!(data_size(&small, MAX_DATA_SIZE).unwrap() < 2048);
+        let put = |value: &str, data: &Arc<SessionData>| {
+            v.put(
+                value,
+                Hit {
+                    data: data.clone(),
+                    timestamp: 0,
+                    key_index: 0,
+                },
+            );
+            v.get(value).is_some()
+        };
+        assert!(put("small", &small));
+        // Long text, and short JSON that decodes into many values: a few KB of JSON, tens
+        // or hundreds of KB of memory.
+        let text = data(&format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_DATA_SIZE)));
+        let numbers = data(&format!(r#"{{"a":[{}1]}}"#, "1,".repeat(1000)));
+        let nested = data(&format!(
+            r#"{{"a":{}{}}}"#,
+            "[".repeat(120),
+            "]".repeat(120)
+        ));
+        let keys = (0..200)
+            .map(|i| format!(r#""{i}":null"#))
+            .collect::<Vec<_>>();
+        let keys = data(&format!("{{{}}}", keys.join(",")));
+        for (name, big) in [
+            ("text", text),
+            ("numbers", numbers),
+            ("nested", nested),
+            ("keys", keys),
+        ] {
+            assert_eq!(data_size(&big, MAX_DATA_SIZE), None, "{name}");
+            assert!(!put(name, &big), "{name}");
+        }
     }
 
     #[test]

@@ -677,6 +677,48 @@ async fn cookie_responses_are_private_to_caches() {
 }
 
 #[tokio::test]
+async fn cookie_deleting_responses_are_private_to_caches() {
+    // The `Cache-Control` of a response that deletes the session cookie.
+    async fn cache_control(sessions: &SessionManager, path: &str, cookie: &str) -> Option<String> {
+        let req = Request::builder()
+            .uri(path)
+            .header("cookie", format!("sessionid={cookie}"))
+            .body(Body::empty())
+            .unwrap();
+        let res = app(sessions).oneshot(req).await.unwrap();
+        let set_cookie = res.headers()["set-cookie"].to_str().unwrap();
+        assert!(
+            set_cookie.contains("Max-Age=0"),
+            "`{path}` deletes the cookie"
+        );
+        res.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+    let f = django(|b| b).await;
+    assert_eq!(
+        cache_control(&f.sessions, "/flush", BASIC).await.as_deref(),
+        Some("private")
+    );
+    // A read that found no session behind the cookie.
+    let unknown = "0123456789abcdefghijklmnopqrstuv";
+    assert_eq!(
+        cache_control(&db().await.sessions, "/read", unknown)
+            .await
+            .as_deref(),
+        Some("private")
+    );
+    let g = django(|b| b.cache_control(Some("no-store"))).await;
+    assert_eq!(
+        cache_control(&g.sessions, "/flush", BASIC).await.as_deref(),
+        Some("no-store")
+    );
+    // Django-compatible: leave the header alone.
+    let h = django(|b| b.cache_control(None)).await;
+    assert_eq!(cache_control(&h.sessions, "/flush", BASIC).await, None);
+}
+
+#[tokio::test]
 async fn a_cookie_signed_with_an_old_key_is_reissued_under_the_new_one() {
     // The vector cookie was signed with `test-secret`; rotate to a new key.
     let f = fixture_with(signed_cookies, |b| {
