@@ -215,6 +215,39 @@ fn check_lists_weak_settings_and_fails() {
 }
 
 #[test]
+fn check_fails_on_a_weak_or_empty_fallback_key() {
+    let dir = TempDir::new().unwrap();
+    let production = [
+        ("SESSIO_SECRET_KEY", STRONG_KEY),
+        ("SESSIO_COOKIE_SECURE", "true"),
+    ];
+    let with_fallbacks = |fallbacks: &str| {
+        let mut env = production.to_vec();
+        env.push(("SESSIO_SECRET_KEY_FALLBACKS", fallbacks));
+        sessio(dir.path(), &["check"], &env)
+    };
+    let run = with_fallbacks(&format!("{STRONG_KEY}-old"));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // A weak fallback is an error, as serious as a weak current key.
+    let run = with_fallbacks(&format!("{STRONG_KEY}-old, django-insecure-abc"));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("ERRORS:\nsessio.E002: fallback key #2 is"),
+        "{}",
+        run.stdout
+    );
+    // An empty entry cannot even be read.
+    let run = with_fallbacks("a,,b");
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("SESSIO_SECRET_KEY_FALLBACKS") && run.stderr.contains("empty"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn check_passes_a_production_config_file() {
     let dir = TempDir::new().unwrap();
     let file = dir.path().join("sessio.toml");

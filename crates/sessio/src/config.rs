@@ -75,6 +75,10 @@ pub const MIN_SECRET_KEY_LEN: usize = 50;
 const HOW_TO_MAKE_A_KEY: &str = "set SESSIO_SECRET_KEY to 50+ random characters, \
      for example the output of `sessio generate-key` or `openssl rand -base64 48`";
 
+const FALLBACK_FIX: &str = "A cookie that only a fallback key verifies is re-issued \
+     under the current key, so every fallback must be as strong as the secret key: replace \
+     it, or remove it once the sessions it signed have expired";
+
 /// Where session data lives: Django's `SESSION_ENGINE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -215,6 +219,12 @@ impl SecretKey {
     /// Why this key is too weak for production, if it is (the same rules as Django's
     /// `check --deploy`).
     pub fn weakness(&self) -> Option<String> {
+        self.weakness_of("the secret key")
+    }
+
+    /// [`weakness`](Self::weakness), naming the key `what` (a fallback is not "the secret
+    /// key", and the message must say which one to replace).
+    fn weakness_of(&self, what: &str) -> Option<String> {
         let unique = self
             .0
             .chars()
@@ -222,13 +232,15 @@ impl SecretKey {
             .len();
         if self.0.len() < MIN_SECRET_KEY_LEN {
             Some(format!(
-                "the secret key is {} characters; at least {MIN_SECRET_KEY_LEN} are needed",
+                "{what} is {} characters; at least {MIN_SECRET_KEY_LEN} are needed",
                 self.0.len()
             ))
         } else if unique < 5 {
-            Some("the secret key has fewer than 5 distinct characters".into())
+            Some(format!("{what} has fewer than 5 distinct characters"))
         } else if self.0.starts_with("django-insecure-") {
-            Some("the secret key is Django's generated `django-insecure-` development key".into())
+            Some(format!(
+                "{what} is Django's generated `django-insecure-` development key"
+            ))
         } else {
             None
         }
@@ -476,15 +488,18 @@ impl Config {
     }
 
     /// Settings that are unsafe in production, like Django's `check --deploy`.
-    /// Each entry is `(id, message)`.
+    /// Each entry is `(id, message)`; ids `sessio.E…` are errors, `sessio.W…` warnings and
+    /// `sessio.I…` information.
     pub fn deploy_warnings(&self) -> Vec<(&'static str, String)> {
         let mut w = Vec::new();
         if let Some(why) = self.secret_key.weakness() {
             w.push(("sessio.W001", format!("{why}. {HOW_TO_MAKE_A_KEY}")));
         }
         for (i, k) in self.fallback_keys.iter().enumerate() {
-            if let Some(why) = k.weakness() {
-                w.push(("sessio.W002", format!("fallback key #{}: {why}", i + 1)));
+            // An error, not a warning: whatever a fallback verifies is re-issued under the
+            // current key, so a weak fallback is as bad as a weak current key.
+            if let Some(why) = k.weakness_of(&format!("fallback key #{}", i + 1)) {
+                w.push(("sessio.E002", format!("{why}. {FALLBACK_FIX}")));
             }
         }
         if !self.cookie_secure {
@@ -712,6 +727,24 @@ fn parse_number<T: std::str::FromStr>(name: &str, v: &str, what: &str) -> Result
         .map_err(|_| Error::Config(format!("{name}=`{v}` is not {what}")))
 }
 
+/// The fallback keys of setting `name`, refusing an empty entry (a stray comma, or `""`),
+/// which would otherwise become a key anyone can sign with.
+fn parse_fallbacks(name: &str, keys: impl IntoIterator<Item = String>) -> Result<Vec<SecretKey>> {
+    keys.into_iter()
+        .enumerate()
+        .map(|(i, k)| {
+            if k.trim().is_empty() {
+                Err(Error::Config(format!(
+                    "{name}: entry #{} is empty: remove it (and any stray comma)",
+                    i + 1
+                )))
+            } else {
+                Ok(SecretKey::new(k))
+            }
+        })
+        .collect()
+}
+
 fn parse_bool(name: &str, v: &str) -> Result<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -767,6 +800,8 @@ impl ConfigBuilder {
         self
     }
     /// Old keys that still verify but never sign (`SECRET_KEY_FALLBACKS`), newest first.
+    /// Each must pass the secret key's strength rule (unless
+    /// [`allow_weak_secret_key`](Self::allow_weak_secret_key)) and none may be empty.
     pub fn fallback_keys<I, K>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = K>,
@@ -775,9 +810,9 @@ impl ConfigBuilder {
         self.fallback_keys = keys.into_iter().map(SecretKey::new).collect();
         self
     }
-    /// Accepts a secret key shorter than 50 characters. Only for sharing sessions with an
-    /// existing Django deployment whose key cannot change yet, and for tests; `sessio
-    /// check` keeps warning about it.
+    /// Accepts a weak secret key (and weak fallback keys; never an empty one). Only for
+    /// sharing sessions with an existing Django deployment whose key cannot change yet, and
+    /// for tests; `sessio check` keeps reporting it.
     pub fn allow_weak_secret_key(mut self, allow: bool) -> Self {
         self.allow_weak_secret_key = allow;
         self
@@ -940,7 +975,7 @@ impl ConfigBuilder {
             self.secret_key = Some(SecretKey::new(v));
         }
         if let Some(v) = file.secret_key_fallbacks {
-            self.fallback_keys = v.into_iter().map(SecretKey::new).collect();
+            self.fallback_keys = parse_fallbacks("secret_key_fallbacks", v)?;
         }
         if let Some(v) = file.cookie_name {
             self.cookie_name = v;
@@ -1048,12 +1083,15 @@ impl ConfigBuilder {
             self.secret_key = Some(SecretKey::new(v));
         }
         if let Some(v) = get("SESSIO_SECRET_KEY_FALLBACKS") {
-            self.fallback_keys = v
-                .split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(SecretKey::new)
-                .collect();
+            // An empty variable is no fallbacks; an empty entry in a list is a mistake.
+            self.fallback_keys = if v.trim().is_empty() {
+                Vec::new()
+            } else {
+                parse_fallbacks(
+                    "SESSIO_SECRET_KEY_FALLBACKS",
+                    v.split(',').map(|k| k.trim().to_owned()),
+                )?
+            };
         }
         if let Some(v) = get("SESSIO_COOKIE_NAME") {
             self.cookie_name = v;
@@ -1137,6 +1175,21 @@ impl ConfigBuilder {
             return Err(Error::Config(format!(
                 "the secret key is empty: {HOW_TO_MAKE_A_KEY}"
             )));
+        }
+        for (i, key) in self.fallback_keys.iter().enumerate() {
+            // Refused even when weak keys are allowed: an empty key is no secret at all.
+            if key.expose().trim().is_empty() {
+                return Err(Error::Config(format!(
+                    "fallback key #{} is empty: remove it from secret_key_fallbacks \
+                     (SESSIO_SECRET_KEY_FALLBACKS)",
+                    i + 1
+                )));
+            }
+            if !self.allow_weak_secret_key {
+                if let Some(why) = key.weakness_of(&format!("fallback key #{}", i + 1)) {
+                    return Err(Error::Config(format!("{why}. {FALLBACK_FIX}")));
+                }
+            }
         }
         validate_cookie_name(&self.cookie_name)?;
         if !self.cookie_path.starts_with('/') || self.cookie_path.bytes().any(is_bad_attr_byte) {
@@ -1282,6 +1335,80 @@ mod tests {
             .allow_weak_secret_key(true)
             .build()
             .is_ok());
+    }
+
+    #[test]
+    fn weak_or_empty_fallback_keys_are_refused_in_code() {
+        let b = || Config::builder().secret_key(KEY);
+        let strong_old = "old-0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH";
+        assert!(b().fallback_keys([strong_old]).build().is_ok());
+        for weak in [
+            "short",
+            "django-insecure-0123456789abcdefghijklmnopqrstuvwxyz0123456789",
+        ] {
+            let e = b()
+                .fallback_keys([strong_old, weak])
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("fallback key #2") && e.contains("re-issued"),
+                "{e}"
+            );
+            // Allowed for Django interop, like a weak current key.
+            assert!(b()
+                .fallback_keys([weak])
+                .allow_weak_secret_key(true)
+                .build()
+                .is_ok());
+        }
+        // An empty fallback is refused even then.
+        for empty in ["", "  "] {
+            let e = b()
+                .fallback_keys([empty])
+                .allow_weak_secret_key(true)
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("fallback key #1 is empty"), "{e}");
+        }
+    }
+
+    #[test]
+    fn weak_or_empty_fallback_keys_are_refused_in_toml_and_env() {
+        let b = || Config::builder().secret_key(KEY);
+        let e = b()
+            .toml_str("secret_key_fallbacks = ['']\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("secret_key_fallbacks") && e.contains("empty"),
+            "{e}"
+        );
+        let e = b()
+            .toml_str("secret_key_fallbacks = ['short']\n")
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fallback key #1 is 5 characters"), "{e}");
+        let env = |v: &'static str| {
+            b().env_from(move |n| (n == "SESSIO_SECRET_KEY_FALLBACKS").then(|| v.into()))
+        };
+        let e = env("a,,b").unwrap_err().to_string();
+        assert!(
+            e.contains("SESSIO_SECRET_KEY_FALLBACKS") && e.contains("entry #2 is empty"),
+            "{e}"
+        );
+        assert!(env("short").unwrap().build().is_err());
+        assert!(env("").unwrap().build().unwrap().fallback_keys().is_empty());
+        let two = format!("{KEY}x, {KEY}y");
+        let c = b()
+            .env_from(|n| (n == "SESSIO_SECRET_KEY_FALLBACKS").then(|| two.clone()))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.fallback_keys().len(), 2);
     }
 
     #[test]
