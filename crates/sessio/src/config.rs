@@ -312,6 +312,7 @@ impl fmt::Debug for Config {
                 "database_url",
                 &crate::error::redact_url(&self.database_url),
             )
+            .field("cache_url", &crate::error::redact_url(&self.cache_url))
             .field("secret_key", &self.secret_key)
             .field("fallback_keys", &self.fallback_keys.len())
             .field("cookie_name", &self.cookie_name)
@@ -551,8 +552,9 @@ impl Config {
     }
 }
 
-/// Builds a [`Config`]. Every setter is optional except the secret key.
-#[derive(Debug, Clone)]
+/// Builds a [`Config`]. Every setter is optional except the secret key. Its `Debug`
+/// output hides the keys and the passwords in URLs.
+#[derive(Clone)]
 #[must_use]
 pub struct ConfigBuilder {
     engine: EngineKind,
@@ -587,6 +589,45 @@ pub struct ConfigBuilder {
     signed_cookies_salt: String,
     store_salt: String,
     clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::error::redact_url;
+        f.debug_struct("ConfigBuilder")
+            .field("engine", &self.engine)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("cache_url", &redact_url(&self.cache_url))
+            .field("cache_key_prefix", &self.cache_key_prefix)
+            .field("file_path", &self.file_path)
+            .field("store_timeout", &self.store_timeout)
+            .field("expiry_slack", &self.expiry_slack)
+            .field("secret_key", &self.secret_key)
+            .field("fallback_keys", &self.fallback_keys)
+            .field("allow_weak_secret_key", &self.allow_weak_secret_key)
+            .field("cookie_name", &self.cookie_name)
+            .field("cookie_age", &self.cookie_age)
+            .field("cookie_domain", &self.cookie_domain)
+            .field("cookie_path", &self.cookie_path)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("cookie_httponly", &self.cookie_httponly)
+            .field("cookie_samesite", &self.cookie_samesite)
+            .field("save_every_request", &self.save_every_request)
+            .field("expire_at_browser_close", &self.expire_at_browser_close)
+            .field("auto_migrate", &self.auto_migrate)
+            .field("cache_control", &self.cache_control)
+            .field("concurrency", &self.concurrency)
+            .field("cookie_overflow", &self.cookie_overflow)
+            .field("hash_ids_at_rest", &self.hash_ids_at_rest)
+            .field("record_ip", &self.record_ip)
+            .field("track_user_sessions", &self.track_user_sessions)
+            .field("cookie_revocation", &self.cookie_revocation)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("absolute_timeout", &self.absolute_timeout)
+            .field("signed_cookies_salt", &self.signed_cookies_salt)
+            .field("store_salt", &self.store_salt)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ConfigBuilder {
@@ -1481,5 +1522,27 @@ mod tests {
     fn debug_hides_the_key() {
         let c = Config::builder().secret_key(KEY).build().unwrap();
         assert!(!format!("{c:?}").contains(KEY));
+    }
+
+    #[test]
+    fn debug_hides_url_passwords() {
+        let b = Config::builder()
+            .secret_key(KEY)
+            .fallback_keys([format!("{KEY}-old")])
+            .database_url("postgres://app:db-hunter2@db.internal/sessions")
+            .cache_url("redis://:cache-hunter2@cache.internal:6379/0");
+        let c = b.clone().build().unwrap();
+        for shown in [format!("{b:?}"), format!("{c:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(!shown.contains(KEY), "{shown}");
+            assert!(
+                shown.contains("postgres://app:***@db.internal/sessions"),
+                "{shown}"
+            );
+            assert!(
+                shown.contains("redis://:***@cache.internal:6379/0"),
+                "{shown}"
+            );
+        }
     }
 }
