@@ -1271,18 +1271,33 @@ impl ConfigBuilder {
                 self.cookie_age
             )));
         }
-        if self.cookie_name.starts_with("__Host-")
+        // Browsers match these prefixes case-insensitively (RFC 6265bis): so does the check.
+        let has_prefix = |prefix: &str| {
+            self.cookie_name
+                .get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+        };
+        if has_prefix("__Host-")
             && (self.cookie_domain.is_some() || self.cookie_path != "/" || !self.cookie_secure)
         {
-            return Err(Error::Config(
-                "a `__Host-` cookie needs cookie_secure=true, cookie_path=/ and no cookie_domain"
-                    .into(),
-            ));
+            return Err(Error::Config(format!(
+                "cookie_name `{}` has the `__Host-` prefix, which needs cookie_secure=true, \
+                 cookie_path=/ and no cookie_domain",
+                self.cookie_name
+            )));
         }
-        if self.cookie_name.starts_with("__Secure-") && !self.cookie_secure {
-            return Err(Error::Config(
-                "a `__Secure-` cookie needs cookie_secure=true".into(),
-            ));
+        if has_prefix("__Secure-") && !self.cookie_secure {
+            return Err(Error::Config(format!(
+                "cookie_name `{}` has the `__Secure-` prefix, which needs cookie_secure=true",
+                self.cookie_name
+            )));
+        }
+        if self.signed_cookies_salt == self.store_salt {
+            return Err(Error::Config(format!(
+                "signed_cookies_salt and store_salt are both `{}`: every stored session_data \
+                 would then be a valid session cookie; keep them different (the defaults are)",
+                self.store_salt
+            )));
         }
         Ok(Config {
             engine: self.engine,
@@ -1516,6 +1531,52 @@ mod tests {
             .cookie_path("/app")
             .build()
             .is_err());
+    }
+
+    #[test]
+    fn cookie_prefixes_are_checked_in_any_case() {
+        let b = || Config::builder().secret_key(KEY);
+        for name in ["__host-s", "__HOST-s", "__Host-s", "__hOsT-s"] {
+            let e = b().cookie_name(name).build().unwrap_err().to_string();
+            assert!(e.contains("__Host-") && e.contains(name), "{e}");
+            assert!(b()
+                .cookie_name(name)
+                .cookie_secure(true)
+                .cookie_domain(Some("example.com".into()))
+                .build()
+                .is_err());
+            assert!(b().cookie_name(name).cookie_secure(true).build().is_ok());
+        }
+        for name in ["__secure-s", "__SECURE-s", "__Secure-s"] {
+            let e = b().cookie_name(name).build().unwrap_err().to_string();
+            assert!(e.contains("__Secure-") && e.contains(name), "{e}");
+            assert!(b().cookie_name(name).cookie_secure(true).build().is_ok());
+        }
+        // Not a prefix: no checks (and a name shorter than a prefix is fine).
+        assert!(b().cookie_name("x__host-s").build().is_ok());
+        assert!(b().cookie_name("__h").build().is_ok());
+    }
+
+    #[test]
+    fn the_cookie_salt_cannot_be_the_store_salt() {
+        let b = || Config::builder().secret_key(KEY);
+        let e = b()
+            .signed_cookies_salt(signing::STORE_SALT)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("signed_cookies_salt") && e.contains("store_salt"),
+            "{e}"
+        );
+        let e = b()
+            .toml_str("signed_cookies_salt = 'same'\nstore_salt = 'same'\n")
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`same`"), "{e}");
+        assert!(b().store_salt("custom.store").build().is_ok());
     }
 
     #[test]
