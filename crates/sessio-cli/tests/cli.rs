@@ -248,6 +248,28 @@ fn check_fails_on_a_weak_or_empty_fallback_key() {
 }
 
 #[test]
+fn check_flags_revocation_in_process_memory() {
+    let dir = TempDir::new().unwrap();
+    let mut env = vec![
+        ("SESSIO_SECRET_KEY", STRONG_KEY),
+        ("SESSIO_COOKIE_SECURE", "true"),
+        ("SESSIO_ENGINE", "encrypted-cookies"),
+        ("SESSIO_COOKIE_REVOCATION", "cache"),
+    ];
+    let run = sessio(dir.path(), &["check"], &env);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("SESSIO_ALLOW_IN_MEMORY_REVOCATION"),
+        "{}",
+        run.stderr
+    );
+    env.push(("SESSIO_ALLOW_IN_MEMORY_REVOCATION", "true"));
+    let run = sessio(dir.path(), &["check"], &env);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("sessio.W030: "), "{}", run.stdout);
+}
+
+#[test]
 fn check_passes_a_production_config_file() {
     let dir = TempDir::new().unwrap();
     let file = dir.path().join("sessio.toml");

@@ -32,6 +32,7 @@
 //! | per-user session index | – | `SESSIO_TRACK_USER_SESSIONS` | `track_user_sessions` | false |
 //! | record client IP | – | `SESSIO_RECORD_IP` | `record_ip` | false |
 //! | cookie revocation store | – | `SESSIO_COOKIE_REVOCATION` | `cookie_revocation` | off (`db`, `cache`, `file`) |
+//! | revocation in process memory (tests only) | – | `SESSIO_ALLOW_IN_MEMORY_REVOCATION` | `allow_in_memory_revocation` | false: `cookie_revocation = cache` on `memory://` is refused |
 //! | concurrent saves | – | `SESSIO_CONCURRENCY` | `concurrency` | `merge` (`last-write-wins`) |
 //! | auto-migrate | – | `SESSIO_AUTO_MIGRATE` | `auto_migrate` | false |
 //!
@@ -297,6 +298,7 @@ pub struct Config {
     pub(crate) record_ip: bool,
     pub(crate) track_user_sessions: bool,
     pub(crate) cookie_revocation: Option<EngineKind>,
+    pub(crate) allow_in_memory_revocation: bool,
     pub(crate) idle_timeout: Option<std::time::Duration>,
     pub(crate) absolute_timeout: Option<std::time::Duration>,
     pub(crate) signed_cookies_salt: String,
@@ -460,6 +462,16 @@ impl Config {
     pub fn cookie_revocation(&self) -> Option<EngineKind> {
         self.cookie_revocation
     }
+    /// Whether revocation counters in the in-process cache were explicitly allowed.
+    pub fn in_memory_revocation_allowed(&self) -> bool {
+        self.allow_in_memory_revocation
+    }
+    /// Whether revocation counters live in this process's memory only (`cookie_revocation =
+    /// cache` on `memory://`).
+    pub fn revocation_is_in_memory(&self) -> bool {
+        self.cookie_revocation == Some(EngineKind::Cache)
+            && crate::cache::is_in_process(&self.cache_url)
+    }
     /// What cookie engines do with a session too big for a cookie.
     pub fn cookie_overflow(&self) -> CookieOverflow {
         self.cookie_overflow
@@ -539,6 +551,15 @@ impl Config {
                     .into(),
             ));
         }
+        if self.revocation_is_in_memory() {
+            w.push((
+                "sessio.W030",
+                "cookie_revocation = cache on the in-process memory:// cache: revocations are \
+                 lost on restart, not shared between processes and can be evicted. Point \
+                 cache_url at Redis, or use cookie_revocation = db or file"
+                    .into(),
+            ));
+        }
         if self.cookie_age > 60 * 60 * 24 * 30 {
             w.push((
                 "sessio.W021",
@@ -584,6 +605,7 @@ pub struct ConfigBuilder {
     record_ip: bool,
     track_user_sessions: bool,
     cookie_revocation: Option<EngineKind>,
+    allow_in_memory_revocation: bool,
     idle_timeout: Option<std::time::Duration>,
     absolute_timeout: Option<std::time::Duration>,
     signed_cookies_salt: String,
@@ -622,6 +644,10 @@ impl fmt::Debug for ConfigBuilder {
             .field("record_ip", &self.record_ip)
             .field("track_user_sessions", &self.track_user_sessions)
             .field("cookie_revocation", &self.cookie_revocation)
+            .field(
+                "allow_in_memory_revocation",
+                &self.allow_in_memory_revocation,
+            )
             .field("idle_timeout", &self.idle_timeout)
             .field("absolute_timeout", &self.absolute_timeout)
             .field("signed_cookies_salt", &self.signed_cookies_salt)
@@ -660,6 +686,7 @@ impl Default for ConfigBuilder {
             record_ip: false,
             track_user_sessions: false,
             cookie_revocation: None,
+            allow_in_memory_revocation: false,
             idle_timeout: None,
             absolute_timeout: None,
             signed_cookies_salt: signing::SIGNED_COOKIES_SALT.into(),
@@ -699,6 +726,7 @@ struct ConfigFile {
     record_ip: Option<bool>,
     track_user_sessions: Option<bool>,
     cookie_revocation: Option<String>,
+    allow_in_memory_revocation: Option<bool>,
     idle_timeout: Option<u64>,
     absolute_timeout: Option<u64>,
     signed_cookies_salt: Option<String>,
@@ -961,6 +989,13 @@ impl ConfigBuilder {
         self.cookie_revocation = engine;
         self
     }
+    /// Accepts `cookie_revocation = cache` on the in-process `memory://` cache, whose
+    /// revocations are lost on restart, not shared between processes and evictable (default
+    /// off: refused). For tests and single-process demos only.
+    pub fn allow_in_memory_revocation(mut self, allow: bool) -> Self {
+        self.allow_in_memory_revocation = allow;
+        self
+    }
     /// What cookie engines do with a session too big for a cookie (default: an error).
     pub fn cookie_overflow(mut self, overflow: CookieOverflow) -> Self {
         self.cookie_overflow = overflow;
@@ -1069,6 +1104,9 @@ impl ConfigBuilder {
         }
         if let Some(v) = file.cookie_revocation {
             self.cookie_revocation = parse_revocation(&v)?;
+        }
+        if let Some(v) = file.allow_in_memory_revocation {
+            self.allow_in_memory_revocation = v;
         }
         if let Some(v) = file.cookie_overflow {
             self.cookie_overflow = parse_overflow(&v)?;
@@ -1185,6 +1223,9 @@ impl ConfigBuilder {
         if let Some(v) = get("SESSIO_COOKIE_REVOCATION") {
             self.cookie_revocation = parse_revocation(&v)?;
         }
+        if let Some(v) = get("SESSIO_ALLOW_IN_MEMORY_REVOCATION") {
+            self.allow_in_memory_revocation = parse_bool("SESSIO_ALLOW_IN_MEMORY_REVOCATION", &v)?;
+        }
         if let Some(v) = get("SESSIO_COOKIE_OVERFLOW") {
             self.cookie_overflow = parse_overflow(&v)?;
         }
@@ -1292,6 +1333,19 @@ impl ConfigBuilder {
                 self.cookie_name
             )));
         }
+        if self.cookie_revocation == Some(EngineKind::Cache)
+            && crate::cache::is_in_process(&self.cache_url)
+            && !self.allow_in_memory_revocation
+        {
+            return Err(Error::Config(format!(
+                "cookie_revocation = cache with cache_url `{}` keeps revocations in this \
+                 process's memory: they are lost on restart, not seen by other processes and \
+                 can be evicted, so a revoked cookie would work again. Point cache_url \
+                 (SESSIO_CACHE_URL) at Redis, use cookie_revocation = db or file, or for tests \
+                 set allow_in_memory_revocation (SESSIO_ALLOW_IN_MEMORY_REVOCATION=true)",
+                crate::error::redact_url(&self.cache_url)
+            )));
+        }
         if self.signed_cookies_salt == self.store_salt {
             return Err(Error::Config(format!(
                 "signed_cookies_salt and store_salt are both `{}`: every stored session_data \
@@ -1327,6 +1381,7 @@ impl ConfigBuilder {
             record_ip: self.record_ip,
             track_user_sessions: self.track_user_sessions,
             cookie_revocation: self.cookie_revocation,
+            allow_in_memory_revocation: self.allow_in_memory_revocation,
             idle_timeout: self.idle_timeout,
             absolute_timeout: self.absolute_timeout,
             signed_cookies_salt: self.signed_cookies_salt,
@@ -1577,6 +1632,50 @@ mod tests {
             .to_string();
         assert!(e.contains("`same`"), "{e}");
         assert!(b().store_salt("custom.store").build().is_ok());
+    }
+
+    #[test]
+    fn revocation_in_process_memory_needs_the_allow_flag() {
+        let b = || {
+            Config::builder()
+                .secret_key(KEY)
+                .engine(EngineKind::SignedCookies)
+                .cookie_revocation(Some(EngineKind::Cache))
+        };
+        for url in [
+            "memory://",
+            "memory",
+            "memory://?max_entries=10",
+            "MEMORY://",
+        ] {
+            let e = b().cache_url(url).build().unwrap_err().to_string();
+            assert!(
+                e.contains("cookie_revocation = cache")
+                    && e.contains("Redis")
+                    && e.contains("SESSIO_ALLOW_IN_MEMORY_REVOCATION"),
+                "{e}"
+            );
+        }
+        let c = b().allow_in_memory_revocation(true).build().unwrap();
+        assert!(c.revocation_is_in_memory());
+        assert!(c
+            .deploy_warnings()
+            .iter()
+            .any(|(id, _)| *id == "sessio.W030"));
+        assert!(b()
+            .toml_str("allow_in_memory_revocation = true\n")
+            .unwrap()
+            .build()
+            .is_ok());
+        assert!(b()
+            .env_from(|n| (n == "SESSIO_ALLOW_IN_MEMORY_REVOCATION").then(|| "true".into()))
+            .unwrap()
+            .build()
+            .is_ok());
+        // Durable stores need no flag.
+        let c = b().cache_url("redis://127.0.0.1:6379/0").build().unwrap();
+        assert!(!c.revocation_is_in_memory());
+        assert!(b().cookie_revocation(Some(EngineKind::Db)).build().is_ok());
     }
 
     #[test]
