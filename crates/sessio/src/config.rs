@@ -11,12 +11,12 @@
 //! | cache URL | `CACHES` | `SESSIO_CACHE_URL` | `cache_url` | `memory://` |
 //! | cache key prefix | `KEY_PREFIX` | `SESSIO_CACHE_KEY_PREFIX` | `cache_key_prefix` | `sessio.session:` |
 //! | file directory | `SESSION_FILE_PATH` | `SESSIO_FILE_PATH` | `file_path` | the system temp dir |
-//! | store timeout | – | `SESSIO_STORE_TIMEOUT_MS` | `store_timeout_ms` | 5000 |
-//! | expiry slack (s, PostgreSQL) | – | `SESSIO_EXPIRY_SLACK` | `expiry_slack` | 60 (0: Django's exact dates) |
+//! | store timeout | – | `SESSIO_STORE_TIMEOUT_MS` | `store_timeout_ms` | 5000 (at most an hour) |
+//! | expiry slack (s, PostgreSQL) | – | `SESSIO_EXPIRY_SLACK` | `expiry_slack` | 60 (0: Django's exact dates; at most a day) |
 //! | secret key | `SECRET_KEY` | `SESSIO_SECRET_KEY` | `secret_key` | none: required |
 //! | fallback keys | `SECRET_KEY_FALLBACKS` | `SESSIO_SECRET_KEY_FALLBACKS` (comma-separated) | `secret_key_fallbacks` | none |
 //! | cookie name | `SESSION_COOKIE_NAME` | `SESSIO_COOKIE_NAME` | `cookie_name` | `sessionid` |
-//! | cookie age (s) | `SESSION_COOKIE_AGE` | `SESSIO_COOKIE_AGE` | `cookie_age` | 1209600 (two weeks) |
+//! | cookie age (s) | `SESSION_COOKIE_AGE` | `SESSIO_COOKIE_AGE` | `cookie_age` | 1209600 (two weeks; at most 100 years) |
 //! | cookie domain | `SESSION_COOKIE_DOMAIN` | `SESSIO_COOKIE_DOMAIN` | `cookie_domain` | none |
 //! | cookie path | `SESSION_COOKIE_PATH` | `SESSIO_COOKIE_PATH` | `cookie_path` | `/` |
 //! | Secure | `SESSION_COOKIE_SECURE` | `SESSIO_COOKIE_SECURE` | `cookie_secure` | false |
@@ -25,8 +25,8 @@
 //! | save every request | `SESSION_SAVE_EVERY_REQUEST` | `SESSIO_SAVE_EVERY_REQUEST` | `save_every_request` | false |
 //! | expire at browser close | `SESSION_EXPIRE_AT_BROWSER_CLOSE` | `SESSIO_EXPIRE_AT_BROWSER_CLOSE` | `expire_at_browser_close` | false |
 //! | Cache-Control on cookie responses | – | `SESSIO_CACHE_CONTROL` | `cache_control` | `private` (`no-store`, `off`) |
-//! | idle timeout (s) | – | `SESSIO_IDLE_TIMEOUT` | `idle_timeout` | off |
-//! | absolute lifetime (s) | – | `SESSIO_ABSOLUTE_TIMEOUT` | `absolute_timeout` | off |
+//! | idle timeout (s) | – | `SESSIO_IDLE_TIMEOUT` | `idle_timeout` | off (at most 100 years) |
+//! | absolute lifetime (s) | – | `SESSIO_ABSOLUTE_TIMEOUT` | `absolute_timeout` | off (at most 100 years) |
 //! | cookie overflow | – | `SESSIO_COOKIE_OVERFLOW` | `cookie_overflow` | `error` (`spill:db`, `spill:cache`, `spill:file`) |
 //! | hashed ids at rest | – | `SESSIO_HASH_IDS_AT_REST` | `hash_ids_at_rest` | false |
 //! | per-user session index | – | `SESSIO_TRACK_USER_SESSIONS` | `track_user_sessions` | false |
@@ -70,6 +70,17 @@ pub const DEFAULT_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from
 /// The default [`Config::expiry_slack`]: a session saved again within a minute keeps its
 /// stored expiry date (and ends at most a minute early).
 pub const DEFAULT_EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_secs(60);
+/// The longest cookie age, idle timeout or absolute lifetime accepted: 100 years. Longer
+/// values are mistakes, and refusing them keeps every `now + lifetime` (doubled, even)
+/// far inside the dates sessio, Python and the stores represent.
+pub const MAX_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(100 * 365 * 24 * 60 * 60);
+/// [`MAX_LIFETIME`] in seconds, the unit of [`Config::cookie_age`].
+pub const MAX_COOKIE_AGE: i64 = MAX_LIFETIME.as_secs() as i64;
+/// The longest store timeout accepted: an hour (a store that slow is down).
+pub const MAX_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+/// The longest expiry slack accepted: a day.
+pub const MAX_EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 /// The shortest secret key accepted (Django's deploy check asks for 50 characters).
 pub const MIN_SECRET_KEY_LEN: usize = 50;
 
@@ -1306,11 +1317,27 @@ impl ConfigBuilder {
         if self.store_timeout.is_zero() {
             return Err(Error::Config("store_timeout must be more than zero".into()));
         }
-        if self.cookie_age <= 0 {
+        if self.cookie_age <= 0 || self.cookie_age > MAX_COOKIE_AGE {
             return Err(Error::Config(format!(
-                "cookie_age must be a positive number of seconds, not {}",
+                "cookie_age must be a positive number of seconds up to {MAX_COOKIE_AGE} \
+                 (100 years), not {}",
                 self.cookie_age
             )));
+        }
+        at_most(
+            "store_timeout",
+            self.store_timeout,
+            MAX_STORE_TIMEOUT,
+            "an hour",
+        )?;
+        at_most("expiry_slack", self.expiry_slack, MAX_EXPIRY_SLACK, "a day")?;
+        for (name, timeout) in [
+            ("idle_timeout", self.idle_timeout),
+            ("absolute_timeout", self.absolute_timeout),
+        ] {
+            if let Some(t) = timeout {
+                at_most(name, t, MAX_LIFETIME, "100 years")?;
+            }
         }
         // Browsers match these prefixes case-insensitively (RFC 6265bis): so does the check.
         let has_prefix = |prefix: &str| {
@@ -1389,6 +1416,23 @@ impl ConfigBuilder {
             clock: self.clock,
         })
     }
+}
+
+/// Refuses a duration setting longer than `max` (`max_words` says it for people).
+fn at_most(
+    name: &str,
+    value: std::time::Duration,
+    max: std::time::Duration,
+    max_words: &str,
+) -> Result<()> {
+    if value > max {
+        return Err(Error::Config(format!(
+            "{name} is {} seconds; at most {} ({max_words}) is accepted",
+            value.as_secs(),
+            max.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 fn is_bad_attr_byte(b: u8) -> bool {
@@ -1676,6 +1720,57 @@ mod tests {
         let c = b().cache_url("redis://127.0.0.1:6379/0").build().unwrap();
         assert!(!c.revocation_is_in_memory());
         assert!(b().cookie_revocation(Some(EngineKind::Db)).build().is_ok());
+    }
+
+    #[test]
+    fn durations_are_bounded_at_build() {
+        let b = || Config::builder().secret_key(KEY);
+        for age in [i64::MAX, 1_000_000_000_000_000, MAX_COOKIE_AGE + 1, 0, -1] {
+            let e = b().cookie_age(age).build().unwrap_err().to_string();
+            assert!(e.contains("cookie_age") && e.contains("100 years"), "{e}");
+        }
+        assert!(b().cookie_age(MAX_COOKIE_AGE).build().is_ok());
+        let huge = std::time::Duration::from_secs(u64::MAX);
+        let over = MAX_LIFETIME + std::time::Duration::from_secs(1);
+        for t in [huge, over, std::time::Duration::MAX] {
+            let e = b().idle_timeout(Some(t)).build().unwrap_err().to_string();
+            assert!(e.contains("idle_timeout"), "{e}");
+            let e = b()
+                .absolute_timeout(Some(t))
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("absolute_timeout"), "{e}");
+        }
+        assert!(b()
+            .idle_timeout(Some(MAX_LIFETIME))
+            .absolute_timeout(Some(MAX_LIFETIME))
+            .build()
+            .is_ok());
+        // TOML and env give whole seconds as u64: the same bound applies.
+        let e = b()
+            .toml_str(&format!("absolute_timeout = {}\n", i64::MAX))
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("absolute_timeout"), "{e}");
+        let e = b()
+            .env_from(|n| (n == "SESSIO_IDLE_TIMEOUT").then(|| u64::MAX.to_string()))
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("idle_timeout"), "{e}");
+        let e = b()
+            .env_from(|n| (n == "SESSIO_COOKIE_AGE").then(|| "1000000000000000".into()))
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cookie_age"), "{e}");
+        assert!(b().store_timeout(huge).build().is_err());
+        assert!(b().expiry_slack(huge).build().is_err());
     }
 
     #[test]
