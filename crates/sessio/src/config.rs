@@ -31,6 +31,9 @@
 //! | hashed ids at rest | – | `SESSIO_HASH_IDS_AT_REST` | `hash_ids_at_rest` | false |
 //! | per-user session index | – | `SESSIO_TRACK_USER_SESSIONS` | `track_user_sessions` | false |
 //! | record client IP | – | `SESSIO_RECORD_IP` | `record_ip` | false |
+//! | sessions per user | – | `SESSIO_MAX_SESSIONS_PER_USER` | `max_sessions_per_user` | unlimited (0) |
+//! | stolen-cookie grace (s): how long after an id is retired (login cycles it) a request may still present it before sessio treats the cookie as stolen; off disables stolen-cookie detection | – | `SESSIO_STOLEN_COOKIE_GRACE` | `stolen_cookie_grace` | 60 (`off`/0; at most a day) |
+//! | on a stolen cookie, end every session of its user, not only the one it belonged to | – | `SESSIO_STOLEN_COOKIE_ENDS_USER_SESSIONS` | `stolen_cookie_ends_user_sessions` | false |
 //! | cookie revocation store | – | `SESSIO_COOKIE_REVOCATION` | `cookie_revocation` | off (`db`, `cache`, `file`) |
 //! | revocation in process memory (tests only) | – | `SESSIO_ALLOW_IN_MEMORY_REVOCATION` | `allow_in_memory_revocation` | false: `cookie_revocation = cache` on `memory://` is refused |
 //! | concurrent saves | – | `SESSIO_CONCURRENCY` | `concurrency` | `merge` (`last-write-wins`) |
@@ -81,6 +84,11 @@ pub const MAX_COOKIE_AGE: i64 = MAX_LIFETIME.as_secs() as i64;
 pub const MAX_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 /// The longest expiry slack accepted: a day.
 pub const MAX_EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+/// The default [`Config::stolen_cookie_grace`].
+pub const DEFAULT_STOLEN_COOKIE_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+/// The longest stolen-cookie grace accepted: a day.
+pub const MAX_STOLEN_COOKIE_GRACE: std::time::Duration =
+    std::time::Duration::from_secs(24 * 60 * 60);
 /// The shortest secret key accepted (Django's deploy check asks for 50 characters).
 pub const MIN_SECRET_KEY_LEN: usize = 50;
 
@@ -308,6 +316,9 @@ pub struct Config {
     pub(crate) hash_ids_at_rest: bool,
     pub(crate) record_ip: bool,
     pub(crate) track_user_sessions: bool,
+    pub(crate) max_sessions_per_user: Option<u32>,
+    pub(crate) stolen_cookie_grace: Option<std::time::Duration>,
+    pub(crate) stolen_cookie_ends_user_sessions: bool,
     pub(crate) cookie_revocation: Option<EngineKind>,
     pub(crate) allow_in_memory_revocation: bool,
     pub(crate) idle_timeout: Option<std::time::Duration>,
@@ -468,6 +479,20 @@ impl Config {
     pub fn record_ip(&self) -> bool {
         self.record_ip
     }
+    /// The most sessions one user may have at once; `None` is unlimited.
+    pub fn max_sessions_per_user(&self) -> Option<u32> {
+        self.max_sessions_per_user
+    }
+    /// How long after an id is retired (login cycles it) a request may still present it
+    /// before sessio treats the cookie as stolen; `None` disables stolen-cookie detection.
+    pub fn stolen_cookie_grace(&self) -> Option<std::time::Duration> {
+        self.stolen_cookie_grace
+    }
+    /// Whether a stolen cookie ends every session of its user, not only the one it
+    /// belonged to.
+    pub fn stolen_cookie_ends_user_sessions(&self) -> bool {
+        self.stolen_cookie_ends_user_sessions
+    }
     /// The server engine that keeps per-user generation counters for cookie sessions
     /// ("log out everywhere" for cookie engines).
     pub fn cookie_revocation(&self) -> Option<EngineKind> {
@@ -615,6 +640,9 @@ pub struct ConfigBuilder {
     hash_ids_at_rest: bool,
     record_ip: bool,
     track_user_sessions: bool,
+    max_sessions_per_user: Option<u32>,
+    stolen_cookie_grace: Option<std::time::Duration>,
+    stolen_cookie_ends_user_sessions: bool,
     cookie_revocation: Option<EngineKind>,
     allow_in_memory_revocation: bool,
     idle_timeout: Option<std::time::Duration>,
@@ -654,6 +682,12 @@ impl fmt::Debug for ConfigBuilder {
             .field("hash_ids_at_rest", &self.hash_ids_at_rest)
             .field("record_ip", &self.record_ip)
             .field("track_user_sessions", &self.track_user_sessions)
+            .field("max_sessions_per_user", &self.max_sessions_per_user)
+            .field("stolen_cookie_grace", &self.stolen_cookie_grace)
+            .field(
+                "stolen_cookie_ends_user_sessions",
+                &self.stolen_cookie_ends_user_sessions,
+            )
             .field("cookie_revocation", &self.cookie_revocation)
             .field(
                 "allow_in_memory_revocation",
@@ -696,6 +730,9 @@ impl Default for ConfigBuilder {
             hash_ids_at_rest: false,
             record_ip: false,
             track_user_sessions: false,
+            max_sessions_per_user: None,
+            stolen_cookie_grace: Some(DEFAULT_STOLEN_COOKIE_GRACE),
+            stolen_cookie_ends_user_sessions: false,
             cookie_revocation: None,
             allow_in_memory_revocation: false,
             idle_timeout: None,
@@ -736,6 +773,9 @@ struct ConfigFile {
     hash_ids_at_rest: Option<bool>,
     record_ip: Option<bool>,
     track_user_sessions: Option<bool>,
+    max_sessions_per_user: Option<u32>,
+    stolen_cookie_grace: Option<u64>,
+    stolen_cookie_ends_user_sessions: Option<bool>,
     cookie_revocation: Option<String>,
     allow_in_memory_revocation: Option<bool>,
     idle_timeout: Option<u64>,
@@ -989,6 +1029,25 @@ impl ConfigBuilder {
         self.track_user_sessions = on;
         self
     }
+    /// The most sessions one user may have at once (default `None`: unlimited; `Some(0)` is
+    /// unlimited too).
+    pub fn max_sessions_per_user(mut self, max: Option<u32>) -> Self {
+        self.max_sessions_per_user = max;
+        self
+    }
+    /// How long after an id is retired (login cycles it) a request may still present it
+    /// before sessio treats the cookie as stolen (default 60 s, at most a day); `None` (or
+    /// zero) disables stolen-cookie detection.
+    pub fn stolen_cookie_grace(mut self, grace: Option<std::time::Duration>) -> Self {
+        self.stolen_cookie_grace = grace;
+        self
+    }
+    /// On a stolen cookie, end every session of its user, not only the one it belonged to
+    /// (default off).
+    pub fn stolen_cookie_ends_user_sessions(mut self, on: bool) -> Self {
+        self.stolen_cookie_ends_user_sessions = on;
+        self
+    }
     /// Record the client address in a user's session list (default off).
     pub fn record_ip(mut self, on: bool) -> Self {
         self.record_ip = on;
@@ -1113,6 +1172,16 @@ impl ConfigBuilder {
         if let Some(v) = file.track_user_sessions {
             self.track_user_sessions = v;
         }
+        if let Some(v) = file.max_sessions_per_user {
+            self.max_sessions_per_user = Some(v).filter(|&n| n != 0);
+        }
+        if let Some(v) = file.stolen_cookie_grace {
+            self.stolen_cookie_grace =
+                Some(std::time::Duration::from_secs(v)).filter(|d| !d.is_zero());
+        }
+        if let Some(v) = file.stolen_cookie_ends_user_sessions {
+            self.stolen_cookie_ends_user_sessions = v;
+        }
         if let Some(v) = file.cookie_revocation {
             self.cookie_revocation = parse_revocation(&v)?;
         }
@@ -1231,6 +1300,30 @@ impl ConfigBuilder {
         if let Some(v) = get("SESSIO_RECORD_IP") {
             self.record_ip = parse_bool("SESSIO_RECORD_IP", &v)?;
         }
+        if let Some(v) = get("SESSIO_MAX_SESSIONS_PER_USER") {
+            let n: u32 = parse_number(
+                "SESSIO_MAX_SESSIONS_PER_USER",
+                &v,
+                "a number of sessions (0: unlimited)",
+            )?;
+            self.max_sessions_per_user = Some(n).filter(|&n| n != 0);
+        }
+        if let Some(v) = get("SESSIO_STOLEN_COOKIE_GRACE") {
+            self.stolen_cookie_grace = if v.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                let secs = parse_number(
+                    "SESSIO_STOLEN_COOKIE_GRACE",
+                    &v,
+                    "a number of seconds, or off (0 is off too)",
+                )?;
+                Some(std::time::Duration::from_secs(secs)).filter(|d| !d.is_zero())
+            };
+        }
+        if let Some(v) = get("SESSIO_STOLEN_COOKIE_ENDS_USER_SESSIONS") {
+            self.stolen_cookie_ends_user_sessions =
+                parse_bool("SESSIO_STOLEN_COOKIE_ENDS_USER_SESSIONS", &v)?;
+        }
         if let Some(v) = get("SESSIO_COOKIE_REVOCATION") {
             self.cookie_revocation = parse_revocation(&v)?;
         }
@@ -1339,6 +1432,14 @@ impl ConfigBuilder {
                 at_most(name, t, MAX_LIFETIME, "100 years")?;
             }
         }
+        if let Some(grace) = self.stolen_cookie_grace {
+            at_most(
+                "stolen_cookie_grace",
+                grace,
+                MAX_STOLEN_COOKIE_GRACE,
+                "a day",
+            )?;
+        }
         // Browsers match these prefixes case-insensitively (RFC 6265bis): so does the check.
         let has_prefix = |prefix: &str| {
             self.cookie_name
@@ -1407,6 +1508,9 @@ impl ConfigBuilder {
             hash_ids_at_rest: self.hash_ids_at_rest,
             record_ip: self.record_ip,
             track_user_sessions: self.track_user_sessions,
+            max_sessions_per_user: self.max_sessions_per_user.filter(|&n| n != 0),
+            stolen_cookie_grace: self.stolen_cookie_grace.filter(|d| !d.is_zero()),
+            stolen_cookie_ends_user_sessions: self.stolen_cookie_ends_user_sessions,
             cookie_revocation: self.cookie_revocation,
             allow_in_memory_revocation: self.allow_in_memory_revocation,
             idle_timeout: self.idle_timeout,
@@ -1771,6 +1875,105 @@ mod tests {
         assert!(e.contains("cookie_age"), "{e}");
         assert!(b().store_timeout(huge).build().is_err());
         assert!(b().expiry_slack(huge).build().is_err());
+    }
+
+    #[test]
+    fn session_limits_and_stolen_cookie_settings() {
+        let b = || Config::builder().secret_key(KEY);
+        let c = b().build().unwrap();
+        assert_eq!(c.max_sessions_per_user(), None);
+        assert_eq!(c.stolen_cookie_grace(), Some(DEFAULT_STOLEN_COOKIE_GRACE));
+        assert!(!c.stolen_cookie_ends_user_sessions());
+
+        let c = b()
+            .max_sessions_per_user(Some(3))
+            .stolen_cookie_grace(Some(std::time::Duration::from_secs(5)))
+            .stolen_cookie_ends_user_sessions(true)
+            .build()
+            .unwrap();
+        assert_eq!(c.max_sessions_per_user(), Some(3));
+        assert_eq!(
+            c.stolen_cookie_grace(),
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert!(c.stolen_cookie_ends_user_sessions());
+        let c = b()
+            .max_sessions_per_user(Some(0))
+            .stolen_cookie_grace(Some(std::time::Duration::ZERO))
+            .build()
+            .unwrap();
+        assert_eq!(c.max_sessions_per_user(), None);
+        assert_eq!(c.stolen_cookie_grace(), None);
+
+        let c = b()
+            .toml_str(
+                "max_sessions_per_user = 5\nstolen_cookie_grace = 0\n\
+                 stolen_cookie_ends_user_sessions = true\n",
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.max_sessions_per_user(), Some(5));
+        assert_eq!(c.stolen_cookie_grace(), None);
+        assert!(c.stolen_cookie_ends_user_sessions());
+        assert_eq!(
+            b().toml_str("max_sessions_per_user = 0\n")
+                .unwrap()
+                .build()
+                .unwrap()
+                .max_sessions_per_user(),
+            None
+        );
+
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            b().env_from(move |n| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        let c = env(&[
+            ("SESSIO_MAX_SESSIONS_PER_USER", "2"),
+            ("SESSIO_STOLEN_COOKIE_GRACE", "off"),
+            ("SESSIO_STOLEN_COOKIE_ENDS_USER_SESSIONS", "true"),
+        ])
+        .unwrap()
+        .build()
+        .unwrap();
+        assert_eq!(c.max_sessions_per_user(), Some(2));
+        assert_eq!(c.stolen_cookie_grace(), None);
+        assert!(c.stolen_cookie_ends_user_sessions());
+        let c = env(&[("SESSIO_STOLEN_COOKIE_GRACE", "30")])
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(
+            c.stolen_cookie_grace(),
+            Some(std::time::Duration::from_secs(30))
+        );
+        for bad in [
+            &[("SESSIO_MAX_SESSIONS_PER_USER", "-1")][..],
+            &[("SESSIO_STOLEN_COOKIE_GRACE", "1m")][..],
+        ] {
+            let e = env(bad).unwrap_err().to_string();
+            assert!(e.contains(bad[0].0), "{e}");
+        }
+
+        // The grace is bounded: a day at most.
+        let e = env(&[("SESSIO_STOLEN_COOKIE_GRACE", "86401")])
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("stolen_cookie_grace") && e.contains("a day"),
+            "{e}"
+        );
+        assert!(b()
+            .stolen_cookie_grace(Some(MAX_STOLEN_COOKIE_GRACE))
+            .build()
+            .is_ok());
     }
 
     #[test]
