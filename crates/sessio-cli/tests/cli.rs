@@ -269,6 +269,29 @@ fn check_flags_revocation_in_process_memory() {
     assert!(run.stdout.contains("sessio.W030: "), "{}", run.stdout);
 }
 
+#[cfg(unix)]
+#[test]
+fn check_warns_about_a_world_writable_session_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new().unwrap();
+    let sessions = dir.path().join("sessions");
+    std::fs::create_dir(&sessions).unwrap();
+    let env = [
+        ("SESSIO_SECRET_KEY", STRONG_KEY),
+        ("SESSIO_COOKIE_SECURE", "true"),
+        ("SESSIO_ENGINE", "file"),
+        ("SESSIO_FILE_PATH", sessions.to_str().unwrap()),
+    ];
+    std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let run = sessio(dir.path(), &["check"], &env);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let run = sessio(dir.path(), &["check"], &env);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("sessio.W040: "), "{}", run.stdout);
+    assert!(run.stdout.contains("chmod 700"), "{}", run.stdout);
+}
+
 #[test]
 fn check_passes_a_production_config_file() {
     let dir = TempDir::new().unwrap();

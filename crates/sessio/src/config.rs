@@ -10,7 +10,7 @@
 //! | database URL | `DATABASES` | `SESSIO_DATABASE_URL` | `database_url` | `sqlite://sessio.sqlite3` |
 //! | cache URL | `CACHES` | `SESSIO_CACHE_URL` | `cache_url` | `memory://` |
 //! | cache key prefix | `KEY_PREFIX` | `SESSIO_CACHE_KEY_PREFIX` | `cache_key_prefix` | `sessio.session:` |
-//! | file directory | `SESSION_FILE_PATH` | `SESSIO_FILE_PATH` | `file_path` | the system temp dir |
+//! | file directory | `SESSION_FILE_PATH` | `SESSIO_FILE_PATH` | `file_path` | `$XDG_DATA_HOME/sessio/sessions`, else `~/.local/share/sessio/sessions` (created 0700; a world-writable directory is refused) |
 //! | store timeout | – | `SESSIO_STORE_TIMEOUT_MS` | `store_timeout_ms` | 5000 (at most an hour) |
 //! | expiry slack (s, PostgreSQL) | – | `SESSIO_EXPIRY_SLACK` | `expiry_slack` | 60 (0: Django's exact dates; at most a day) |
 //! | secret key | `SECRET_KEY` | `SESSIO_SECRET_KEY` | `secret_key` | none: required |
@@ -387,8 +387,8 @@ impl Config {
     pub fn cache_key_prefix(&self) -> &str {
         &self.cache_key_prefix
     }
-    /// The directory of the `file` engine (`SESSION_FILE_PATH`); `None` is the system's
-    /// temp directory.
+    /// The directory of the `file` engine (`SESSION_FILE_PATH`); `None` is
+    /// [`file::default_dir`](crate::file::default_dir), a private directory of the user's.
     pub fn file_path(&self) -> Option<&Path> {
         self.file_path.as_deref()
     }
