@@ -3,6 +3,9 @@
 
 use std::process::ExitCode;
 
+use std::path::Path;
+
+use sessio::{Config, CookieOverflow, EngineKind};
 use sessio::{ConfigBuilder, SecretKey};
 
 /// The id given to a missing secret key: the same as a weak one, since the fix is the same.
@@ -33,7 +36,30 @@ pub(crate) fn findings(builder: ConfigBuilder) -> sessio::Result<Vec<(String, St
             .into_iter()
             .map(|(id, message)| (id.to_owned(), message)),
     );
+    if let Some(dir) = world_writable_file_dir(&config) {
+        found.push((
+            "sessio.W040".to_owned(),
+            format!(
+                "the session directory {} is writable by every local user, who could plant \
+                 or replace session files (the file engine refuses to open it): run `chmod \
+                 700 {}`, or set SESSIO_FILE_PATH to a private directory",
+                dir.display(),
+                dir.display()
+            ),
+        ));
+    }
     Ok(found)
+}
+
+/// The file engine's directory, when these settings use it and everyone can write to it.
+fn world_writable_file_dir(config: &Config) -> Option<std::path::PathBuf> {
+    let uses_files = config.engine() == EngineKind::File
+        || config.cookie_overflow() == CookieOverflow::Spill(EngineKind::File)
+        || config.cookie_revocation() == Some(EngineKind::File);
+    let dir = config
+        .file_path()
+        .map_or_else(sessio::file::default_dir, Path::to_path_buf);
+    (uses_files && sessio::file::is_world_writable(&dir)).then_some(dir)
 }
 
 /// Whether a finding should fail the check (warnings and errors do, infos do not).

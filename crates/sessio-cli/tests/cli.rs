@@ -215,6 +215,84 @@ fn check_lists_weak_settings_and_fails() {
 }
 
 #[test]
+fn check_fails_on_a_weak_or_empty_fallback_key() {
+    let dir = TempDir::new().unwrap();
+    let production = [
+        ("SESSIO_SECRET_KEY", STRONG_KEY),
+        ("SESSIO_COOKIE_SECURE", "true"),
+    ];
+    let with_fallbacks = |fallbacks: &str| {
+        let mut env = production.to_vec();
+        env.push(("SESSIO_SECRET_KEY_FALLBACKS", fallbacks));
+        sessio(dir.path(), &["check"], &env)
+    };
+    let run = with_fallbacks(&format!("{STRONG_KEY}-old"));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // A weak fallback is an error, as serious as a weak current key.
+    let run = with_fallbacks(&format!("{STRONG_KEY}-old, django-insecure-abc"));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("ERRORS:\nsessio.E002: fallback key #2 is"),
+        "{}",
+        run.stdout
+    );
+    // An empty entry cannot even be read.
+    let run = with_fallbacks("a,,b");
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("SESSIO_SECRET_KEY_FALLBACKS") && run.stderr.contains("empty"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn check_flags_revocation_in_process_memory() {
+    let dir = TempDir::new().unwrap();
+    let mut env = vec![
+        ("SESSIO_SECRET_KEY", STRONG_KEY),
+        ("SESSIO_COOKIE_SECURE", "true"),
+        ("SESSIO_ENGINE", "encrypted-cookies"),
+        ("SESSIO_COOKIE_REVOCATION", "cache"),
+    ];
+    let run = sessio(dir.path(), &["check"], &env);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("SESSIO_ALLOW_IN_MEMORY_REVOCATION"),
+        "{}",
+        run.stderr
+    );
+    env.push(("SESSIO_ALLOW_IN_MEMORY_REVOCATION", "true"));
+    let run = sessio(dir.path(), &["check"], &env);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("sessio.W030: "), "{}", run.stdout);
+}
+
+#[cfg(unix)]
+#[test]
+fn check_warns_about_a_world_writable_session_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new().unwrap();
+    let sessions = dir.path().join("sessions");
+    std::fs::create_dir(&sessions).unwrap();
+    let env = [
+        ("SESSIO_SECRET_KEY", STRONG_KEY),
+        ("SESSIO_COOKIE_SECURE", "true"),
+        ("SESSIO_ENGINE", "file"),
+        ("SESSIO_FILE_PATH", sessions.to_str().unwrap()),
+    ];
+    std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let run = sessio(dir.path(), &["check"], &env);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let run = sessio(dir.path(), &["check"], &env);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("sessio.W040: "), "{}", run.stdout);
+    assert!(run.stdout.contains("chmod 700"), "{}", run.stdout);
+}
+
+#[test]
 fn check_passes_a_production_config_file() {
     let dir = TempDir::new().unwrap();
     let file = dir.path().join("sessio.toml");

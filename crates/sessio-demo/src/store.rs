@@ -118,11 +118,12 @@ pub fn describe(config: &Config) -> String {
     }
 }
 
-/// The directory of the file engine: the setting, or the system's temp directory.
+/// The directory of the file engine: the setting, or sessio's default
+/// ([`sessio::file::default_dir`]).
 pub fn file_dir(config: &Config) -> PathBuf {
     config
         .file_path()
-        .map_or_else(std::env::temp_dir, Path::to_path_buf)
+        .map_or_else(sessio::file::default_dir, Path::to_path_buf)
 }
 
 /// The file of a `sqlite:` URL, or `None` for an in-memory database or another URL.

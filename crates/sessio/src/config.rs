@@ -10,13 +10,13 @@
 //! | database URL | `DATABASES` | `SESSIO_DATABASE_URL` | `database_url` | `sqlite://sessio.sqlite3` |
 //! | cache URL | `CACHES` | `SESSIO_CACHE_URL` | `cache_url` | `memory://` |
 //! | cache key prefix | `KEY_PREFIX` | `SESSIO_CACHE_KEY_PREFIX` | `cache_key_prefix` | `sessio.session:` |
-//! | file directory | `SESSION_FILE_PATH` | `SESSIO_FILE_PATH` | `file_path` | the system temp dir |
-//! | store timeout | – | `SESSIO_STORE_TIMEOUT_MS` | `store_timeout_ms` | 5000 |
-//! | expiry slack (s, PostgreSQL) | – | `SESSIO_EXPIRY_SLACK` | `expiry_slack` | 60 (0: Django's exact dates) |
+//! | file directory | `SESSION_FILE_PATH` | `SESSIO_FILE_PATH` | `file_path` | `$XDG_DATA_HOME/sessio/sessions`, else `~/.local/share/sessio/sessions` (created 0700; a world-writable directory is refused) |
+//! | store timeout | – | `SESSIO_STORE_TIMEOUT_MS` | `store_timeout_ms` | 5000 (at most an hour) |
+//! | expiry slack (s, PostgreSQL) | – | `SESSIO_EXPIRY_SLACK` | `expiry_slack` | 60 (0: Django's exact dates; at most a day) |
 //! | secret key | `SECRET_KEY` | `SESSIO_SECRET_KEY` | `secret_key` | none: required |
 //! | fallback keys | `SECRET_KEY_FALLBACKS` | `SESSIO_SECRET_KEY_FALLBACKS` (comma-separated) | `secret_key_fallbacks` | none |
 //! | cookie name | `SESSION_COOKIE_NAME` | `SESSIO_COOKIE_NAME` | `cookie_name` | `sessionid` |
-//! | cookie age (s) | `SESSION_COOKIE_AGE` | `SESSIO_COOKIE_AGE` | `cookie_age` | 1209600 (two weeks) |
+//! | cookie age (s) | `SESSION_COOKIE_AGE` | `SESSIO_COOKIE_AGE` | `cookie_age` | 1209600 (two weeks; at most 100 years) |
 //! | cookie domain | `SESSION_COOKIE_DOMAIN` | `SESSIO_COOKIE_DOMAIN` | `cookie_domain` | none |
 //! | cookie path | `SESSION_COOKIE_PATH` | `SESSIO_COOKIE_PATH` | `cookie_path` | `/` |
 //! | Secure | `SESSION_COOKIE_SECURE` | `SESSIO_COOKIE_SECURE` | `cookie_secure` | false |
@@ -25,13 +25,17 @@
 //! | save every request | `SESSION_SAVE_EVERY_REQUEST` | `SESSIO_SAVE_EVERY_REQUEST` | `save_every_request` | false |
 //! | expire at browser close | `SESSION_EXPIRE_AT_BROWSER_CLOSE` | `SESSIO_EXPIRE_AT_BROWSER_CLOSE` | `expire_at_browser_close` | false |
 //! | Cache-Control on cookie responses | – | `SESSIO_CACHE_CONTROL` | `cache_control` | `private` (`no-store`, `off`) |
-//! | idle timeout (s) | – | `SESSIO_IDLE_TIMEOUT` | `idle_timeout` | off |
-//! | absolute lifetime (s) | – | `SESSIO_ABSOLUTE_TIMEOUT` | `absolute_timeout` | off |
+//! | idle timeout (s) | – | `SESSIO_IDLE_TIMEOUT` | `idle_timeout` | off (at most 100 years) |
+//! | absolute lifetime (s) | – | `SESSIO_ABSOLUTE_TIMEOUT` | `absolute_timeout` | off (at most 100 years) |
 //! | cookie overflow | – | `SESSIO_COOKIE_OVERFLOW` | `cookie_overflow` | `error` (`spill:db`, `spill:cache`, `spill:file`) |
 //! | hashed ids at rest | – | `SESSIO_HASH_IDS_AT_REST` | `hash_ids_at_rest` | false |
 //! | per-user session index | – | `SESSIO_TRACK_USER_SESSIONS` | `track_user_sessions` | false |
 //! | record client IP | – | `SESSIO_RECORD_IP` | `record_ip` | false |
+//! | sessions per user | – | `SESSIO_MAX_SESSIONS_PER_USER` | `max_sessions_per_user` | unlimited (0) |
+//! | stolen-cookie grace (s): how long after an id is retired (login cycles it) a request may still present it before sessio treats the cookie as stolen; off disables stolen-cookie detection | – | `SESSIO_STOLEN_COOKIE_GRACE` | `stolen_cookie_grace` | 60 (`off`/0; at most a day) |
+//! | on a stolen cookie, end every session of its user, not only the one it belonged to | – | `SESSIO_STOLEN_COOKIE_ENDS_USER_SESSIONS` | `stolen_cookie_ends_user_sessions` | false |
 //! | cookie revocation store | – | `SESSIO_COOKIE_REVOCATION` | `cookie_revocation` | off (`db`, `cache`, `file`) |
+//! | revocation in process memory (tests only) | – | `SESSIO_ALLOW_IN_MEMORY_REVOCATION` | `allow_in_memory_revocation` | false: `cookie_revocation = cache` on `memory://` is refused |
 //! | concurrent saves | – | `SESSIO_CONCURRENCY` | `concurrency` | `merge` (`last-write-wins`) |
 //! | auto-migrate | – | `SESSIO_AUTO_MIGRATE` | `auto_migrate` | false |
 //!
@@ -69,11 +73,31 @@ pub const DEFAULT_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from
 /// The default [`Config::expiry_slack`]: a session saved again within a minute keeps its
 /// stored expiry date (and ends at most a minute early).
 pub const DEFAULT_EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_secs(60);
+/// The longest cookie age, idle timeout or absolute lifetime accepted: 100 years. Longer
+/// values are mistakes, and refusing them keeps every `now + lifetime` (doubled, even)
+/// far inside the dates sessio, Python and the stores represent.
+pub const MAX_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(100 * 365 * 24 * 60 * 60);
+/// [`MAX_LIFETIME`] in seconds, the unit of [`Config::cookie_age`].
+pub const MAX_COOKIE_AGE: i64 = MAX_LIFETIME.as_secs() as i64;
+/// The longest store timeout accepted: an hour (a store that slow is down).
+pub const MAX_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+/// The longest expiry slack accepted: a day.
+pub const MAX_EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+/// The default [`Config::stolen_cookie_grace`].
+pub const DEFAULT_STOLEN_COOKIE_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+/// The longest stolen-cookie grace accepted: a day.
+pub const MAX_STOLEN_COOKIE_GRACE: std::time::Duration =
+    std::time::Duration::from_secs(24 * 60 * 60);
 /// The shortest secret key accepted (Django's deploy check asks for 50 characters).
 pub const MIN_SECRET_KEY_LEN: usize = 50;
 
 const HOW_TO_MAKE_A_KEY: &str = "set SESSIO_SECRET_KEY to 50+ random characters, \
      for example the output of `sessio generate-key` or `openssl rand -base64 48`";
+
+const FALLBACK_FIX: &str = "A cookie that only a fallback key verifies is re-issued \
+     under the current key, so every fallback must be as strong as the secret key: replace \
+     it, or remove it once the sessions it signed have expired";
 
 /// Where session data lives: Django's `SESSION_ENGINE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -215,6 +239,12 @@ impl SecretKey {
     /// Why this key is too weak for production, if it is (the same rules as Django's
     /// `check --deploy`).
     pub fn weakness(&self) -> Option<String> {
+        self.weakness_of("the secret key")
+    }
+
+    /// [`weakness`](Self::weakness), naming the key `what` (a fallback is not "the secret
+    /// key", and the message must say which one to replace).
+    fn weakness_of(&self, what: &str) -> Option<String> {
         let unique = self
             .0
             .chars()
@@ -222,13 +252,15 @@ impl SecretKey {
             .len();
         if self.0.len() < MIN_SECRET_KEY_LEN {
             Some(format!(
-                "the secret key is {} characters; at least {MIN_SECRET_KEY_LEN} are needed",
+                "{what} is {} characters; at least {MIN_SECRET_KEY_LEN} are needed",
                 self.0.len()
             ))
         } else if unique < 5 {
-            Some("the secret key has fewer than 5 distinct characters".into())
+            Some(format!("{what} has fewer than 5 distinct characters"))
         } else if self.0.starts_with("django-insecure-") {
-            Some("the secret key is Django's generated `django-insecure-` development key".into())
+            Some(format!(
+                "{what} is Django's generated `django-insecure-` development key"
+            ))
         } else {
             None
         }
@@ -284,7 +316,11 @@ pub struct Config {
     pub(crate) hash_ids_at_rest: bool,
     pub(crate) record_ip: bool,
     pub(crate) track_user_sessions: bool,
+    pub(crate) max_sessions_per_user: Option<u32>,
+    pub(crate) stolen_cookie_grace: Option<std::time::Duration>,
+    pub(crate) stolen_cookie_ends_user_sessions: bool,
     pub(crate) cookie_revocation: Option<EngineKind>,
+    pub(crate) allow_in_memory_revocation: bool,
     pub(crate) idle_timeout: Option<std::time::Duration>,
     pub(crate) absolute_timeout: Option<std::time::Duration>,
     pub(crate) signed_cookies_salt: String,
@@ -303,6 +339,7 @@ impl fmt::Debug for Config {
                 "database_url",
                 &crate::error::redact_url(&self.database_url),
             )
+            .field("cache_url", &crate::error::redact_url(&self.cache_url))
             .field("secret_key", &self.secret_key)
             .field("fallback_keys", &self.fallback_keys.len())
             .field("cookie_name", &self.cookie_name)
@@ -353,8 +390,8 @@ impl Config {
     pub fn cache_key_prefix(&self) -> &str {
         &self.cache_key_prefix
     }
-    /// The directory of the `file` engine (`SESSION_FILE_PATH`); `None` is the system's
-    /// temp directory.
+    /// The directory of the `file` engine (`SESSION_FILE_PATH`); `None` is
+    /// [`file::default_dir`](crate::file::default_dir), a private directory of the user's.
     pub fn file_path(&self) -> Option<&Path> {
         self.file_path.as_deref()
     }
@@ -445,10 +482,34 @@ impl Config {
     pub fn record_ip(&self) -> bool {
         self.record_ip
     }
+    /// The most sessions one user may have at once; `None` is unlimited.
+    pub fn max_sessions_per_user(&self) -> Option<u32> {
+        self.max_sessions_per_user
+    }
+    /// How long after an id is retired (login cycles it) a request may still present it
+    /// before sessio treats the cookie as stolen; `None` disables stolen-cookie detection.
+    pub fn stolen_cookie_grace(&self) -> Option<std::time::Duration> {
+        self.stolen_cookie_grace
+    }
+    /// Whether a stolen cookie ends every session of its user, not only the one it
+    /// belonged to.
+    pub fn stolen_cookie_ends_user_sessions(&self) -> bool {
+        self.stolen_cookie_ends_user_sessions
+    }
     /// The server engine that keeps per-user generation counters for cookie sessions
     /// ("log out everywhere" for cookie engines).
     pub fn cookie_revocation(&self) -> Option<EngineKind> {
         self.cookie_revocation
+    }
+    /// Whether revocation counters in the in-process cache were explicitly allowed.
+    pub fn in_memory_revocation_allowed(&self) -> bool {
+        self.allow_in_memory_revocation
+    }
+    /// Whether revocation counters live in this process's memory only (`cookie_revocation =
+    /// cache` on `memory://`).
+    pub fn revocation_is_in_memory(&self) -> bool {
+        self.cookie_revocation == Some(EngineKind::Cache)
+            && crate::cache::is_in_process(&self.cache_url)
     }
     /// What cookie engines do with a session too big for a cookie.
     pub fn cookie_overflow(&self) -> CookieOverflow {
@@ -494,15 +555,18 @@ impl Config {
     }
 
     /// Settings that are unsafe in production, like Django's `check --deploy`.
-    /// Each entry is `(id, message)`.
+    /// Each entry is `(id, message)`; ids `sessio.E…` are errors, `sessio.W…` warnings and
+    /// `sessio.I…` information.
     pub fn deploy_warnings(&self) -> Vec<(&'static str, String)> {
         let mut w = Vec::new();
         if let Some(why) = self.secret_key.weakness() {
             w.push(("sessio.W001", format!("{why}. {HOW_TO_MAKE_A_KEY}")));
         }
         for (i, k) in self.fallback_keys.iter().enumerate() {
-            if let Some(why) = k.weakness() {
-                w.push(("sessio.W002", format!("fallback key #{}: {why}", i + 1)));
+            // An error, not a warning: whatever a fallback verifies is re-issued under the
+            // current key, so a weak fallback is as bad as a weak current key.
+            if let Some(why) = k.weakness_of(&format!("fallback key #{}", i + 1)) {
+                w.push(("sessio.E002", format!("{why}. {FALLBACK_FIX}")));
             }
         }
         if !self.cookie_secure {
@@ -541,6 +605,15 @@ impl Config {
                     .into(),
             ));
         }
+        if self.revocation_is_in_memory() {
+            w.push((
+                "sessio.W030",
+                "cookie_revocation = cache on the in-process memory:// cache: revocations are \
+                 lost on restart, not shared between processes and can be evicted. Point \
+                 cache_url at Redis, or use cookie_revocation = db or file"
+                    .into(),
+            ));
+        }
         if self.cookie_age > 60 * 60 * 24 * 30 {
             w.push((
                 "sessio.W021",
@@ -554,8 +627,9 @@ impl Config {
     }
 }
 
-/// Builds a [`Config`]. Every setter is optional except the secret key.
-#[derive(Debug, Clone)]
+/// Builds a [`Config`]. Every setter is optional except the secret key. Its `Debug`
+/// output hides the keys and the passwords in URLs.
+#[derive(Clone)]
 #[must_use]
 pub struct ConfigBuilder {
     engine: EngineKind,
@@ -584,7 +658,11 @@ pub struct ConfigBuilder {
     hash_ids_at_rest: bool,
     record_ip: bool,
     track_user_sessions: bool,
+    max_sessions_per_user: Option<u32>,
+    stolen_cookie_grace: Option<std::time::Duration>,
+    stolen_cookie_ends_user_sessions: bool,
     cookie_revocation: Option<EngineKind>,
+    allow_in_memory_revocation: bool,
     idle_timeout: Option<std::time::Duration>,
     absolute_timeout: Option<std::time::Duration>,
     signed_cookies_salt: String,
@@ -593,6 +671,55 @@ pub struct ConfigBuilder {
     stolen_cookie_grace: Option<std::time::Duration>,
     stolen_cookie_ends_user_sessions: bool,
     clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::error::redact_url;
+        f.debug_struct("ConfigBuilder")
+            .field("engine", &self.engine)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("cache_url", &redact_url(&self.cache_url))
+            .field("cache_key_prefix", &self.cache_key_prefix)
+            .field("file_path", &self.file_path)
+            .field("store_timeout", &self.store_timeout)
+            .field("expiry_slack", &self.expiry_slack)
+            .field("secret_key", &self.secret_key)
+            .field("fallback_keys", &self.fallback_keys)
+            .field("allow_weak_secret_key", &self.allow_weak_secret_key)
+            .field("cookie_name", &self.cookie_name)
+            .field("cookie_age", &self.cookie_age)
+            .field("cookie_domain", &self.cookie_domain)
+            .field("cookie_path", &self.cookie_path)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("cookie_httponly", &self.cookie_httponly)
+            .field("cookie_samesite", &self.cookie_samesite)
+            .field("save_every_request", &self.save_every_request)
+            .field("expire_at_browser_close", &self.expire_at_browser_close)
+            .field("auto_migrate", &self.auto_migrate)
+            .field("cache_control", &self.cache_control)
+            .field("concurrency", &self.concurrency)
+            .field("cookie_overflow", &self.cookie_overflow)
+            .field("hash_ids_at_rest", &self.hash_ids_at_rest)
+            .field("record_ip", &self.record_ip)
+            .field("track_user_sessions", &self.track_user_sessions)
+            .field("max_sessions_per_user", &self.max_sessions_per_user)
+            .field("stolen_cookie_grace", &self.stolen_cookie_grace)
+            .field(
+                "stolen_cookie_ends_user_sessions",
+                &self.stolen_cookie_ends_user_sessions,
+            )
+            .field("cookie_revocation", &self.cookie_revocation)
+            .field(
+                "allow_in_memory_revocation",
+                &self.allow_in_memory_revocation,
+            )
+            .field("idle_timeout", &self.idle_timeout)
+            .field("absolute_timeout", &self.absolute_timeout)
+            .field("signed_cookies_salt", &self.signed_cookies_salt)
+            .field("store_salt", &self.store_salt)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ConfigBuilder {
@@ -624,7 +751,11 @@ impl Default for ConfigBuilder {
             hash_ids_at_rest: false,
             record_ip: false,
             track_user_sessions: false,
+            max_sessions_per_user: None,
+            stolen_cookie_grace: Some(DEFAULT_STOLEN_COOKIE_GRACE),
+            stolen_cookie_ends_user_sessions: false,
             cookie_revocation: None,
+            allow_in_memory_revocation: false,
             idle_timeout: None,
             absolute_timeout: None,
             signed_cookies_salt: signing::SIGNED_COOKIES_SALT.into(),
@@ -666,7 +797,11 @@ struct ConfigFile {
     hash_ids_at_rest: Option<bool>,
     record_ip: Option<bool>,
     track_user_sessions: Option<bool>,
+    max_sessions_per_user: Option<u32>,
+    stolen_cookie_grace: Option<u64>,
+    stolen_cookie_ends_user_sessions: Option<bool>,
     cookie_revocation: Option<String>,
+    allow_in_memory_revocation: Option<bool>,
     idle_timeout: Option<u64>,
     absolute_timeout: Option<u64>,
     signed_cookies_salt: Option<String>,
@@ -736,6 +871,24 @@ fn parse_number<T: std::str::FromStr>(name: &str, v: &str, what: &str) -> Result
         .map_err(|_| Error::Config(format!("{name}=`{v}` is not {what}")))
 }
 
+/// The fallback keys of setting `name`, refusing an empty entry (a stray comma, or `""`),
+/// which would otherwise become a key anyone can sign with.
+fn parse_fallbacks(name: &str, keys: impl IntoIterator<Item = String>) -> Result<Vec<SecretKey>> {
+    keys.into_iter()
+        .enumerate()
+        .map(|(i, k)| {
+            if k.trim().is_empty() {
+                Err(Error::Config(format!(
+                    "{name}: entry #{} is empty: remove it (and any stray comma)",
+                    i + 1
+                )))
+            } else {
+                Ok(SecretKey::new(k))
+            }
+        })
+        .collect()
+}
+
 fn parse_bool(name: &str, v: &str) -> Result<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -791,6 +944,8 @@ impl ConfigBuilder {
         self
     }
     /// Old keys that still verify but never sign (`SECRET_KEY_FALLBACKS`), newest first.
+    /// Each must pass the secret key's strength rule (unless
+    /// [`allow_weak_secret_key`](Self::allow_weak_secret_key)) and none may be empty.
     pub fn fallback_keys<I, K>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = K>,
@@ -799,9 +954,9 @@ impl ConfigBuilder {
         self.fallback_keys = keys.into_iter().map(SecretKey::new).collect();
         self
     }
-    /// Accepts a secret key shorter than 50 characters. Only for sharing sessions with an
-    /// existing Django deployment whose key cannot change yet, and for tests; `sessio
-    /// check` keeps warning about it.
+    /// Accepts a weak secret key (and weak fallback keys; never an empty one). Only for
+    /// sharing sessions with an existing Django deployment whose key cannot change yet, and
+    /// for tests; `sessio check` keeps reporting it.
     pub fn allow_weak_secret_key(mut self, allow: bool) -> Self {
         self.allow_weak_secret_key = allow;
         self
@@ -898,6 +1053,25 @@ impl ConfigBuilder {
         self.track_user_sessions = on;
         self
     }
+    /// The most sessions one user may have at once (default `None`: unlimited; `Some(0)` is
+    /// unlimited too).
+    pub fn max_sessions_per_user(mut self, max: Option<u32>) -> Self {
+        self.max_sessions_per_user = max;
+        self
+    }
+    /// How long after an id is retired (login cycles it) a request may still present it
+    /// before sessio treats the cookie as stolen (default 60 s, at most a day); `None` (or
+    /// zero) disables stolen-cookie detection.
+    pub fn stolen_cookie_grace(mut self, grace: Option<std::time::Duration>) -> Self {
+        self.stolen_cookie_grace = grace;
+        self
+    }
+    /// On a stolen cookie, end every session of its user, not only the one it belonged to
+    /// (default off).
+    pub fn stolen_cookie_ends_user_sessions(mut self, on: bool) -> Self {
+        self.stolen_cookie_ends_user_sessions = on;
+        self
+    }
     /// Record the client address in a user's session list (default off).
     pub fn record_ip(mut self, on: bool) -> Self {
         self.record_ip = on;
@@ -907,6 +1081,13 @@ impl ConfigBuilder {
     /// per-user generation counters, so a cookie engine can revoke a user's sessions.
     pub fn cookie_revocation(mut self, engine: Option<EngineKind>) -> Self {
         self.cookie_revocation = engine;
+        self
+    }
+    /// Accepts `cookie_revocation = cache` on the in-process `memory://` cache, whose
+    /// revocations are lost on restart, not shared between processes and evictable (default
+    /// off: refused). For tests and single-process demos only.
+    pub fn allow_in_memory_revocation(mut self, allow: bool) -> Self {
+        self.allow_in_memory_revocation = allow;
         self
     }
     /// What cookie engines do with a session too big for a cookie (default: an error).
@@ -981,7 +1162,7 @@ impl ConfigBuilder {
             self.secret_key = Some(SecretKey::new(v));
         }
         if let Some(v) = file.secret_key_fallbacks {
-            self.fallback_keys = v.into_iter().map(SecretKey::new).collect();
+            self.fallback_keys = parse_fallbacks("secret_key_fallbacks", v)?;
         }
         if let Some(v) = file.cookie_name {
             self.cookie_name = v;
@@ -1032,8 +1213,21 @@ impl ConfigBuilder {
         if let Some(v) = file.track_user_sessions {
             self.track_user_sessions = v;
         }
+        if let Some(v) = file.max_sessions_per_user {
+            self.max_sessions_per_user = Some(v).filter(|&n| n != 0);
+        }
+        if let Some(v) = file.stolen_cookie_grace {
+            self.stolen_cookie_grace =
+                Some(std::time::Duration::from_secs(v)).filter(|d| !d.is_zero());
+        }
+        if let Some(v) = file.stolen_cookie_ends_user_sessions {
+            self.stolen_cookie_ends_user_sessions = v;
+        }
         if let Some(v) = file.cookie_revocation {
             self.cookie_revocation = parse_revocation(&v)?;
+        }
+        if let Some(v) = file.allow_in_memory_revocation {
+            self.allow_in_memory_revocation = v;
         }
         if let Some(v) = file.cookie_overflow {
             self.cookie_overflow = parse_overflow(&v)?;
@@ -1089,12 +1283,15 @@ impl ConfigBuilder {
             self.secret_key = Some(SecretKey::new(v));
         }
         if let Some(v) = get("SESSIO_SECRET_KEY_FALLBACKS") {
-            self.fallback_keys = v
-                .split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(SecretKey::new)
-                .collect();
+            // An empty variable is no fallbacks; an empty entry in a list is a mistake.
+            self.fallback_keys = if v.trim().is_empty() {
+                Vec::new()
+            } else {
+                parse_fallbacks(
+                    "SESSIO_SECRET_KEY_FALLBACKS",
+                    v.split(',').map(|k| k.trim().to_owned()),
+                )?
+            };
         }
         if let Some(v) = get("SESSIO_COOKIE_NAME") {
             self.cookie_name = v;
@@ -1144,8 +1341,35 @@ impl ConfigBuilder {
         if let Some(v) = get("SESSIO_RECORD_IP") {
             self.record_ip = parse_bool("SESSIO_RECORD_IP", &v)?;
         }
+        if let Some(v) = get("SESSIO_MAX_SESSIONS_PER_USER") {
+            let n: u32 = parse_number(
+                "SESSIO_MAX_SESSIONS_PER_USER",
+                &v,
+                "a number of sessions (0: unlimited)",
+            )?;
+            self.max_sessions_per_user = Some(n).filter(|&n| n != 0);
+        }
+        if let Some(v) = get("SESSIO_STOLEN_COOKIE_GRACE") {
+            self.stolen_cookie_grace = if v.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                let secs = parse_number(
+                    "SESSIO_STOLEN_COOKIE_GRACE",
+                    &v,
+                    "a number of seconds, or off (0 is off too)",
+                )?;
+                Some(std::time::Duration::from_secs(secs)).filter(|d| !d.is_zero())
+            };
+        }
+        if let Some(v) = get("SESSIO_STOLEN_COOKIE_ENDS_USER_SESSIONS") {
+            self.stolen_cookie_ends_user_sessions =
+                parse_bool("SESSIO_STOLEN_COOKIE_ENDS_USER_SESSIONS", &v)?;
+        }
         if let Some(v) = get("SESSIO_COOKIE_REVOCATION") {
             self.cookie_revocation = parse_revocation(&v)?;
+        }
+        if let Some(v) = get("SESSIO_ALLOW_IN_MEMORY_REVOCATION") {
+            self.allow_in_memory_revocation = parse_bool("SESSIO_ALLOW_IN_MEMORY_REVOCATION", &v)?;
         }
         if let Some(v) = get("SESSIO_COOKIE_OVERFLOW") {
             self.cookie_overflow = parse_overflow(&v)?;
@@ -1178,6 +1402,21 @@ impl ConfigBuilder {
             return Err(Error::Config(format!(
                 "the secret key is empty: {HOW_TO_MAKE_A_KEY}"
             )));
+        }
+        for (i, key) in self.fallback_keys.iter().enumerate() {
+            // Refused even when weak keys are allowed: an empty key is no secret at all.
+            if key.expose().trim().is_empty() {
+                return Err(Error::Config(format!(
+                    "fallback key #{} is empty: remove it from secret_key_fallbacks \
+                     (SESSIO_SECRET_KEY_FALLBACKS)",
+                    i + 1
+                )));
+            }
+            if !self.allow_weak_secret_key {
+                if let Some(why) = key.weakness_of(&format!("fallback key #{}", i + 1)) {
+                    return Err(Error::Config(format!("{why}. {FALLBACK_FIX}")));
+                }
+            }
         }
         validate_cookie_name(&self.cookie_name)?;
         if !self.cookie_path.starts_with('/') || self.cookie_path.bytes().any(is_bad_attr_byte) {
@@ -1212,24 +1451,76 @@ impl ConfigBuilder {
         if self.store_timeout.is_zero() {
             return Err(Error::Config("store_timeout must be more than zero".into()));
         }
-        if self.cookie_age <= 0 {
+        if self.cookie_age <= 0 || self.cookie_age > MAX_COOKIE_AGE {
             return Err(Error::Config(format!(
-                "cookie_age must be a positive number of seconds, not {}",
+                "cookie_age must be a positive number of seconds up to {MAX_COOKIE_AGE} \
+                 (100 years), not {}",
                 self.cookie_age
             )));
         }
-        if self.cookie_name.starts_with("__Host-")
+        at_most(
+            "store_timeout",
+            self.store_timeout,
+            MAX_STORE_TIMEOUT,
+            "an hour",
+        )?;
+        at_most("expiry_slack", self.expiry_slack, MAX_EXPIRY_SLACK, "a day")?;
+        for (name, timeout) in [
+            ("idle_timeout", self.idle_timeout),
+            ("absolute_timeout", self.absolute_timeout),
+        ] {
+            if let Some(t) = timeout {
+                at_most(name, t, MAX_LIFETIME, "100 years")?;
+            }
+        }
+        if let Some(grace) = self.stolen_cookie_grace {
+            at_most(
+                "stolen_cookie_grace",
+                grace,
+                MAX_STOLEN_COOKIE_GRACE,
+                "a day",
+            )?;
+        }
+        // Browsers match these prefixes case-insensitively (RFC 6265bis): so does the check.
+        let has_prefix = |prefix: &str| {
+            self.cookie_name
+                .get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+        };
+        if has_prefix("__Host-")
             && (self.cookie_domain.is_some() || self.cookie_path != "/" || !self.cookie_secure)
         {
-            return Err(Error::Config(
-                "a `__Host-` cookie needs cookie_secure=true, cookie_path=/ and no cookie_domain"
-                    .into(),
-            ));
+            return Err(Error::Config(format!(
+                "cookie_name `{}` has the `__Host-` prefix, which needs cookie_secure=true, \
+                 cookie_path=/ and no cookie_domain",
+                self.cookie_name
+            )));
         }
-        if self.cookie_name.starts_with("__Secure-") && !self.cookie_secure {
-            return Err(Error::Config(
-                "a `__Secure-` cookie needs cookie_secure=true".into(),
-            ));
+        if has_prefix("__Secure-") && !self.cookie_secure {
+            return Err(Error::Config(format!(
+                "cookie_name `{}` has the `__Secure-` prefix, which needs cookie_secure=true",
+                self.cookie_name
+            )));
+        }
+        if self.cookie_revocation == Some(EngineKind::Cache)
+            && crate::cache::is_in_process(&self.cache_url)
+            && !self.allow_in_memory_revocation
+        {
+            return Err(Error::Config(format!(
+                "cookie_revocation = cache with cache_url `{}` keeps revocations in this \
+                 process's memory: they are lost on restart, not seen by other processes and \
+                 can be evicted, so a revoked cookie would work again. Point cache_url \
+                 (SESSIO_CACHE_URL) at Redis, use cookie_revocation = db or file, or for tests \
+                 set allow_in_memory_revocation (SESSIO_ALLOW_IN_MEMORY_REVOCATION=true)",
+                crate::error::redact_url(&self.cache_url)
+            )));
+        }
+        if self.signed_cookies_salt == self.store_salt {
+            return Err(Error::Config(format!(
+                "signed_cookies_salt and store_salt are both `{}`: every stored session_data \
+                 would then be a valid session cookie; keep them different (the defaults are)",
+                self.store_salt
+            )));
         }
         Ok(Config {
             engine: self.engine,
@@ -1258,7 +1549,11 @@ impl ConfigBuilder {
             hash_ids_at_rest: self.hash_ids_at_rest,
             record_ip: self.record_ip,
             track_user_sessions: self.track_user_sessions,
+            max_sessions_per_user: self.max_sessions_per_user.filter(|&n| n != 0),
+            stolen_cookie_grace: self.stolen_cookie_grace.filter(|d| !d.is_zero()),
+            stolen_cookie_ends_user_sessions: self.stolen_cookie_ends_user_sessions,
             cookie_revocation: self.cookie_revocation,
+            allow_in_memory_revocation: self.allow_in_memory_revocation,
             idle_timeout: self.idle_timeout,
             absolute_timeout: self.absolute_timeout,
             signed_cookies_salt: self.signed_cookies_salt,
@@ -1269,6 +1564,23 @@ impl ConfigBuilder {
             clock: self.clock,
         })
     }
+}
+
+/// Refuses a duration setting longer than `max` (`max_words` says it for people).
+fn at_most(
+    name: &str,
+    value: std::time::Duration,
+    max: std::time::Duration,
+    max_words: &str,
+) -> Result<()> {
+    if value > max {
+        return Err(Error::Config(format!(
+            "{name} is {} seconds; at most {} ({max_words}) is accepted",
+            value.as_secs(),
+            max.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 fn is_bad_attr_byte(b: u8) -> bool {
@@ -1326,6 +1638,80 @@ mod tests {
             .allow_weak_secret_key(true)
             .build()
             .is_ok());
+    }
+
+    #[test]
+    fn weak_or_empty_fallback_keys_are_refused_in_code() {
+        let b = || Config::builder().secret_key(KEY);
+        let strong_old = "old-0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH";
+        assert!(b().fallback_keys([strong_old]).build().is_ok());
+        for weak in [
+            "short",
+            "django-insecure-0123456789abcdefghijklmnopqrstuvwxyz0123456789",
+        ] {
+            let e = b()
+                .fallback_keys([strong_old, weak])
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("fallback key #2") && e.contains("re-issued"),
+                "{e}"
+            );
+            // Allowed for Django interop, like a weak current key.
+            assert!(b()
+                .fallback_keys([weak])
+                .allow_weak_secret_key(true)
+                .build()
+                .is_ok());
+        }
+        // An empty fallback is refused even then.
+        for empty in ["", "  "] {
+            let e = b()
+                .fallback_keys([empty])
+                .allow_weak_secret_key(true)
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("fallback key #1 is empty"), "{e}");
+        }
+    }
+
+    #[test]
+    fn weak_or_empty_fallback_keys_are_refused_in_toml_and_env() {
+        let b = || Config::builder().secret_key(KEY);
+        let e = b()
+            .toml_str("secret_key_fallbacks = ['']\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("secret_key_fallbacks") && e.contains("empty"),
+            "{e}"
+        );
+        let e = b()
+            .toml_str("secret_key_fallbacks = ['short']\n")
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fallback key #1 is 5 characters"), "{e}");
+        let env = |v: &'static str| {
+            b().env_from(move |n| (n == "SESSIO_SECRET_KEY_FALLBACKS").then(|| v.into()))
+        };
+        let e = env("a,,b").unwrap_err().to_string();
+        assert!(
+            e.contains("SESSIO_SECRET_KEY_FALLBACKS") && e.contains("entry #2 is empty"),
+            "{e}"
+        );
+        assert!(env("short").unwrap().build().is_err());
+        assert!(env("").unwrap().build().unwrap().fallback_keys().is_empty());
+        let two = format!("{KEY}x, {KEY}y");
+        let c = b()
+            .env_from(|n| (n == "SESSIO_SECRET_KEY_FALLBACKS").then(|| two.clone()))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.fallback_keys().len(), 2);
     }
 
     #[test]
@@ -1395,8 +1781,270 @@ mod tests {
     }
 
     #[test]
+    fn cookie_prefixes_are_checked_in_any_case() {
+        let b = || Config::builder().secret_key(KEY);
+        for name in ["__host-s", "__HOST-s", "__Host-s", "__hOsT-s"] {
+            let e = b().cookie_name(name).build().unwrap_err().to_string();
+            assert!(e.contains("__Host-") && e.contains(name), "{e}");
+            assert!(b()
+                .cookie_name(name)
+                .cookie_secure(true)
+                .cookie_domain(Some("example.com".into()))
+                .build()
+                .is_err());
+            assert!(b().cookie_name(name).cookie_secure(true).build().is_ok());
+        }
+        for name in ["__secure-s", "__SECURE-s", "__Secure-s"] {
+            let e = b().cookie_name(name).build().unwrap_err().to_string();
+            assert!(e.contains("__Secure-") && e.contains(name), "{e}");
+            assert!(b().cookie_name(name).cookie_secure(true).build().is_ok());
+        }
+        // Not a prefix: no checks (and a name shorter than a prefix is fine).
+        assert!(b().cookie_name("x__host-s").build().is_ok());
+        assert!(b().cookie_name("__h").build().is_ok());
+    }
+
+    #[test]
+    fn the_cookie_salt_cannot_be_the_store_salt() {
+        let b = || Config::builder().secret_key(KEY);
+        let e = b()
+            .signed_cookies_salt(signing::STORE_SALT)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("signed_cookies_salt") && e.contains("store_salt"),
+            "{e}"
+        );
+        let e = b()
+            .toml_str("signed_cookies_salt = 'same'\nstore_salt = 'same'\n")
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`same`"), "{e}");
+        assert!(b().store_salt("custom.store").build().is_ok());
+    }
+
+    #[test]
+    fn revocation_in_process_memory_needs_the_allow_flag() {
+        let b = || {
+            Config::builder()
+                .secret_key(KEY)
+                .engine(EngineKind::SignedCookies)
+                .cookie_revocation(Some(EngineKind::Cache))
+        };
+        for url in [
+            "memory://",
+            "memory",
+            "memory://?max_entries=10",
+            "MEMORY://",
+        ] {
+            let e = b().cache_url(url).build().unwrap_err().to_string();
+            assert!(
+                e.contains("cookie_revocation = cache")
+                    && e.contains("Redis")
+                    && e.contains("SESSIO_ALLOW_IN_MEMORY_REVOCATION"),
+                "{e}"
+            );
+        }
+        let c = b().allow_in_memory_revocation(true).build().unwrap();
+        assert!(c.revocation_is_in_memory());
+        assert!(c
+            .deploy_warnings()
+            .iter()
+            .any(|(id, _)| *id == "sessio.W030"));
+        assert!(b()
+            .toml_str("allow_in_memory_revocation = true\n")
+            .unwrap()
+            .build()
+            .is_ok());
+        assert!(b()
+            .env_from(|n| (n == "SESSIO_ALLOW_IN_MEMORY_REVOCATION").then(|| "true".into()))
+            .unwrap()
+            .build()
+            .is_ok());
+        // Durable stores need no flag.
+        let c = b().cache_url("redis://127.0.0.1:6379/0").build().unwrap();
+        assert!(!c.revocation_is_in_memory());
+        assert!(b().cookie_revocation(Some(EngineKind::Db)).build().is_ok());
+    }
+
+    #[test]
+    fn durations_are_bounded_at_build() {
+        let b = || Config::builder().secret_key(KEY);
+        for age in [i64::MAX, 1_000_000_000_000_000, MAX_COOKIE_AGE + 1, 0, -1] {
+            let e = b().cookie_age(age).build().unwrap_err().to_string();
+            assert!(e.contains("cookie_age") && e.contains("100 years"), "{e}");
+        }
+        assert!(b().cookie_age(MAX_COOKIE_AGE).build().is_ok());
+        let huge = std::time::Duration::from_secs(u64::MAX);
+        let over = MAX_LIFETIME + std::time::Duration::from_secs(1);
+        for t in [huge, over, std::time::Duration::MAX] {
+            let e = b().idle_timeout(Some(t)).build().unwrap_err().to_string();
+            assert!(e.contains("idle_timeout"), "{e}");
+            let e = b()
+                .absolute_timeout(Some(t))
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("absolute_timeout"), "{e}");
+        }
+        assert!(b()
+            .idle_timeout(Some(MAX_LIFETIME))
+            .absolute_timeout(Some(MAX_LIFETIME))
+            .build()
+            .is_ok());
+        // TOML and env give whole seconds as u64: the same bound applies.
+        let e = b()
+            .toml_str(&format!("absolute_timeout = {}\n", i64::MAX))
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("absolute_timeout"), "{e}");
+        let e = b()
+            .env_from(|n| (n == "SESSIO_IDLE_TIMEOUT").then(|| u64::MAX.to_string()))
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("idle_timeout"), "{e}");
+        let e = b()
+            .env_from(|n| (n == "SESSIO_COOKIE_AGE").then(|| "1000000000000000".into()))
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cookie_age"), "{e}");
+        assert!(b().store_timeout(huge).build().is_err());
+        assert!(b().expiry_slack(huge).build().is_err());
+    }
+
+    #[test]
+    fn session_limits_and_stolen_cookie_settings() {
+        let b = || Config::builder().secret_key(KEY);
+        let c = b().build().unwrap();
+        assert_eq!(c.max_sessions_per_user(), None);
+        assert_eq!(c.stolen_cookie_grace(), Some(DEFAULT_STOLEN_COOKIE_GRACE));
+        assert!(!c.stolen_cookie_ends_user_sessions());
+
+        let c = b()
+            .max_sessions_per_user(Some(3))
+            .stolen_cookie_grace(Some(std::time::Duration::from_secs(5)))
+            .stolen_cookie_ends_user_sessions(true)
+            .build()
+            .unwrap();
+        assert_eq!(c.max_sessions_per_user(), Some(3));
+        assert_eq!(
+            c.stolen_cookie_grace(),
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert!(c.stolen_cookie_ends_user_sessions());
+        let c = b()
+            .max_sessions_per_user(Some(0))
+            .stolen_cookie_grace(Some(std::time::Duration::ZERO))
+            .build()
+            .unwrap();
+        assert_eq!(c.max_sessions_per_user(), None);
+        assert_eq!(c.stolen_cookie_grace(), None);
+
+        let c = b()
+            .toml_str(
+                "max_sessions_per_user = 5\nstolen_cookie_grace = 0\n\
+                 stolen_cookie_ends_user_sessions = true\n",
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.max_sessions_per_user(), Some(5));
+        assert_eq!(c.stolen_cookie_grace(), None);
+        assert!(c.stolen_cookie_ends_user_sessions());
+        assert_eq!(
+            b().toml_str("max_sessions_per_user = 0\n")
+                .unwrap()
+                .build()
+                .unwrap()
+                .max_sessions_per_user(),
+            None
+        );
+
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            b().env_from(move |n| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        let c = env(&[
+            ("SESSIO_MAX_SESSIONS_PER_USER", "2"),
+            ("SESSIO_STOLEN_COOKIE_GRACE", "off"),
+            ("SESSIO_STOLEN_COOKIE_ENDS_USER_SESSIONS", "true"),
+        ])
+        .unwrap()
+        .build()
+        .unwrap();
+        assert_eq!(c.max_sessions_per_user(), Some(2));
+        assert_eq!(c.stolen_cookie_grace(), None);
+        assert!(c.stolen_cookie_ends_user_sessions());
+        let c = env(&[("SESSIO_STOLEN_COOKIE_GRACE", "30")])
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(
+            c.stolen_cookie_grace(),
+            Some(std::time::Duration::from_secs(30))
+        );
+        for bad in [
+            &[("SESSIO_MAX_SESSIONS_PER_USER", "-1")][..],
+            &[("SESSIO_STOLEN_COOKIE_GRACE", "1m")][..],
+        ] {
+            let e = env(bad).unwrap_err().to_string();
+            assert!(e.contains(bad[0].0), "{e}");
+        }
+
+        // The grace is bounded: a day at most.
+        let e = env(&[("SESSIO_STOLEN_COOKIE_GRACE", "86401")])
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("stolen_cookie_grace") && e.contains("a day"),
+            "{e}"
+        );
+        assert!(b()
+            .stolen_cookie_grace(Some(MAX_STOLEN_COOKIE_GRACE))
+            .build()
+            .is_ok());
+    }
+
+    #[test]
     fn debug_hides_the_key() {
         let c = Config::builder().secret_key(KEY).build().unwrap();
         assert!(!format!("{c:?}").contains(KEY));
+    }
+
+    #[test]
+    fn debug_hides_url_passwords() {
+        let b = Config::builder()
+            .secret_key(KEY)
+            .fallback_keys([format!("{KEY}-old")])
+            .database_url("postgres://app:db-hunter2@db.internal/sessions")
+            .cache_url("redis://:cache-hunter2@cache.internal:6379/0");
+        let c = b.clone().build().unwrap();
+        for shown in [format!("{b:?}"), format!("{c:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(!shown.contains(KEY), "{shown}");
+            assert!(
+                shown.contains("postgres://app:***@db.internal/sessions"),
+                "{shown}"
+            );
+            assert!(
+                shown.contains("redis://:***@cache.internal:6379/0"),
+                "{shown}"
+            );
+        }
     }
 }

@@ -139,16 +139,33 @@ impl Error {
     }
 }
 
-/// Hides the password in a database or cache URL, for error messages and logs.
+/// Hides the password in a database or cache URL, for error messages and logs: the one
+/// in the user info, and a `password=` query parameter (which PostgreSQL and MySQL accept).
 ///
 /// ```
 /// assert_eq!(sessio::redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+/// assert_eq!(sessio::redact_url("postgres://h/db?password=pw"), "postgres://h/db?password=***");
 /// ```
 pub fn redact_url(url: &str) -> String {
+    let url = redact_userinfo(url);
+    let Some((base, query)) = url.split_once('?') else {
+        return url;
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
+}
+
+fn redact_userinfo(url: &str) -> String {
     // scheme://user:password@host/...  ->  scheme://user:***@host/...
     if let Some(scheme_end) = url.find("://") {
         let rest = &url[scheme_end + 3..];
-        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
         let authority = &rest[..authority_end];
         if let Some(at) = authority.rfind('@') {
             let userinfo = &authority[..at];
@@ -223,6 +240,14 @@ mod tests {
         );
         assert_eq!(redact_url("sqlite://data/s.db"), "sqlite://data/s.db");
         assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+        assert_eq!(
+            redact_url("redis://:pw@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(
+            redact_url("mysql://u@h/db?ssl-mode=required&Password=pw"),
+            "mysql://u@h/db?ssl-mode=required&Password=***"
+        );
     }
 
     #[test]

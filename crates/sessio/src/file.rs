@@ -6,7 +6,12 @@
 //! traversal). Every write goes to a temp file (mode 0600) that is renamed over the
 //! session file, so a reader or a crash never sees a torn file. The file's mtime is the last
 //! save, set from the configured clock.
+//!
+//! The directory must be private: a directory any local user can write to (such as the
+//! system temp directory) is refused, since anyone could plant a session file there. The
+//! default is a directory of the user's own ([`default_dir`]), created owner-only.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,19 +58,139 @@ fn io_error(context: String) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { context, source }
 }
 
+/// The file engine's directory when `file_path` is unset: `$XDG_DATA_HOME/sessio/sessions`,
+/// else `$HOME/.local/share/sessio/sessions`, else `sessio-<uid>/sessions` in the system
+/// temp directory. Never the shared temp directory itself.
+pub fn default_dir() -> PathBuf {
+    default_dir_from(
+        std::env::var_os("XDG_DATA_HOME"),
+        std::env::var_os("HOME"),
+        &std::env::temp_dir(),
+        current_uid(),
+    )
+}
+
+/// [`default_dir`] from the given values of `XDG_DATA_HOME` and `HOME`, the temp directory
+/// and the user id (so it can be computed without reading the process environment).
+pub fn default_dir_from(
+    xdg_data_home: Option<OsString>,
+    home: Option<OsString>,
+    temp: &Path,
+    uid: Option<u32>,
+) -> PathBuf {
+    // The XDG spec says to ignore a relative path; an empty HOME is no home.
+    let absolute = |v: Option<OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(data) = absolute(xdg_data_home) {
+        data.join("sessio").join("sessions")
+    } else if let Some(home) = absolute(home) {
+        home.join(".local/share/sessio/sessions")
+    } else {
+        let own = uid.map_or_else(|| "sessio".to_owned(), |uid| format!("sessio-{uid}"));
+        temp.join(own).join("sessions")
+    }
+}
+
+#[cfg(unix)]
+fn current_uid() -> Option<u32> {
+    Some(rustix::process::geteuid().as_raw())
+}
+
+#[cfg(not(unix))]
+fn current_uid() -> Option<u32> {
+    None
+}
+
+/// Creates the default directory `dir` owner-only (0700, with any missing parents) unless it
+/// exists, then checks that it and its parent belong to this user and that nobody else
+/// can write to them (so a directory planted by another user in a shared temp directory
+/// is refused).
+pub fn prepare_default_dir(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(io_error(format!(
+            "cannot create the session directory {}: set SESSIO_FILE_PATH to a private \
+             directory",
+            dir.display()
+        )))?;
+    }
+    #[cfg(unix)]
+    for d in std::iter::once(dir).chain(dir.parent()) {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(d).map_err(io_error(format!("cannot read {}", d.display())))?;
+        if Some(meta.uid()) != current_uid() {
+            return Err(Error::Config(format!(
+                "the session directory {} belongs to another user (uid {}), who could plant \
+                 session files in it: remove it, or set SESSIO_FILE_PATH to a private directory",
+                d.display(),
+                meta.uid()
+            )));
+        }
+        refuse_world_writable(d)?;
+    }
+    Ok(())
+}
+
+/// Refuses a directory that every local user can write to: any of them could plant,
+/// replace or remove session files (a sticky bit stops only the last).
+fn refuse_world_writable(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir)
+            .map_err(io_error(format!("cannot read {}", dir.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o002 != 0 {
+            return Err(Error::Config(format!(
+                "the session directory {} is writable by every local user (mode {:o}): run \
+                 `chmod 700 {}`, or set file_path (SESSIO_FILE_PATH) to a private directory",
+                dir.display(),
+                mode & 0o7777,
+                dir.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Whether `dir` exists and every local user can write to it (`sessio check` warns).
+pub fn is_world_writable(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o002 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        false
+    }
+}
+
 impl FileEngine {
-    /// Opens `config.file_path()` (the system temp dir when unset), which must exist.
+    /// Opens `config.file_path()`, which must exist and be private; when unset, the
+    /// [`default_dir`], created owner-only if missing.
     pub async fn open(config: &Config) -> Result<Self> {
-        let dir = config
-            .file_path()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(std::env::temp_dir);
+        let dir = match config.file_path() {
+            Some(dir) => dir.to_path_buf(),
+            None => {
+                let dir = default_dir();
+                prepare_default_dir(&dir)?;
+                dir
+            }
+        };
         if !dir.is_dir() {
             return Err(Error::Config(format!(
                 "file_path `{}` is not an existing directory: create it, or set SESSIO_FILE_PATH",
                 dir.display()
             )));
         }
+        refuse_world_writable(&dir)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
@@ -438,6 +563,73 @@ mod tests {
             .unwrap();
         let err = FileEngine::open(&config).await.unwrap_err().to_string();
         assert!(err.contains("/nonexistent/sessio/dir"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_world_writable_directory_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [0o777, 0o1777, 0o703] {
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).unwrap();
+            let config = Config::builder()
+                .secret_key("test-secret")
+                .allow_weak_secret_key(true)
+                .file_path(dir.path())
+                .build()
+                .unwrap();
+            let err = FileEngine::open(&config).await.unwrap_err().to_string();
+            assert!(
+                err.contains(&dir.path().display().to_string())
+                    && err.contains("chmod 700")
+                    && err.contains("SESSIO_FILE_PATH"),
+                "{err}"
+            );
+            assert!(is_world_writable(dir.path()));
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(!is_world_writable(dir.path()));
+        engine(dir.path()).await;
+    }
+
+    #[test]
+    fn the_default_directory_is_the_users_own() {
+        let temp = Path::new("/tmp");
+        let os = |s: &str| Some(OsString::from(s));
+        assert_eq!(
+            default_dir_from(os("/data"), os("/home/u"), temp, Some(1000)),
+            Path::new("/data/sessio/sessions")
+        );
+        // A relative XDG_DATA_HOME is ignored, as the XDG spec says.
+        assert_eq!(
+            default_dir_from(os("data"), os("/home/u"), temp, Some(1000)),
+            Path::new("/home/u/.local/share/sessio/sessions")
+        );
+        assert_eq!(
+            default_dir_from(None, os(""), temp, Some(1000)),
+            Path::new("/tmp/sessio-1000/sessions")
+        );
+        // Never the shared temp directory itself.
+        assert_ne!(default_dir_from(None, None, temp, None), temp);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_default_directory_is_created_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        let dir = default_dir_from(None, Some(home.path().into()), Path::new("/tmp"), None);
+        prepare_default_dir(&dir).unwrap();
+        for d in [&dir, dir.parent().unwrap()] {
+            let mode = fs::metadata(d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+        // Again: it exists, and is still fine.
+        prepare_default_dir(&dir).unwrap();
+        // A default directory that others can write to is refused, not used.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = prepare_default_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("chmod 700"), "{err}");
     }
 
     #[tokio::test]

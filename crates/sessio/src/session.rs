@@ -35,6 +35,11 @@ mod timeouts {
         crate::engine::lookup(data, key).and_then(Value::as_i64)
     }
 
+    /// A limit in whole seconds; saturating, though the configuration bounds it far below.
+    fn limit_secs(t: std::time::Duration) -> i64 {
+        i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
+    }
+
     /// Whether either limit is set (only then do sessions carry markers, or need the time).
     pub(super) fn enabled(config: &Config) -> bool {
         config.absolute_timeout().is_some() || config.idle_timeout().is_some()
@@ -50,12 +55,12 @@ mod timeouts {
         let absolute = config.absolute_timeout().map(|t| {
             secs(data, CREATED_KEY)
                 .unwrap_or(now)
-                .saturating_add(t.as_secs() as i64)
+                .saturating_add(limit_secs(t))
         });
         let idle = config.idle_timeout().map(|t| {
             secs(data, ACTIVE_KEY)
                 .unwrap_or(now)
-                .saturating_add(t.as_secs() as i64)
+                .saturating_add(limit_secs(t))
         });
         match (absolute, idle) {
             (Some(a), Some(i)) => Some(a.min(i)),
@@ -72,8 +77,9 @@ mod timeouts {
         let (Some(idle), Some(data)) = (config.idle_timeout(), data) else {
             return false;
         };
-        let step = (idle.as_secs() as i64 / 10).max(1);
-        secs(data, ACTIVE_KEY).is_none_or(|active| now - active >= step)
+        let step = (limit_secs(idle) / 10).max(1);
+        // Stored markers are data: a far-off one must not overflow the subtraction.
+        secs(data, ACTIVE_KEY).is_none_or(|active| now.saturating_sub(active) >= step)
     }
 
     /// Adds the markers a limited session needs; returns the keys it wrote.
@@ -620,7 +626,9 @@ impl Session {
                         .as_ref()
                         .and_then(|d| lookup(d, users::SEEN_KEY))
                         .and_then(Value::as_i64);
-                    if owner.is_some() && seen.is_none_or(|s| now - s >= users::SEEN_EVERY) {
+                    if owner.is_some()
+                        && seen.is_none_or(|s| now.saturating_sub(s) >= users::SEEN_EVERY)
+                    {
                         st.data_mut()
                             .insert(users::SEEN_KEY.into(), Value::from(now));
                         st.touch(users::SEEN_KEY);
@@ -1349,7 +1357,7 @@ impl Session {
         if let Some(deadline) =
             data.and_then(|d| timeouts::deadline(&self.inner.config, d, now.unix_timestamp()))
         {
-            age = age.min(deadline - now.unix_timestamp());
+            age = age.min(deadline.saturating_sub(now.unix_timestamp()));
         }
         // Django: http_date(time.time() + max_age), truncated to whole seconds.
         let expires = expiry::add_seconds(

@@ -137,3 +137,51 @@ async fn logs_never_contain_an_id_or_a_cookie() {
     assert!(!logs.contains(&key), "raw session id in logs:\n{logs}");
     assert!(!logs.contains(bad), "raw cookie in logs:\n{logs}");
 }
+
+/// Logs in, saves, and loads again (through the middleware too) with every lifetime at
+/// the largest value the configuration accepts.
+async fn the_longest_lifetimes_work(make: Make, index_users: bool) {
+    use sessio::config::{MAX_COOKIE_AGE, MAX_LIFETIME};
+    let f = fixture_with(make, |b| {
+        b.cookie_age(MAX_COOKIE_AGE)
+            .idle_timeout(Some(MAX_LIFETIME))
+            .absolute_timeout(Some(MAX_LIFETIME))
+            .track_user_sessions(index_users)
+    })
+    .await
+    .unwrap();
+    let s = f.session(None);
+    sessio::auth::login(&s, 7, sessio::auth::MODEL_BACKEND, "pbkdf2_sha256$1$a$b=")
+        .await
+        .unwrap();
+    s.insert("user_id", 1).await.unwrap();
+    s.save().await.unwrap();
+    assert!(s.expiry_age().await.unwrap() > 0);
+    let key = s.id().unwrap();
+    let s = f.session(Some(&key));
+    assert_eq!(s.get::<u32>("user_id").await.unwrap(), Some(1));
+
+    let res = get_with_cookie(&f.sessions, "/write", &key).await;
+    assert_eq!(res.status(), 200);
+    let set = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(set.contains("Max-Age="), "{set}");
+    let fresh = set
+        .strip_prefix("sessionid=")
+        .and_then(|v| v.split(';').next())
+        .unwrap();
+    let res = get_with_cookie(&f.sessions, "/read", fresh).await;
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn the_longest_lifetimes_work_on_every_local_engine() {
+    for (make, index_users) in [
+        (common::cache_memory as Make, true),
+        (common::signed_cookies as Make, false),
+        (common::encrypted_cookies as Make, false),
+        (db_sqlite as Make, true),
+        (file as Make, true),
+    ] {
+        the_longest_lifetimes_work(make, index_users).await;
+    }
+}
