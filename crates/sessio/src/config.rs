@@ -325,9 +325,6 @@ pub struct Config {
     pub(crate) absolute_timeout: Option<std::time::Duration>,
     pub(crate) signed_cookies_salt: String,
     pub(crate) store_salt: String,
-    pub(crate) max_sessions_per_user: Option<u32>,
-    pub(crate) stolen_cookie_grace: Option<std::time::Duration>,
-    pub(crate) stolen_cookie_ends_user_sessions: bool,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -532,21 +529,6 @@ impl Config {
         &self.store_salt
     }
 
-    /// At most this many sessions per user (`None`: no limit).
-    pub fn max_sessions_per_user(&self) -> Option<u32> {
-        self.max_sessions_per_user
-    }
-
-    /// How long a retired id may still arrive before it counts as stolen (`None`: off).
-    pub fn stolen_cookie_grace(&self) -> Option<std::time::Duration> {
-        self.stolen_cookie_grace
-    }
-
-    /// Whether a stolen cookie ends every session of its user.
-    pub fn stolen_cookie_ends_user_sessions(&self) -> bool {
-        self.stolen_cookie_ends_user_sessions
-    }
-
     /// A signer for `salt` with this configuration's keys.
     pub(crate) fn signer(&self, salt: &str) -> signing::Signer {
         let fallbacks: Vec<&[u8]> = self.fallback_keys.iter().map(|k| k.as_bytes()).collect();
@@ -667,9 +649,6 @@ pub struct ConfigBuilder {
     absolute_timeout: Option<std::time::Duration>,
     signed_cookies_salt: String,
     store_salt: String,
-    max_sessions_per_user: Option<u32>,
-    stolen_cookie_grace: Option<std::time::Duration>,
-    stolen_cookie_ends_user_sessions: bool,
     clock: Arc<dyn Clock>,
 }
 
@@ -760,9 +739,6 @@ impl Default for ConfigBuilder {
             absolute_timeout: None,
             signed_cookies_salt: signing::SIGNED_COOKIES_SALT.into(),
             store_salt: signing::STORE_SALT.into(),
-            max_sessions_per_user: None,
-            stolen_cookie_grace: Some(std::time::Duration::from_secs(60)),
-            stolen_cookie_ends_user_sessions: false,
             clock: Arc::new(SystemClock),
         }
     }
@@ -1098,23 +1074,6 @@ impl ConfigBuilder {
     /// How concurrent saves of one session combine (default [`Concurrency::Merge`]).
     pub fn concurrency(mut self, concurrency: Concurrency) -> Self {
         self.concurrency = concurrency;
-        self
-    }
-    /// At most this many sessions per user (`None`: no limit); a login past it ends the
-    /// user's oldest sessions. Needs `track_user_sessions`.
-    pub fn max_sessions_per_user(mut self, max: Option<u32>) -> Self {
-        self.max_sessions_per_user = max.filter(|&n| n > 0);
-        self
-    }
-    /// How long after its id was retired a cookie may still arrive before sessio treats it
-    /// as stolen (`None` turns stolen-cookie detection off).
-    pub fn stolen_cookie_grace(mut self, grace: Option<std::time::Duration>) -> Self {
-        self.stolen_cookie_grace = grace;
-        self
-    }
-    /// On a stolen cookie, end every session of its user, not only the one it belonged to.
-    pub fn stolen_cookie_ends_user_sessions(mut self, on: bool) -> Self {
-        self.stolen_cookie_ends_user_sessions = on;
         self
     }
     /// The clock (tests use [`crate::clock::ManualClock`]).
@@ -1558,9 +1517,6 @@ impl ConfigBuilder {
             absolute_timeout: self.absolute_timeout,
             signed_cookies_salt: self.signed_cookies_salt,
             store_salt: self.store_salt,
-            max_sessions_per_user: self.max_sessions_per_user,
-            stolen_cookie_grace: self.stolen_cookie_grace,
-            stolen_cookie_ends_user_sessions: self.stolen_cookie_ends_user_sessions,
             clock: self.clock,
         })
     }
