@@ -75,6 +75,16 @@ async fn main() -> anyhow::Result<()> {
         last.as_secs_f64() * 1e3,
         last.as_secs_f64() / first.as_secs_f64()
     );
+    if std::env::var_os("SESSIO_LOGINS_BY_THOUSAND").is_some() {
+        for (i, block) in times.chunks(1000).enumerate() {
+            println!(
+                "  logins {}-{}: median {:.3} ms",
+                i * 1000 + 1,
+                i * 1000 + block.len(),
+                median(block.to_vec()).as_secs_f64() * 1e3
+            );
+        }
+    }
     let listed = sessions.user_sessions(&user).await?.len();
     let ended = sessions.revoke_all_sessions(&user).await?;
     println!("listed {listed} sessions, ended {ended}");

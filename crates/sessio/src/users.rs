@@ -362,7 +362,7 @@ impl Extras {
 
     /// Lists session `stored` under `user_id`, or refreshes its entry. `fresh` is true
     /// for a login or a new id (the entry is new); `session_expires` is when the session
-    /// expires (its entry outlives it).
+    /// expires (its entry and slot outlive it, and are refreshed with it).
     pub(crate) async fn index_put(
         &self,
         config: &Config,
@@ -376,69 +376,94 @@ impl Extras {
         let expires = outliving(config, session_expires);
         let name = entry_name(user_id, stored);
         let data = record(entry, expires);
-        if !fresh {
+        if !fresh || !engine.insert(&name, &data, expires).await? {
+            // Listed already: refresh the entry, and its slot's expiry with it.
             match engine
                 .save_changes(&name, &as_changes(&data), expires)
                 .await
             {
-                Ok(_) => return Ok(()),
-                // Not listed yet (a session from before the index was on): list it now.
-                Err(Error::SessionInterrupted) => {}
+                Ok((_, merged)) => {
+                    let slot = lookup(&merged, "n").and_then(Value::as_u64);
+                    if let Some(n) = slot {
+                        let changes = as_changes(&record(json!({}), expires));
+                        match engine
+                            .save_changes(&slot_name(user_id, n), &changes, expires)
+                            .await
+                        {
+                            Ok(_) => return Ok(()),
+                            // Its slot went (pruned in a race): it gets a new one below.
+                            Err(Error::SessionInterrupted) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                // Not listed (a session from before the index was on): list it now.
+                Err(Error::SessionInterrupted) => {
+                    if !engine.insert(&name, &data, expires).await? {
+                        return Ok(());
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
-        if !engine.insert(&name, &data, expires).await? {
-            // Listed already (saved twice): refresh it.
-            return upsert(engine, &name, &as_changes(&data), expires).await;
-        }
-        self.add_slot(engine, user_id, stored).await?;
+        let n = self.add_slot(engine, user_id, stored, expires).await?;
+        set_slot(engine, &name, n, expires).await?;
         if let Some(max) = self.max_sessions {
             self.enforce_max(user_id, stored, max as usize).await?;
         }
         Ok(())
     }
 
-    /// Gives `stored` a slot above the user's others, and prunes the oldest slots; returns
-    /// the user's new top slot.
+    /// Gives `stored` a slot above the user's others, expiring at `expires`, and prunes
+    /// the oldest slots; returns the new slot.
     async fn add_slot(
         &self,
         engine: &Arc<dyn SessionEngine>,
         user: &str,
         stored: &str,
+        expires: OffsetDateTime,
     ) -> Result<u64> {
         let head = engine.load(&head_name(user)).await?;
         let lo = number(head.as_ref(), "lo");
         let hi = number(head.as_ref(), "hi");
-        let mut top = claim_slot(engine, user, stored, hi.max(lo)).await?;
-        // Prune on write: a dead session's slot goes, a live one moves to the top.
+        // The head outlives every slot it counts.
+        let mut head_expires = expiry_of(head.as_ref()).unwrap_or(expires).max(expires);
+        let n = claim_slot(engine, user, stored, hi.max(lo), expires).await?;
+        let mut top = n;
+        // Prune on write: a dead session's slot goes, a live one moves to the top, so the
+        // gaps behind it reach the bottom.
         let mut bottom = lo;
         let (mut steps, mut skips) = (0, 0);
-        while bottom < top && steps < PRUNE_STEPS && skips < PRUNE_SKIPS {
-            let name = slot_name(user, bottom);
-            match engine.load(&name).await? {
+        while bottom < n && steps < PRUNE_STEPS && skips < PRUNE_SKIPS {
+            let slot = slot_name(user, bottom);
+            match engine.load(&slot).await? {
                 None => skips += 1,
-                Some(slot) => {
+                Some(data) => {
                     steps += 1;
-                    let id = slot_id(&slot);
-                    if engine.load(&id).await?.is_some() {
-                        top = claim_slot(engine, user, &id, top + 1).await?;
-                    } else {
-                        engine.delete(&entry_name(user, &id)).await?;
+                    let id = slot_id(&data);
+                    let entry_name = entry_name(user, &id);
+                    let entry = engine.load(&entry_name).await?;
+                    match entry {
+                        Some(entry) if engine.load(&id).await?.is_some() => {
+                            let until = expiry_of(Some(&entry)).unwrap_or(FAR_FUTURE);
+                            head_expires = head_expires.max(until);
+                            top = claim_slot(engine, user, &id, top + 1, until).await?;
+                            set_slot(engine, &entry_name, top, until).await?;
+                        }
+                        _ => engine.delete(&entry_name).await?,
                     }
-                    engine.delete(&name).await?;
+                    engine.delete(&slot).await?;
                 }
             }
             bottom += 1;
         }
-        let changes = Changes {
-            cleared: false,
-            entries: vec![
-                ("hi".into(), Some(Value::from(top + 1))),
-                ("lo".into(), Some(Value::from(bottom))),
-            ],
-        };
-        upsert(engine, &head_name(user), &changes, FAR_FUTURE).await?;
-        Ok(top)
+        let mut head = record(json!({"hi": top + 1, "lo": bottom}), head_expires);
+        if bottom == lo {
+            // Nothing pruned: a concurrent login may have moved `lo` on; leave it.
+            head.remove("lo");
+        }
+        upsert(engine, &head_name(user), &as_changes(&head), head_expires).await?;
+        Ok(n)
     }
 
     /// Ends the oldest sessions of `user_id` past `max` (never `keep`, the new one).
@@ -472,15 +497,28 @@ impl Extras {
         Ok(())
     }
 
-    /// Removes `stored` from the index of `user_id` (their slots go when a login or a
-    /// listing reaches them).
+    /// Removes `stored` from the index of `user_id`: its entry and its slot.
     pub(crate) async fn index_remove(&self, user_id: &str, stored: &[String]) -> Result<()> {
         if stored.is_empty() {
             return Ok(());
         }
         let engine = self.index_engine()?;
         for id in stored {
-            engine.delete(&entry_name(user_id, id)).await?;
+            let name = entry_name(user_id, id);
+            if let Some(entry) = engine.load(&name).await? {
+                if let Some(n) = lookup(&entry, "n").and_then(Value::as_u64) {
+                    let slot = slot_name(user_id, n);
+                    // Only its own slot (a moved entry's old slot is gone or reused).
+                    if engine
+                        .load(&slot)
+                        .await?
+                        .is_some_and(|s| slot_id(&s) == *id)
+                    {
+                        engine.delete(&slot).await?;
+                    }
+                }
+                engine.delete(&name).await?;
+            }
         }
         Ok(())
     }
@@ -506,23 +544,26 @@ impl Extras {
                 Some(slot) => {
                     misses = 0;
                     let id = slot_id(&slot);
-                    let entry = engine.load(&entry_name(user_id, &id)).await?;
-                    let alive = !seen.contains(&id) && engine.load(&id).await?.is_some();
-                    match entry {
-                        Some(entry) if alive => {
-                            first.get_or_insert(n);
-                            seen.insert(id.clone());
-                            live.push(Listed {
-                                stored: id,
-                                entry: Value::Object(entry),
-                            });
-                        }
+                    if seen.contains(&id) {
                         // A moved slot's old copy: the entry is listed once.
-                        _ if seen.contains(&id) => engine.delete(&name).await?,
-                        // Ended, or its entry is gone (revoked): the slot goes.
-                        _ => {
-                            engine.delete(&entry_name(user_id, &id)).await?;
-                            engine.delete(&name).await?;
+                        engine.delete(&name).await?;
+                    } else {
+                        let entry = engine.load(&entry_name(user_id, &id)).await?;
+                        match entry {
+                            Some(mut entry) if engine.load(&id).await?.is_some() => {
+                                first.get_or_insert(n);
+                                seen.insert(id.clone());
+                                entry.remove(crate::session::EXPIRY_KEY);
+                                live.push(Listed {
+                                    stored: id,
+                                    entry: Value::Object(entry),
+                                });
+                            }
+                            // Ended, or its entry is gone (revoked): the slot goes.
+                            _ => {
+                                engine.delete(&entry_name(user_id, &id)).await?;
+                                engine.delete(&name).await?;
+                            }
                         }
                     }
                 }
@@ -530,12 +571,10 @@ impl Extras {
             n += 1;
         }
         let start = first.unwrap_or(n);
-        if head.is_some() && start != lo {
-            let changes = Changes {
-                cleared: false,
-                entries: vec![("lo".into(), Some(Value::from(start)))],
-            };
-            upsert(engine, &head_name(user_id), &changes, FAR_FUTURE).await?;
+        if let (Some(head), true) = (&head, start > lo) {
+            let until = expiry_of(Some(head)).unwrap_or(FAR_FUTURE);
+            let changes = as_changes(&record(json!({ "lo": start }), until));
+            upsert(engine, &head_name(user_id), &changes, until).await?;
         }
         Ok(live)
     }
@@ -748,6 +787,7 @@ impl Extras {
             .await?
             .unwrap_or_default();
         entry.remove(crate::session::EXPIRY_KEY);
+        entry.remove("n");
         self.index_put(
             config,
             user_id,
@@ -820,39 +860,54 @@ async fn mark_reported(engine: &Arc<dyn SessionEngine>, name: &str) -> Result<()
         cleared: false,
         entries: vec![("k".into(), Some(Value::from("stolen")))],
     };
-    let expires = engine
-        .load(name)
-        .await?
-        .and_then(|d| {
-            lookup(&d, crate::session::EXPIRY_KEY)
-                .and_then(Value::as_str)
-                .and_then(crate::expiry::parse_iso)
-        })
-        .unwrap_or(FAR_FUTURE);
+    let expires = expiry_of(engine.load(name).await?.as_ref()).unwrap_or(FAR_FUTURE);
     match engine.save_changes(name, &changes, expires).await {
         Ok(_) | Err(Error::SessionInterrupted) => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-/// Claims the first free slot of `user` from `start` for `stored`; returns its number.
+/// Claims the first free slot of `user` from `start` for `stored`, expiring at
+/// `expires`; returns its number.
 async fn claim_slot(
     engine: &Arc<dyn SessionEngine>,
     user: &str,
     stored: &str,
     start: u64,
+    expires: OffsetDateTime,
 ) -> Result<u64> {
-    let data = record(json!({ "id": stored }), FAR_FUTURE);
+    let data = record(json!({ "id": stored }), expires);
     // Concurrent logins of one user race for the same numbers; each loser takes the next.
     for n in start..start.saturating_add(256) {
-        if engine
-            .insert(&slot_name(user, n), &data, FAR_FUTURE)
-            .await?
-        {
+        if engine.insert(&slot_name(user, n), &data, expires).await? {
             return Ok(n);
         }
     }
     Err(Error::KeyCreation { attempts: 256 })
+}
+
+/// Points entry `name` (expiring at `expires`) at its slot `n`.
+async fn set_slot(
+    engine: &Arc<dyn SessionEngine>,
+    name: &str,
+    n: u64,
+    expires: OffsetDateTime,
+) -> Result<()> {
+    let changes = Changes {
+        cleared: false,
+        entries: vec![("n".into(), Some(Value::from(n)))],
+    };
+    match engine.save_changes(name, &changes, expires).await {
+        Ok(_) | Err(Error::SessionInterrupted) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A record's expiry, as [`record`] wrote it.
+fn expiry_of(data: Option<&SessionData>) -> Option<OffsetDateTime> {
+    lookup(data?, crate::session::EXPIRY_KEY)
+        .and_then(Value::as_str)
+        .and_then(crate::expiry::parse_iso)
 }
 
 fn slot_id(slot: &SessionData) -> String {
