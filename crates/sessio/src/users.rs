@@ -10,14 +10,16 @@
 //! hold (a server session's data names its user in clear).
 //!
 //! **Index** (`track_user_sessions`, server engines). A login adds one entry record for
-//! the session (its creation time, last use, user agent and address) and one numbered slot
-//! record pointing at it, and bumps the user's head record (the range of slot numbers in
-//! use). Nothing is rewritten whole, so a login costs the same for a user's 1st session as
-//! for their 10,000th. Each login also looks at the two oldest slots: a dead session's
-//! slot goes, a live one moves to the top, so gaps left by ended sessions reach the
-//! bottom and the range stays near the number of live sessions. Listing walks the range,
-//! pruning dead entries. `max_sessions_per_user` ends the oldest sessions of a user whose
-//! login passes the limit (Spring Session's concurrency control).
+//! the session (its creation time, last use, user agent and address, and its slot) and one
+//! numbered slot record pointing at it, and moves the user's head record (the range of
+//! slot numbers in use). Nothing is rewritten whole, so a login costs the same for a
+//! user's 1st session as for their 10,000th. Entries and slots expire a lifetime after
+//! their session and are refreshed with its "last seen"; logout and revocation delete
+//! both. Each login also tidies the bottom of the range: it skips the gaps of ended
+//! sessions and moves one live slot to the top, so the range stays near the number of live
+//! sessions. Listing walks the range, pruning what has ended. `max_sessions_per_user` ends
+//! the oldest sessions of a user whose login passes the limit (Spring Session's
+//! concurrency control).
 //!
 //! **Cookie engines** keep no record on the server, so they cannot be listed. With
 //! `cookie_revocation = db|cache|file`:
@@ -132,10 +134,11 @@ const GENERATION: u8 = b'g';
 const COOKIE_SESSION: u8 = b'r';
 const RETIRED: u8 = b'x';
 
-/// How many of the oldest slots a login examines (two, so that gaps are removed faster
-/// than logins add slots: the range settles near twice the live sessions at worst).
-const PRUNE_STEPS: usize = 2;
-/// Empty slots skipped at the bottom per login, on top of `PRUNE_STEPS`.
+/// How many live slots a login moves from the bottom of the user's range to the top.
+const PRUNE_MOVES: usize = 1;
+/// How many empty slots (of ended sessions) a login skips at the bottom of the range.
+/// With one move, the bottom then advances faster than logins add slots whenever there
+/// are gaps, so the range stays near the number of live sessions.
 const PRUNE_SKIPS: usize = 16;
 /// Empty slots past the head's top that a listing probes (concurrent logins may leave the
 /// head's top behind the highest slot in use).
@@ -375,43 +378,62 @@ impl Extras {
         let engine = self.index_engine()?;
         let expires = outliving(config, session_expires);
         let name = entry_name(user_id, stored);
-        let data = record(entry, expires);
-        if !fresh || !engine.insert(&name, &data, expires).await? {
-            // Listed already: refresh the entry, and its slot's expiry with it.
-            match engine
-                .save_changes(&name, &as_changes(&data), expires)
-                .await
-            {
-                Ok((_, merged)) => {
-                    let slot = lookup(&merged, "n").and_then(Value::as_u64);
-                    if let Some(n) = slot {
-                        let changes = as_changes(&record(json!({}), expires));
-                        match engine
-                            .save_changes(&slot_name(user_id, n), &changes, expires)
-                            .await
-                        {
-                            Ok(_) => return Ok(()),
-                            // Its slot went (pruned in a race): it gets a new one below.
-                            Err(Error::SessionInterrupted) => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-                // Not listed (a session from before the index was on): list it now.
-                Err(Error::SessionInterrupted) => {
-                    if !engine.insert(&name, &data, expires).await? {
-                        return Ok(());
-                    }
-                }
-                Err(e) => return Err(e),
-            }
+        let mut data = record(entry, expires);
+        if !fresh && self.refresh(engine, user_id, &name, &data, expires).await? {
+            return Ok(());
         }
         let n = self.add_slot(engine, user_id, stored, expires).await?;
-        set_slot(engine, &name, n, expires).await?;
+        data.insert("n".into(), Value::from(n));
+        if !engine.insert(&name, &data, expires).await? {
+            // Listed already (saved twice, or its slot was pruned in a race): the entry
+            // moves to the new slot.
+            let old = engine.load(&name).await?;
+            let old_slot = lookup_u64(old.as_ref(), "n");
+            upsert(engine, &name, &as_changes(&data), expires).await?;
+            if let Some(old) = old_slot.filter(|&o| o != n) {
+                let slot = slot_name(user_id, old);
+                if engine
+                    .load(&slot)
+                    .await?
+                    .is_some_and(|s| slot_id(&s) == stored)
+                {
+                    engine.delete(&slot).await?;
+                }
+            }
+        }
         if let Some(max) = self.max_sessions {
             self.enforce_max(user_id, stored, max as usize).await?;
         }
         Ok(())
+    }
+
+    /// Refreshes a listed entry and its slot (the expiry, last use); `false` when the
+    /// entry or its slot is missing and the session must be listed anew.
+    async fn refresh(
+        &self,
+        engine: &Arc<dyn SessionEngine>,
+        user_id: &str,
+        name: &str,
+        data: &SessionData,
+        expires: OffsetDateTime,
+    ) -> Result<bool> {
+        let merged = match engine.save_changes(name, &as_changes(data), expires).await {
+            Ok((_, merged)) => merged,
+            Err(Error::SessionInterrupted) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let Some(n) = lookup_u64(Some(&merged), "n") else {
+            return Ok(false);
+        };
+        let changes = as_changes(&record(json!({}), expires));
+        match engine
+            .save_changes(&slot_name(user_id, n), &changes, expires)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(Error::SessionInterrupted) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Gives `stored` a slot above the user's others, expiring at `expires`, and prunes
@@ -430,28 +452,22 @@ impl Extras {
         let mut head_expires = expiry_of(head.as_ref()).unwrap_or(expires).max(expires);
         let n = claim_slot(engine, user, stored, hi.max(lo), expires).await?;
         let mut top = n;
-        // Prune on write: a dead session's slot goes, a live one moves to the top, so the
-        // gaps behind it reach the bottom.
+        // Prune on write. Slots of ended sessions are gone (logout and revocation delete
+        // them; expired ones expire with their session): skip them. A live slot at the
+        // bottom moves to the top, so that the gaps behind it reach the bottom too.
         let mut bottom = lo;
-        let (mut steps, mut skips) = (0, 0);
-        while bottom < n && steps < PRUNE_STEPS && skips < PRUNE_SKIPS {
+        let (mut moved, mut skipped) = (0, 0);
+        while bottom < n && moved < PRUNE_MOVES && skipped < PRUNE_SKIPS {
             let slot = slot_name(user, bottom);
             match engine.load(&slot).await? {
-                None => skips += 1,
+                None => skipped += 1,
                 Some(data) => {
-                    steps += 1;
+                    moved += 1;
                     let id = slot_id(&data);
-                    let entry_name = entry_name(user, &id);
-                    let entry = engine.load(&entry_name).await?;
-                    match entry {
-                        Some(entry) if engine.load(&id).await?.is_some() => {
-                            let until = expiry_of(Some(&entry)).unwrap_or(FAR_FUTURE);
-                            head_expires = head_expires.max(until);
-                            top = claim_slot(engine, user, &id, top + 1, until).await?;
-                            set_slot(engine, &entry_name, top, until).await?;
-                        }
-                        _ => engine.delete(&entry_name).await?,
-                    }
+                    let until = expiry_of(Some(&data)).unwrap_or(FAR_FUTURE);
+                    head_expires = head_expires.max(until);
+                    top = claim_slot(engine, user, &id, top + 1, until).await?;
+                    set_slot(engine, &entry_name(user, &id), top, until).await?;
                     engine.delete(&slot).await?;
                 }
             }
@@ -915,6 +931,10 @@ fn slot_id(slot: &SessionData) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
+}
+
+fn lookup_u64(data: Option<&SessionData>, key: &str) -> Option<u64> {
+    data.and_then(|d| lookup(d, key)).and_then(Value::as_u64)
 }
 
 fn number(data: Option<&SessionData>, key: &str) -> u64 {
