@@ -1410,6 +1410,13 @@ impl ConfigBuilder {
         if self.store_timeout.is_zero() {
             return Err(Error::Config("store_timeout must be more than zero".into()));
         }
+        if self.max_sessions_per_user.is_some_and(|n| n != 0) && !self.track_user_sessions {
+            return Err(Error::Config(
+                "max_sessions_per_user needs track_user_sessions = true (server engines): \
+                 without the per-user index there is nothing to count"
+                    .into(),
+            ));
+        }
         if self.cookie_age <= 0 || self.cookie_age > MAX_COOKIE_AGE {
             return Err(Error::Config(format!(
                 "cookie_age must be a positive number of seconds up to {MAX_COOKIE_AGE} \
@@ -1878,8 +1885,18 @@ mod tests {
     }
 
     #[test]
+    fn max_sessions_per_user_needs_the_index() {
+        let err = Config::builder()
+            .secret_key(KEY)
+            .max_sessions_per_user(Some(3))
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("track_user_sessions"), "{err}");
+    }
+
+    #[test]
     fn session_limits_and_stolen_cookie_settings() {
-        let b = || Config::builder().secret_key(KEY);
+        let b = || Config::builder().secret_key(KEY).track_user_sessions(true);
         let c = b().build().unwrap();
         assert_eq!(c.max_sessions_per_user(), None);
         assert_eq!(c.stolen_cookie_grace(), Some(DEFAULT_STOLEN_COOKIE_GRACE));
