@@ -1123,7 +1123,7 @@ impl Session {
                 Some(new) => {
                     self.inner
                         .extras
-                        .retire_sid(&old, &new, owner.as_deref(), now, until, until)
+                        .retire_sid(&old, &new, owner.as_deref(), now, until)
                         .await?
                 }
                 None => self.inner.extras.revoke_sid(&old, until).await?,

@@ -631,7 +631,7 @@ impl Extras {
     }
 
     /// Records that cookie session `sid` was cycled into `successor` at `now` (a login);
-    /// `until` is when a copy of the old cookie expires, `successor_until` the new one's.
+    /// `until` is when a copy of either cookie expires (they hold the same data).
     pub(crate) async fn retire_sid(
         &self,
         sid: &str,
@@ -639,12 +639,11 @@ impl Extras {
         user: Option<&str>,
         now: i64,
         until: OffsetDateTime,
-        successor_until: OffsetDateTime,
     ) -> Result<()> {
         let engine = self.index_engine()?;
         let data = record(
             json!({"k": "retired", "at": now, "succ": successor, "u": user,
-                   "su": successor_until.unix_timestamp()}),
+                   "su": until.unix_timestamp()}),
             until,
         );
         upsert(engine, &cookie_session_name(sid), &as_changes(&data), until).await

@@ -639,19 +639,22 @@ async fn logged_in(f: &Fixture, key: &str) -> bool {
         .is_some()
 }
 
+/// A server engine with the per-user index on (ids hashed at rest or not); `None` to
+/// skip (an unreachable server, or a cookie engine).
+async fn indexed_server_fixture(make: Make, hashed: bool) -> Option<Fixture> {
+    let f = fixture_with(make, |b| {
+        b.track_user_sessions(true).hash_ids_at_rest(hashed)
+    })
+    .await?;
+    (!f.client_side()).then_some(f)
+}
+
 pub async fn user_sessions_list_and_revoke(make: Make) {
     for hashed in [false, true] {
-        let Some(f) = fixture_with(make, |b| {
-            b.track_user_sessions(true).hash_ids_at_rest(hashed)
-        })
-        .await
-        else {
+        // Cookie sessions are listed nowhere; see tests/users.rs for their revocation.
+        let Some(f) = indexed_server_fixture(make, hashed).await else {
             return;
         };
-        if f.client_side() {
-            // Cookie sessions are listed nowhere; see tests/users.rs for their revocation.
-            return;
-        }
         let a = login(&f, "7").await;
         let b = login(&f, "7").await;
         let c = login(&f, "7").await;
@@ -681,17 +684,10 @@ pub async fn user_sessions_list_and_revoke(make: Make) {
 /// so "log out everywhere" after a rotation ends them.
 pub async fn user_index_survives_key_rotation(make: Make) {
     for hashed in [false, true] {
-        let Some(f) = fixture_with(make, |b| {
-            b.track_user_sessions(true).hash_ids_at_rest(hashed)
-        })
-        .await
-        else {
+        // Cookie sessions are listed nowhere; see tests/users.rs for their revocation.
+        let Some(f) = indexed_server_fixture(make, hashed).await else {
             return;
         };
-        if f.client_side() {
-            // Cookie engines: see tests/users.rs (revocation with a rotated key).
-            return;
-        }
         let a = login(&f, "7").await;
         let b = login(&f, "7").await;
         // The same store, now under a new key with the old one as a fallback.
@@ -746,12 +742,7 @@ pub async fn stolen_cookie_detection(make: Make) {
         // Cookie engines detect it with cookie_revocation on: see tests/users.rs.
         return;
     }
-    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = events.clone();
-    let sessions = f
-        .sessions
-        .clone()
-        .on_stolen_cookie(move |e| seen.lock().unwrap().push(e.clone()));
+    let (sessions, events) = common::recording_stolen_cookies(&f.sessions);
     // A visitor fills a cart, then logs in: the id is cycled.
     let s = sessions.session(None);
     s.insert("cart", 1).await.unwrap();

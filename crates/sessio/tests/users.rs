@@ -280,12 +280,7 @@ async fn without_revocation_a_copied_cookie_outlives_logout() {
 async fn stolen_cookie_detection(make: Make) {
     let dir = tempfile::tempdir().unwrap();
     let f = cookie_fixture(make, &db_url(&dir), |b| b).await;
-    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = events.clone();
-    let sessions = f
-        .sessions
-        .clone()
-        .on_stolen_cookie(move |e| seen.lock().unwrap().push(e.clone()));
+    let (sessions, events) = common::recording_stolen_cookies(&f.sessions);
     let login_on = |key: Option<String>| {
         let s = sessions.session(key);
         async move {

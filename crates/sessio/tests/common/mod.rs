@@ -525,3 +525,18 @@ pub fn db_mysql(builder: ConfigBuilder) -> Pin<Box<dyn Future<Output = Option<Fi
         open(b, Some(Box::new(scratch)), clock).await
     })
 }
+
+/// `sessions` with a stolen-cookie hook that records every report, and the record.
+pub fn recording_stolen_cookies(
+    sessions: &SessionManager,
+) -> (
+    SessionManager,
+    std::sync::Arc<std::sync::Mutex<Vec<sessio::users::StolenCookie>>>,
+) {
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let sessions = sessions
+        .clone()
+        .on_stolen_cookie(move |e| seen.lock().unwrap().push(e.clone()));
+    (sessions, events)
+}
