@@ -30,11 +30,11 @@ use crate::error::Result;
 use crate::session::Session;
 
 /// Django's `SESSION_KEY`: the logged-in user's primary key, as a string.
-pub const USER_ID_KEY: &str = "_auth_user_id";
+pub const USER_ID_KEY: &str = sessio_django::keys::AUTH_USER_ID;
 /// Django's `BACKEND_SESSION_KEY`: the dotted path of the backend that authenticated.
-pub const BACKEND_KEY: &str = "_auth_user_backend";
+pub const BACKEND_KEY: &str = sessio_django::keys::AUTH_BACKEND;
 /// Django's `HASH_SESSION_KEY`: the session auth hash.
-pub const HASH_KEY: &str = "_auth_user_hash";
+pub const HASH_KEY: &str = sessio_django::keys::AUTH_HASH;
 /// Django's default authentication backend.
 pub const MODEL_BACKEND: &str = "django.contrib.auth.backends.ModelBackend";
 

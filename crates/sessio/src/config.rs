@@ -536,6 +536,12 @@ impl Config {
         signing::Signer::new(self.secret_key.as_bytes(), &fallbacks, salt).remembering()
     }
 
+    /// Django's codec of `session_data` for server stores, with this configuration's keys
+    /// and store salt.
+    pub(crate) fn store_codec(&self) -> sessio_django::codec::StoreCodec {
+        sessio_django::codec::StoreCodec::new(self.signer(self.store_salt()))
+    }
+
     /// Settings that are unsafe in production, like Django's `check --deploy`.
     /// Each entry is `(id, message)`; ids `sessio.E…` are errors, `sessio.W…` warnings and
     /// `sessio.I…` information.

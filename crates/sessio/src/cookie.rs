@@ -1,4 +1,7 @@
 //! Reading the `Cookie` request header and writing `Set-Cookie`, as Django does.
+//!
+//! The parsing rules and dates are Django's and live in [`sessio_django::cookie`]; this
+//! module reads them out of HTTP headers and writes the session cookie.
 
 use std::borrow::Cow;
 
@@ -6,10 +9,8 @@ use http::HeaderValue;
 use time::OffsetDateTime;
 
 use crate::config::Config;
-
-/// The most a cookie's name and value may take together (RFC 6265bis); browsers drop
-/// larger cookies silently.
-pub const MAX_COOKIE_BYTES: usize = 4096;
+pub use sessio_django::cookie::{http_date, MAX_COOKIE_BYTES};
+use sessio_django::cookie::{push_http_date, value_in as find_in};
 
 /// The value of cookie `name` in the request's `Cookie` headers.
 ///
@@ -42,115 +43,6 @@ pub(crate) fn find_value<'a>(
         }
     }
     found
-}
-
-fn find_in<'a>(header: &'a str, name: &str) -> Option<Cow<'a, str>> {
-    // `header.split(';')` and `split_once('=')`, with memchr's vectorised search: the
-    // whole header is scanned on every request that carries cookies.
-    let bytes = header.as_bytes();
-    let mut found = None;
-    let mut start = 0;
-    loop {
-        let end = memchr::memchr(b';', &bytes[start..]).map_or(bytes.len(), |i| start + i);
-        // Both separators are ASCII, so these are char boundaries.
-        let chunk = &header[start..end];
-        let (k, v) = match memchr::memchr(b'=', chunk.as_bytes()) {
-            Some(i) => (chunk[..i].trim(), &chunk[i + 1..]),
-            // Django reads `name` with no `=` as a cookie with an empty name.
-            None => ("", chunk),
-        };
-        if k == name {
-            found = Some(v);
-        }
-        if end == bytes.len() {
-            break;
-        }
-        start = end + 1;
-    }
-    // Only the value that wins is trimmed and unquoted.
-    found.map(|v| unquote(v.trim()))
-}
-
-/// Python's `http.cookies._unquote`: strips surrounding double quotes and undoes `\"`,
-/// `\\` and `\ooo` escapes (an octal escape is the character of that code point, as in
-/// Python's `chr`).
-fn unquote(v: &str) -> Cow<'_, str> {
-    let Some(inner) = v
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .filter(|_| v.len() >= 2)
-    else {
-        return Cow::Borrowed(v);
-    };
-    let chars: Vec<char> = inner.chars().collect();
-    let mut out = String::with_capacity(inner.len());
-    let mut i = 0;
-    let octal = |c: char, max: char| ('0'..=max).contains(&c);
-    while i < chars.len() {
-        if chars[i] == '\\' && i + 1 < chars.len() {
-            if i + 3 < chars.len()
-                && octal(chars[i + 1], '3')
-                && octal(chars[i + 2], '7')
-                && octal(chars[i + 3], '7')
-            {
-                let code = chars[i + 1..i + 4]
-                    .iter()
-                    .fold(0u32, |n, c| n * 8 + (*c as u32 - '0' as u32));
-                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
-                i += 4;
-            } else {
-                out.push(chars[i + 1]);
-                i += 2;
-            }
-        } else {
-            out.push(chars[i]);
-            i += 1;
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// `Wdy, DD Mon YYYY HH:MM:SS GMT` (Python's `formatdate(usegmt=True)`).
-pub fn http_date(at: OffsetDateTime) -> String {
-    let mut s = String::with_capacity(29);
-    push_http_date(&mut s, at);
-    s
-}
-
-/// Appends [`http_date`] of `at` to `out`. Cookies issued in the same second share an
-/// expiry, so each thread keeps the last one formatted.
-fn push_http_date(out: &mut String, at: OffsetDateTime) {
-    thread_local! {
-        static LAST: std::cell::RefCell<(i64, String)> =
-            const { std::cell::RefCell::new((0, String::new())) };
-    }
-    let t = at.unix_timestamp();
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.0 != t || last.1.is_empty() {
-            last.1 = format_http_date(at);
-            last.0 = t;
-        }
-        out.push_str(&last.1);
-    });
-}
-
-fn format_http_date(at: OffsetDateTime) -> String {
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        DAYS[at.weekday().number_days_from_monday() as usize],
-        at.day(),
-        MONTHS[at.month() as usize - 1],
-        at.year(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
 }
 
 /// The session cookie. Attributes come in Django's (alphabetical) order:
@@ -246,33 +138,10 @@ mod tests {
     }
 
     #[test]
-    fn finds_cookies_like_django() {
-        let h = [hv("a=1; sessionid=abc; b=2")];
-        assert_eq!(find(h.iter(), "sessionid").as_deref(), Some("abc"));
+    fn the_last_of_several_headers_wins() {
         let h = [hv("sessionid=first"), hv("x=1; sessionid=second")];
         assert_eq!(find(h.iter(), "sessionid").as_deref(), Some("second"));
-        let h = [hv("sessionid=\"\"")];
-        assert_eq!(find(h.iter(), "sessionid").as_deref(), Some(""));
-        let h = [hv("sessionid=\"a\\\"b\\054c\"")];
-        assert_eq!(find(h.iter(), "sessionid").as_deref(), Some("a\"b,c"));
-        let h = [hv("sessionid=\"\\377\\303\\251\"")];
-        assert_eq!(
-            find(h.iter(), "sessionid").as_deref(),
-            Some("\u{ff}\u{c3}\u{a9}")
-        );
         let h = [hv("other=1")];
         assert_eq!(find(h.iter(), "sessionid"), None);
-        let h = [hv("  sessionid = spaced ;")];
-        assert_eq!(find(h.iter(), "sessionid").as_deref(), Some("spaced"));
-    }
-
-    #[test]
-    fn http_dates() {
-        let t = OffsetDateTime::from_unix_timestamp(1_700_000_000 + 1_209_600).unwrap();
-        assert_eq!(http_date(t), "Tue, 28 Nov 2023 22:13:20 GMT");
-        assert_eq!(
-            http_date(OffsetDateTime::UNIX_EPOCH),
-            "Thu, 01 Jan 1970 00:00:00 GMT"
-        );
     }
 }

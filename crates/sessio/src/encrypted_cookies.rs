@@ -50,7 +50,7 @@ pub struct EncryptedCookieEngine {
     clock: std::sync::Arc<dyn Clock>,
     // Values sealed or opened here (with their expiry as the timestamp): a returning
     // cookie skips the decryption and the JSON.
-    opened: std::sync::Arc<crate::verified::Verified>,
+    opened: std::sync::Arc<sessio_django::verified::Verified>,
 }
 
 impl std::fmt::Debug for EncryptedCookieEngine {
@@ -123,7 +123,7 @@ impl EncryptedCookieEngine {
         let value = URL_SAFE_NO_PAD.encode(raw);
         self.opened.put(
             &value,
-            crate::verified::Hit {
+            sessio_django::verified::Hit {
                 data: shared(),
                 timestamp: expires.unix_timestamp(),
                 key_index: 0,
@@ -175,7 +175,7 @@ impl EncryptedCookieEngine {
         let data = std::sync::Arc::new(data);
         self.opened.put(
             value,
-            crate::verified::Hit {
+            sessio_django::verified::Hit {
                 data: data.clone(),
                 timestamp: exp,
                 key_index: index,

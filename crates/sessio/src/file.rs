@@ -24,8 +24,8 @@ use time::OffsetDateTime;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{Changes, SessionData, SessionEngine};
-use crate::error::{Error, Result};
-use crate::signing::Signer;
+use crate::error::{Error, LogId, Result};
+use sessio_django::codec::StoreCodec;
 
 /// A temp file older than this was left by a crash (writes take milliseconds).
 const ABANDONED_TEMP_FILE: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -46,7 +46,7 @@ pub struct FileEngine {
 struct Inner {
     dir: PathBuf,
     prefix: String,
-    signer: Signer,
+    codec: StoreCodec,
     cookie_age: i64,
     clock: Arc<dyn Clock>,
     // Striped locks: a save, a merge and a delete of one session never interleave within
@@ -195,7 +195,7 @@ impl FileEngine {
             inner: Arc::new(Inner {
                 dir,
                 prefix: config.cookie_name().to_owned(),
-                signer: config.signer(config.store_salt()),
+                codec: config.store_codec(),
                 cookie_age: config.cookie_age(),
                 clock: config.clock().clone(),
                 locks: (0..LOCK_STRIPES)
@@ -269,13 +269,11 @@ impl Inner {
         if text.is_empty() {
             return Ok(Some(SessionData::new()));
         }
-        match self.signer.loads(text.trim_end(), None) {
-            Ok(u) => Ok(Some(u.data)),
-            Err(e) => {
-                tracing::warn!(error = %e, "Session data corrupted");
-                Ok(Some(SessionData::new()))
-            }
-        }
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let decoded = self
+            .codec
+            .decode_or_empty(Some(text.trim_end()), &LogId(&name));
+        Ok(Some(Arc::unwrap_or_clone(decoded.data)))
     }
 
     /// Creates the file of `key` unless it exists; `false` when it does.
@@ -308,7 +306,7 @@ impl Inner {
     /// Writes `data` to `path` through a temp file and a rename, with mtime = now.
     fn write(&self, path: &Path, data: &SessionData) -> Result<()> {
         let now = self.now();
-        let encoded = self.signer.dumps(data, now.unix_timestamp(), true);
+        let encoded = self.codec.encode(data, now.unix_timestamp());
         let name = path
             .file_name()
             .and_then(|n| n.to_str())

@@ -57,22 +57,20 @@ pub mod clock;
 pub mod config;
 pub mod cookie;
 pub mod db;
-mod deflate;
 pub mod encrypted_cookies;
 pub mod engine;
 mod error;
-pub mod expiry;
 pub mod file;
 pub mod key;
 mod manager;
 pub mod middleware;
-pub mod pyjson;
 mod session;
 pub mod signed_cookies;
-pub mod signing;
 pub mod spill;
 pub mod users;
-mod verified;
+
+// Django's formats live in their own crate; these paths stay where users know them.
+pub use sessio_django::{expiry, pyjson, signing};
 
 pub use config::{
     Concurrency, Config, ConfigBuilder, CookieOverflow, EngineKind, SameSite, SecretKey,

@@ -26,10 +26,7 @@ mod timeouts {
     use crate::engine::SessionData;
     use serde_json::Value;
 
-    /// When the session was created (Unix seconds).
-    pub(super) const CREATED_KEY: &str = "_sessio_created";
-    /// When the session was last used (Unix seconds).
-    pub(super) const ACTIVE_KEY: &str = "_sessio_active";
+    pub(super) use sessio_django::keys::{ACTIVE as ACTIVE_KEY, CREATED as CREATED_KEY};
 
     fn secs(data: &SessionData, key: &str) -> Option<i64> {
         crate::engine::lookup(data, key).and_then(Value::as_i64)
@@ -98,7 +95,7 @@ mod timeouts {
 }
 
 /// The name Django gives the custom expiry inside the session data.
-pub(crate) const EXPIRY_KEY: &str = "_session_expiry";
+pub(crate) use sessio_django::keys::EXPIRY as EXPIRY_KEY;
 
 /// One visitor's session: a cheap-to-clone handle for the current request.
 ///

@@ -104,11 +104,9 @@ pub struct StolenCookie {
 pub(crate) type StolenCookieHook = Arc<dyn Fn(&StolenCookie) + Send + Sync>;
 
 /// Session data keys this module keeps.
-pub(crate) const LOGIN_KEY: &str = "_sessio_login";
-pub(crate) const SEEN_KEY: &str = "_sessio_seen";
-pub(crate) const GENERATION_KEY: &str = "_sessio_gen";
-/// A cookie session's own id, inside its payload (cookie engines with revocation on).
-pub(crate) const SID_KEY: &str = "_sessio_sid";
+pub(crate) use sessio_django::keys::{
+    GENERATION as GENERATION_KEY, LOGIN as LOGIN_KEY, SEEN as SEEN_KEY, SID as SID_KEY,
+};
 /// How often a read refreshes "last seen" (seconds).
 pub(crate) const SEEN_EVERY: i64 = 300;
 

@@ -53,8 +53,8 @@ use super::{plausible_key, SessionCache, ENGINE};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
-use crate::error::{redact_url, Error, Result};
-use crate::signing::Signer;
+use crate::error::{redact_url, Error, LogId, Result};
+use sessio_django::codec::StoreCodec;
 
 /// How many fresh keys `create` tries before giving up (each try is a round trip).
 const CREATE_ATTEMPTS: u32 = 10;
@@ -73,7 +73,11 @@ pub struct RedisCacheEngine {
     /// The URL with any password hidden, for messages.
     url: String,
     prefix: String,
-    signer: Signer,
+    /// Not compressed: no Django reads these values (its cache backend pickles), and for
+    /// session-sized data zlib costs more CPU than the bytes it saves are worth (it was
+    /// more than half of the encoding time of a `write` request). Compressed values from
+    /// earlier versions still load.
+    codec: StoreCodec,
     clock: Arc<dyn Clock>,
     cookie_age: i64,
     timeout: Duration,
@@ -394,7 +398,7 @@ impl RedisCacheEngine {
             conn,
             url,
             prefix: config.cache_key_prefix().to_owned(),
-            signer: config.signer(config.store_salt()),
+            codec: config.store_codec().without_compression(),
             clock: config.clock().clone(),
             cookie_age: config.cookie_age(),
             timeout,
@@ -480,41 +484,32 @@ impl RedisCacheEngine {
         let Some(value) = value else {
             return Ok(None);
         };
-        let session = match self.signer.loads_shared(&value, None) {
-            Ok(unsigned) => {
-                // Redis's TTL runs on the server's clock; this check applies the configured
-                // one as well (it matters when that clock is not the system's, or is ahead).
-                let saved = OffsetDateTime::from_unix_timestamp(unsigned.timestamp)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-                let expires = crate::expiry::date(Some(&unsigned.data), saved, self.cookie_age);
-                if expires <= self.clock.now() {
-                    return Ok(None);
-                }
-                LoadedSession {
-                    data: unsigned.data,
-                    stale_key: unsigned.key_index > 0,
-                    version: None,
-                }
+        let decoded = self.codec.decode_or_empty(Some(&value), &LogId(key));
+        if let Some(signed_at) = decoded.signed_at {
+            // Redis's TTL runs on the server's clock; this check applies the configured
+            // one as well (it matters when that clock is not the system's, or is ahead).
+            let saved = OffsetDateTime::from_unix_timestamp(signed_at)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let expires = crate::expiry::date(Some(&decoded.data), saved, self.cookie_age);
+            if expires <= self.clock.now() {
+                return Ok(None);
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "Session data corrupted");
-                LoadedSession::new(SessionData::new())
-            }
+        }
+        let session = LoadedSession {
+            data: decoded.data,
+            stale_key: decoded.stale_key,
+            version: None,
         };
         Ok(Some((value, session)))
     }
 
     fn encode(&self, data: &SessionData, now: OffsetDateTime) -> String {
-        // Not compressed: no Django reads these values (its cache backend pickles), and for
-        // session-sized data zlib costs more CPU than the bytes it saves are worth (it was
-        // more than half of the encoding time of a `write` request). Compressed values from
-        // earlier versions still load.
-        self.signer.dumps(data, now.unix_timestamp(), false)
+        self.codec.encode(data, now.unix_timestamp())
     }
 
     /// As `encode`, keeping a reference to `data` in the signer's memory, not a copy.
     fn encode_shared(&self, data: &Arc<SessionData>, now: OffsetDateTime) -> String {
-        self.signer.dumps_shared(data, now.unix_timestamp(), false)
+        self.codec.encode_shared(data, now.unix_timestamp())
     }
 
     /// `SET key value EX ttl` with `NX` or `XX`; whether Redis stored it.

@@ -50,7 +50,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
 use crate::error::{redact_url, Error, LogId, Result};
-use crate::signing::Signer;
+use sessio_django::codec::StoreCodec;
 
 /// The pool size when the URL does not set `max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
@@ -119,7 +119,7 @@ pub struct MySqlEngine {
     pool: MySqlPool,
     /// The URL with any password hidden, for messages.
     database: Arc<str>,
-    signer: Signer,
+    codec: StoreCodec,
     clock: Arc<dyn Clock>,
     timeout: Duration,
 }
@@ -221,7 +221,7 @@ impl MySqlEngine {
         Self {
             pool,
             database,
-            signer: config.signer(config.store_salt()),
+            codec: config.store_codec(),
             clock: config.clock().clone(),
             timeout: config.store_timeout(),
         }
@@ -355,29 +355,20 @@ impl MySqlEngine {
     }
 
     fn encode(&self, data: &SessionData) -> String {
-        self.signer
-            .dumps(data, self.clock.now().unix_timestamp(), true)
+        self.codec.encode(data, self.clock.now().unix_timestamp())
     }
 
     fn encode_shared(&self, data: &Arc<SessionData>) -> String {
-        self.signer
-            .dumps_shared(data, self.clock.now().unix_timestamp(), true)
+        self.codec
+            .encode_shared(data, self.clock.now().unix_timestamp())
     }
 
     /// Django's `SessionBase.decode`: data that does not verify or parse is an empty
     /// session (with a warning), never an error.
     fn decode(&self, key: &str, text: Option<String>) -> std::sync::Arc<SessionData> {
-        let Some(text) = text else {
-            tracing::warn!(session = %LogId(key), "Session data corrupted: session_data is not text");
-            return Default::default();
-        };
-        match self.signer.loads_shared(&text, None) {
-            Ok(unsigned) => unsigned.data,
-            Err(error) => {
-                tracing::warn!(session = %LogId(key), %error, "Session data corrupted");
-                Default::default()
-            }
-        }
+        self.codec
+            .decode_or_empty(text.as_deref(), &LogId(key))
+            .data
     }
 }
 

@@ -47,7 +47,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
 use crate::error::{Error, LogId, Result};
-use crate::signing::Signer;
+use sessio_django::codec::StoreCodec;
 
 /// The most write operations committed in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -194,7 +194,7 @@ impl SqliteEngine {
         let shared = Arc::new(Shared {
             location,
             database: database.clone(),
-            signer: config.signer(config.store_salt()),
+            codec: config.store_codec(),
             clock: config.clock().clone(),
             readers: Mutex::new(Vec::new()),
         });
@@ -275,15 +275,13 @@ impl SqliteEngine {
     }
 
     fn encode(&self, data: &SessionData) -> String {
-        self.shared
-            .signer
-            .dumps(data, self.shared.clock.now().unix_timestamp(), true)
+        let now = self.shared.clock.now().unix_timestamp();
+        self.shared.codec.encode(data, now)
     }
 
     fn encode_shared(&self, data: &Arc<SessionData>) -> String {
-        self.shared
-            .signer
-            .dumps_shared(data, self.shared.clock.now().unix_timestamp(), true)
+        let now = self.shared.clock.now().unix_timestamp();
+        self.shared.codec.encode_shared(data, now)
     }
 }
 
@@ -517,7 +515,7 @@ struct Shared {
     location: Location,
     /// The path (or `:memory:`), for messages.
     database: Arc<str>,
-    signer: Signer,
+    codec: StoreCodec,
     clock: Arc<dyn Clock>,
     /// Idle read-only connections. The lock is held only to pop or push, never during a
     /// query and never across an `.await`.
@@ -617,17 +615,9 @@ impl Shared {
             Value::Blob(bytes) => String::from_utf8(bytes).ok(),
             _ => None,
         };
-        let Some(text) = text else {
-            tracing::warn!(session = %LogId(key), "Session data corrupted: session_data is not text");
-            return Default::default();
-        };
-        match self.signer.loads_shared(&text, None) {
-            Ok(unsigned) => unsigned.data,
-            Err(error) => {
-                tracing::warn!(session = %LogId(key), %error, "Session data corrupted");
-                Default::default()
-            }
-        }
+        self.codec
+            .decode_or_empty(text.as_deref(), &LogId(key))
+            .data
     }
 }
 
@@ -925,7 +915,7 @@ impl Writer {
         let mut data = std::sync::Arc::unwrap_or_clone(self.shared.decode(&key, stored));
         changes.apply(&mut data);
         let now = self.shared.clock.now().unix_timestamp();
-        let encoded = self.shared.signer.dumps(&data, now, true);
+        let encoded = self.shared.codec.encode(&data, now);
         self.save(&key, &encoded, expires)?;
         Ok((key, data))
     }

@@ -9,23 +9,22 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use crate::engine::SessionData;
-use crate::session::EXPIRY_KEY;
+use crate::data::SessionData;
+use crate::keys::EXPIRY as EXPIRY_KEY;
 
-/// When a session expires.
+/// When a session expires: what Django's `set_expiry` takes (`Session::set_expiry` in
+/// sessio), read back from the data as `get_expiry` does.
 ///
 /// ```
-/// # async fn run(session: sessio::Session) -> sessio::Result<()> {
-/// use sessio::Expiry;
+/// use sessio_django::{data::SessionData, expiry::{self, Expiry}};
 /// use time::Duration;
 ///
-/// // Expire after 30 minutes without a save (every save restarts the clock).
-/// session.set_expiry(Expiry::OnInactivity(Duration::minutes(30))).await?;
-/// // A cookie that ends when the browser closes.
-/// session.set_expiry(Expiry::OnBrowserClose).await?;
-/// // Back to the configured cookie age.
-/// session.set_expiry(Expiry::Default).await?;
-/// # Ok(()) }
+/// let mut data = SessionData::new();
+/// data.insert("_session_expiry".into(), 0.into());
+/// assert_eq!(expiry::from_data(Some(&data)), Expiry::OnBrowserClose);
+/// data.insert("_session_expiry".into(), 1800.into());
+/// assert_eq!(expiry::from_data(Some(&data)), Expiry::OnInactivity(Duration::minutes(30)));
+/// assert_eq!(expiry::from_data(None), Expiry::Default);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {
@@ -43,10 +42,10 @@ pub enum Expiry {
 
 /// The latest moment sessio represents; expiries beyond it are clamped to it (Python's
 /// datetime ends at year 9999 too).
-pub(crate) const FAR_FUTURE: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+pub const FAR_FUTURE: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
 
 /// `at + seconds`, clamped to the representable range instead of overflowing.
-pub(crate) fn add_seconds(at: OffsetDateTime, seconds: i64) -> OffsetDateTime {
+pub fn add_seconds(at: OffsetDateTime, seconds: i64) -> OffsetDateTime {
     at.checked_add(Duration::seconds(seconds))
         .map(|t| t.min(FAR_FUTURE))
         .unwrap_or(if seconds < 0 {
@@ -57,7 +56,7 @@ pub(crate) fn add_seconds(at: OffsetDateTime, seconds: i64) -> OffsetDateTime {
 }
 
 fn raw(data: Option<&SessionData>) -> Option<&Value> {
-    data.and_then(|d| crate::engine::lookup(d, EXPIRY_KEY))
+    data.and_then(|d| crate::data::lookup(d, EXPIRY_KEY))
         .filter(|v| !v.is_null())
 }
 
@@ -74,7 +73,7 @@ fn is_falsy(v: &Value) -> bool {
 }
 
 /// The `Expiry` that the data holds.
-pub(crate) fn from_data(data: Option<&SessionData>) -> Expiry {
+pub fn from_data(data: Option<&SessionData>) -> Expiry {
     match raw(data) {
         None => Expiry::Default,
         Some(Value::Number(n)) if n.as_f64() == Some(0.0) => Expiry::OnBrowserClose,
@@ -93,7 +92,7 @@ fn number_secs(n: &serde_json::Number) -> i64 {
 }
 
 /// Django's `get_expiry_age(modification=now)`.
-pub(crate) fn age(data: Option<&SessionData>, now: OffsetDateTime, cookie_age: i64) -> i64 {
+pub fn age(data: Option<&SessionData>, now: OffsetDateTime, cookie_age: i64) -> i64 {
     match raw(data) {
         None => cookie_age,
         Some(v) if is_falsy(v) => cookie_age,
@@ -108,11 +107,7 @@ pub(crate) fn age(data: Option<&SessionData>, now: OffsetDateTime, cookie_age: i
 }
 
 /// Django's `get_expiry_date(modification=now)`.
-pub(crate) fn date(
-    data: Option<&SessionData>,
-    now: OffsetDateTime,
-    cookie_age: i64,
-) -> OffsetDateTime {
+pub fn date(data: Option<&SessionData>, now: OffsetDateTime, cookie_age: i64) -> OffsetDateTime {
     match raw(data) {
         Some(Value::String(s)) if !s.is_empty() => {
             parse_iso(s).unwrap_or_else(|| add_seconds(now, cookie_age))
@@ -137,7 +132,7 @@ pub(crate) fn date(
 }
 
 /// Django's `get_expire_at_browser_close()`.
-pub(crate) fn at_browser_close(data: Option<&SessionData>, setting: bool) -> bool {
+pub fn at_browser_close(data: Option<&SessionData>, setting: bool) -> bool {
     match raw(data) {
         None => setting,
         Some(Value::Number(n)) => n.as_f64() == Some(0.0),
@@ -147,7 +142,7 @@ pub(crate) fn at_browser_close(data: Option<&SessionData>, setting: bool) -> boo
 
 /// Python's `datetime.isoformat()` of a UTC datetime: `2023-11-14T22:14:50+00:00`, with
 /// `.ffffff` only when there are microseconds.
-pub(crate) fn isoformat(at: OffsetDateTime) -> String {
+pub fn isoformat(at: OffsetDateTime) -> String {
     let at = at.checked_to_offset(UtcOffset::UTC).unwrap_or(FAR_FUTURE);
     let micros = at.microsecond();
     let mut s = format!(
@@ -174,7 +169,7 @@ fn to_micros(at: OffsetDateTime) -> OffsetDateTime {
 
 /// Python's `datetime.fromisoformat` for the forms Django writes; a string without an offset
 /// (Django with `USE_TZ=False`) is read as UTC.
-pub(crate) fn parse_iso(s: &str) -> Option<OffsetDateTime> {
+pub fn parse_iso(s: &str) -> Option<OffsetDateTime> {
     // Python's fromisoformat takes only four-digit years.
     if !s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         return None;

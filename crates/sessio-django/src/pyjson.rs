@@ -12,7 +12,7 @@ use std::fmt::Write;
 /// ```
 /// let data: serde_json::Map<String, serde_json::Value> =
 ///     serde_json::from_str(r#"{"name":"Zoë","n":1e16}"#).unwrap();
-/// assert_eq!(sessio::pyjson::to_string(&data), r#"{"name":"Zo\u00eb","n":1e+16}"#);
+/// assert_eq!(sessio_django::pyjson::to_string(&data), r#"{"name":"Zo\u00eb","n":1e+16}"#);
 /// ```
 pub fn to_string(map: &Map<String, Value>) -> String {
     let mut out = String::with_capacity(64);

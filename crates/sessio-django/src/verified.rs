@@ -26,23 +26,26 @@ use subtle::ConstantTimeEq;
 
 use serde_json::{Map, Value};
 
-use crate::engine::SessionData;
+use crate::data::SessionData;
 
 /// Entries in the table.
-pub(crate) const SLOTS: usize = 1024;
+pub const SLOTS: usize = 1024;
 /// Longer values are not kept (the browsers' limit for a whole cookie is 4096 bytes).
-pub(crate) const MAX_VALUE_LEN: usize = 4096;
+pub const MAX_VALUE_LEN: usize = 4096;
 /// Values whose decoded data takes more memory than this (as [`data_size`] counts it) are
 /// not kept. Django's login keys take under 1 KB, and each further short key about 240 bytes.
-pub(crate) const MAX_DATA_SIZE: usize = 8 * 1024;
+pub const MAX_DATA_SIZE: usize = 8 * 1024;
 
 /// A verified value: its data, when it was signed (or when it expires), and which key
 /// verified it.
-#[derive(Clone)]
-pub(crate) struct Hit {
-    pub(crate) data: Arc<SessionData>,
-    pub(crate) timestamp: i64,
-    pub(crate) key_index: usize,
+#[derive(Clone, Debug)]
+pub struct Hit {
+    /// The value's decoded data.
+    pub data: Arc<SessionData>,
+    /// When it was signed (Unix seconds), or when it expires (encrypted cookies).
+    pub timestamp: i64,
+    /// Which key verified it: 0 is the current key, 1.. the fallbacks in order.
+    pub key_index: usize,
 }
 
 struct Entry {
@@ -50,7 +53,8 @@ struct Entry {
     hit: Hit,
 }
 
-pub(crate) struct Verified {
+/// The table of recently verified values (see the module's documentation).
+pub struct Verified {
     slots: Box<[Mutex<Option<Entry>>]>,
     /// Seeded foldhash rather than SipHash: only values this process signed or verified
     /// are stored, and their hashed tail is a MAC or tag no client can choose.
@@ -86,7 +90,7 @@ impl Verified {
     }
 
     /// The entry for exactly `value`, if it is kept.
-    pub(crate) fn get(&self, value: &str) -> Option<Hit> {
+    pub fn get(&self, value: &str) -> Option<Hit> {
         if value.len() > MAX_VALUE_LEN {
             return None;
         }
@@ -100,7 +104,7 @@ impl Verified {
 
     /// Keeps `value`, which was just signed here or passed verification, unless it or its
     /// data is too large to keep.
-    pub(crate) fn put(&self, value: &str, hit: Hit) {
+    pub fn put(&self, value: &str, hit: Hit) {
         if value.len() > MAX_VALUE_LEN || data_size(&hit.data, MAX_DATA_SIZE).is_none() {
             return;
         }

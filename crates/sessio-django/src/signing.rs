@@ -8,7 +8,7 @@
 //! [`SIGNED_COOKIES_SALT`]; session data in a database or file uses [`STORE_SALT`].
 //!
 //! ```
-//! use sessio::signing::{Signer, SIGNED_COOKIES_SALT};
+//! use sessio_django::signing::{Signer, SIGNED_COOKIES_SALT};
 //!
 //! let signer = Signer::new(b"test-secret", &[], SIGNED_COOKIES_SALT);
 //! let data = serde_json::json!({"user_id": 42, "cart": [1, 2]});
@@ -106,10 +106,13 @@ pub struct Signer {
 
 /// A value that passed verification, its data shared with the signer's memory.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SharedUnsigned {
-    pub(crate) data: Arc<Map<String, Value>>,
-    pub(crate) timestamp: i64,
-    pub(crate) key_index: usize,
+pub struct SharedUnsigned {
+    /// The decoded session dictionary, shared with the signer's memory.
+    pub data: Arc<Map<String, Value>>,
+    /// When it was signed (Unix seconds).
+    pub timestamp: i64,
+    /// Which key verified it: 0 is the current key, 1.. the fallbacks in order.
+    pub key_index: usize,
 }
 
 impl std::fmt::Debug for Signer {
@@ -143,14 +146,13 @@ impl Signer {
     /// [`crate::verified`]): verifying one of them again is a lookup instead of an HMAC,
     /// base64, zlib and JSON. A session's next request carries, or its row holds, exactly
     /// the value the last save wrote, so engines hit it on almost every load.
-    pub(crate) fn remembering(mut self) -> Self {
+    pub fn remembering(mut self) -> Self {
         self.verified = Some(Default::default());
         self
     }
 
-    /// Whether `value` is in this signer's memory.
-    #[cfg(test)]
-    pub(crate) fn remembers(&self, value: &str) -> bool {
+    /// Whether `value` is in this signer's memory (a later load of it is a lookup).
+    pub fn remembers(&self, value: &str) -> bool {
         self.verified
             .as_ref()
             .is_some_and(|v| v.get(value).is_some())
@@ -174,7 +176,7 @@ impl Signer {
 
     /// As [`Signer::dumps`], for data already shared: the signer's memory keeps a reference
     /// to it instead of a copy.
-    pub(crate) fn dumps_shared(
+    pub fn dumps_shared(
         &self,
         data: &Arc<Map<String, Value>>,
         unix_seconds: i64,
@@ -271,7 +273,7 @@ impl Signer {
 
     /// As [`Signer::loads_at`], with the data shared: from the signer's memory when the
     /// value was signed or verified before (its age is checked again all the same).
-    pub(crate) fn loads_shared(
+    pub fn loads_shared(
         &self,
         signed: &str,
         max_age: Option<(f64, i64)>,
@@ -340,7 +342,7 @@ fn check_age(timestamp: i64, max_age: Option<(f64, i64)>) -> Result<(), SigningE
 ///
 /// ```
 /// // Django's tests/utils_tests/test_crypto.py known answer.
-/// let mac = sessio::signing::salted_hmac_sha256("salt", b"value", b"django_tests_secret_key");
+/// let mac = sessio_django::signing::salted_hmac_sha256("salt", b"value", b"django_tests_secret_key");
 /// let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
 /// assert_eq!(hex, "ee0bf789e4e009371a5372c90f73fcf17695a8439c9108b0480f14e347b3f9ec");
 /// ```
@@ -520,8 +522,8 @@ fn b64_decode(s: &str) -> Option<Vec<u8>> {
 /// Django's `b62_encode`.
 ///
 /// ```
-/// assert_eq!(sessio::signing::b62_encode(1_700_000_000), "1r31eq");
-/// assert_eq!(sessio::signing::b62_encode(-62), "-10");
+/// assert_eq!(sessio_django::signing::b62_encode(1_700_000_000), "1r31eq");
+/// assert_eq!(sessio_django::signing::b62_encode(-62), "-10");
 /// ```
 pub fn b62_encode(n: i64) -> String {
     if n == 0 {
