@@ -438,14 +438,14 @@ pub fn session_data_of(workload: Workload) -> SessionData {
         Workload::Write => {
             data.insert(
                 USER_KEY.into(),
-                serde_json::to_value(user_record()).unwrap_or_default(),
+                sessio::value::to_value(&user_record()).unwrap_or_default(),
             );
             data.insert(COUNTER_KEY.into(), 12_345.into());
         }
         _ => {
             data.insert(
                 USER_KEY.into(),
-                serde_json::to_value(user_record()).unwrap_or_default(),
+                sessio::value::to_value(&user_record()).unwrap_or_default(),
             );
         }
     }

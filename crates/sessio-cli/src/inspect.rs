@@ -8,9 +8,10 @@ use std::io::Read as _;
 use std::process::ExitCode;
 
 use clap::Args;
-use serde_json::{json, Map, Value};
-use sessio::signing::{Signer, SigningError};
 use sessio::{ConfigBuilder, SecretKey};
+use sessio_django::json;
+use sessio_django::signing::{Signer, SigningError};
+use sessio_django::value::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -77,7 +78,7 @@ pub(crate) struct Report {
     pub(crate) timestamp: Option<i64>,
     /// The maximum age that was applied.
     pub(crate) max_age: Option<i64>,
-    pub(crate) data: Option<Map<String, Value>>,
+    pub(crate) data: Option<Map>,
     /// The salts that were tried, in order.
     pub(crate) tried: Vec<Salt>,
 }
@@ -384,7 +385,7 @@ pub(crate) fn human_duration(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sessio::signing::{SIGNED_COOKIES_SALT, STORE_SALT};
+    use sessio_django::signing::{SIGNED_COOKIES_SALT, STORE_SALT};
 
     const COOKIE: &str =
         "eyJ1c2VyX2lkIjo0MiwiY2FydCI6WzEsMl19:1r31eq:oxQqvCdpRcSE-SQ0t06vrhPBjfo8zV8Nj1odplkJIcU";

@@ -13,9 +13,9 @@ use std::io::{IsTerminal as _, Read as _};
 use std::process::ExitCode;
 
 use clap::Args;
-use serde_json::{Map, Value};
-use sessio::signing::Signer;
 use sessio::ConfigBuilder;
+use sessio_django::signing::Signer;
+use sessio_django::value::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::UsageError;
@@ -46,8 +46,8 @@ pub(crate) struct SignArgs {
 }
 
 /// Reads a JSON object; anything else is a usage error (exit 2).
-pub(crate) fn parse_object(text: &str) -> Result<Map<String, Value>, UsageError> {
-    let value: Value = serde_json::from_str(text.trim())
+pub(crate) fn parse_object(text: &str) -> Result<Map, UsageError> {
+    let value: Value = sessio_django::value::from_str(text.trim())
         .map_err(|e| UsageError(format!("the data is not valid JSON: {e}")))?;
     match value {
         Value::Object(map) => Ok(map),
@@ -132,7 +132,7 @@ fn read_stdin() -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sessio::signing::{SIGNED_COOKIES_SALT, STORE_SALT};
+    use sessio_django::signing::{SIGNED_COOKIES_SALT, STORE_SALT};
 
     #[test]
     fn only_objects_are_signed() {

@@ -831,7 +831,7 @@ fn file_engine_keeps_every_acknowledged_write_and_tears_no_file_through_kill_9()
 fn the_census_spots_torn_files_and_temp_files() {
     let dir = TempDir::new().unwrap();
     let signer = sessio::signing::Signer::new(SECRET.as_bytes(), &[], sessio::signing::STORE_SALT);
-    let mut data = serde_json::Map::new();
+    let mut data = sessio::value::Map::new();
     data.insert("user".into(), "alice".into());
     let whole = signer.dumps(&data, 1_700_000_000, true);
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();

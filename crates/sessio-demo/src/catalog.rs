@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use sessio::{value::Map, Value};
 
 /// A demo account. The password is the user name: this is a demo, not an auth system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,7 @@ impl Cart {
 
     /// The session value for this cart.
     pub fn to_session_value(&self) -> Value {
-        let map: Map<String, Value> = self
+        let map: Map = self
             .items
             .iter()
             .map(|(id, qty)| (id.clone(), Value::from(*qty)))
@@ -170,7 +170,7 @@ pub fn format_price(cents: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use sessio::json;
 
     #[test]
     fn odd_session_values_read_as_an_empty_or_partial_cart() {

@@ -4,7 +4,7 @@
 //! stores it: an integer (seconds of inactivity, `0` for "when the browser closes"), or an
 //! ISO 8601 date for a fixed moment.
 
-use serde_json::Value;
+use crate::value::{Number, Value};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
@@ -56,7 +56,7 @@ pub fn add_seconds(at: OffsetDateTime, seconds: i64) -> OffsetDateTime {
 }
 
 fn raw(data: Option<&SessionData>) -> Option<&Value> {
-    data.and_then(|d| crate::data::lookup(d, EXPIRY_KEY))
+    data.and_then(|d| d.get(EXPIRY_KEY))
         .filter(|v| !v.is_null())
 }
 
@@ -85,7 +85,7 @@ pub fn from_data(data: Option<&SessionData>) -> Expiry {
     }
 }
 
-fn number_secs(n: &serde_json::Number) -> i64 {
+fn number_secs(n: &Number) -> i64 {
     n.as_i64()
         .or_else(|| n.as_f64().map(|f| f.floor() as i64))
         .unwrap_or(0)
@@ -194,7 +194,7 @@ pub fn parse_iso(s: &str) -> Option<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json;
     use time::macros::datetime;
 
     fn data(v: Value) -> SessionData {

@@ -5,7 +5,8 @@
 //!
 //! * [`signing`]: `django.core.signing` (HMAC-SHA256 `TimestampSigner`, salts, key
 //!   fallbacks, zlib compression with a size limit);
-//! * [`pyjson`]: JSON written exactly as Python's `json.dumps` writes it;
+//! * [`value`]: session data as Python's `json` sees it (ordered keys, exact integers),
+//!   read and written exactly as `json.loads` and `json.dumps` do;
 //! * [`codec`]: `SessionBase.encode`/`decode` of the `session_data` server stores keep,
 //!   with Django's "corrupt data is an empty session" rule;
 //! * [`expiry`]: Django's expiry rules (`set_expiry`, `get_expiry_age`, `get_expiry_date`);
@@ -20,7 +21,7 @@
 //! use sessio_django::signing::{Signer, SIGNED_COOKIES_SALT};
 //!
 //! let signer = Signer::new(b"test-secret", &[], SIGNED_COOKIES_SALT);
-//! let data = serde_json::from_str(r#"{"user_id":42}"#).unwrap();
+//! let data = sessio_django::value::object_from_str(r#"{"user_id":42}"#).unwrap();
 //! let cookie = signer.dumps(&data, 1_700_000_000, true);
 //! assert_eq!(signer.loads(&cookie, Some((1_700_000_000, 60))).unwrap().data, data);
 //! ```
@@ -33,8 +34,9 @@ pub mod data;
 mod deflate;
 pub mod expiry;
 pub mod keys;
-pub mod pyjson;
 pub mod signing;
+pub mod value;
 pub mod verified;
 
 pub use data::SessionData;
+pub use value::{from_value, to_value, Map, Number, Value};

@@ -11,7 +11,7 @@
 //! use sessio_django::signing::{Signer, SIGNED_COOKIES_SALT};
 //!
 //! let signer = Signer::new(b"test-secret", &[], SIGNED_COOKIES_SALT);
-//! let data = serde_json::json!({"user_id": 42, "cart": [1, 2]});
+//! let data = sessio_django::json!({"user_id": 42, "cart": [1, 2]});
 //! let value = signer.dumps(data.as_object().unwrap(), 1_700_000_000, true);
 //! assert_eq!(
 //!     value,
@@ -24,11 +24,11 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::pyjson;
+use crate::data::SessionData;
+use crate::value;
 use crate::verified::{Hit, Verified};
 use std::sync::Arc;
 
@@ -85,7 +85,7 @@ pub enum SigningError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unsigned {
     /// The decoded session dictionary.
-    pub data: Map<String, Value>,
+    pub data: SessionData,
     /// When it was signed (Unix seconds).
     pub timestamp: i64,
     /// Which key verified it: 0 is the current key, 1.. the fallbacks in order.
@@ -108,7 +108,7 @@ pub struct Signer {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SharedUnsigned {
     /// The decoded session dictionary, shared with the signer's memory.
-    pub data: Arc<Map<String, Value>>,
+    pub data: Arc<SessionData>,
     /// When it was signed (Unix seconds).
     pub timestamp: i64,
     /// Which key verified it: 0 is the current key, 1.. the fallbacks in order.
@@ -170,7 +170,7 @@ impl Signer {
     }
 
     /// `TimestampSigner.sign_object(data, compress=...)` at the given Unix time.
-    pub fn dumps(&self, data: &Map<String, Value>, unix_seconds: i64, compress: bool) -> String {
+    pub fn dumps(&self, data: &SessionData, unix_seconds: i64, compress: bool) -> String {
         self.dumps_with(data, unix_seconds, compress, || Arc::new(data.clone()))
     }
 
@@ -178,7 +178,7 @@ impl Signer {
     /// to it instead of a copy.
     pub fn dumps_shared(
         &self,
-        data: &Arc<Map<String, Value>>,
+        data: &Arc<SessionData>,
         unix_seconds: i64,
         compress: bool,
     ) -> String {
@@ -187,12 +187,12 @@ impl Signer {
 
     fn dumps_with(
         &self,
-        data: &Map<String, Value>,
+        data: &SessionData,
         unix_seconds: i64,
         compress: bool,
-        shared: impl FnOnce() -> Arc<Map<String, Value>>,
+        shared: impl FnOnce() -> Arc<SessionData>,
     ) -> String {
-        let json = pyjson::to_string(data);
+        let json = value::object_to_string(data);
         let json = json.as_bytes();
         let mut out = String::with_capacity(json.len() * 4 / 3 + 60);
         let compressed = if compress { zlib_compress(json) } else { None };
@@ -357,7 +357,7 @@ pub fn salted_hmac_sha256(key_salt: &str, value: &[u8], secret: &[u8]) -> [u8; 3
 }
 
 /// Decodes a (verified) payload: optional `.` zlib marker, base64url, JSON object.
-fn decode_payload(payload: &str) -> Result<Map<String, Value>, SigningError> {
+fn decode_payload(payload: &str) -> Result<SessionData, SigningError> {
     let (compressed, b64) = match payload.strip_prefix('.') {
         Some(rest) => (true, rest),
         None => (false, payload),
@@ -373,66 +373,8 @@ fn decode_payload(payload: &str) -> Result<Map<String, Value>, SigningError> {
         Ok(s) => s.into(),
         Err(_) => json.iter().map(|&b| b as char).collect::<String>().into(),
     };
-    let parsed = serde_json::from_str::<Value>(&text).or_else(|e| {
-        // Python writes NaN and ±Infinity, which JSON (and serde_json) has no words for.
-        match python_specials(&text) {
-            Some(fixed) => serde_json::from_str::<Value>(&fixed),
-            None => Err(e),
-        }
-    });
-    match parsed {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(SigningError::Json(format!(
-            "expected an object, found {}",
-            match other {
-                Value::Array(_) => "an array",
-                Value::String(_) => "a string",
-                Value::Number(_) => "a number",
-                Value::Bool(_) => "a boolean",
-                _ => "null",
-            }
-        ))),
-        Err(e) => Err(SigningError::Json(e.to_string())),
-    }
-}
-
-/// Rewrites Python's `NaN`, `Infinity` and `-Infinity` outside strings into JSON that
-/// serde_json reads: `±1e999` (a number too large for f64, which [`crate::pyjson`] writes
-/// back as `±Infinity`) and `null` for NaN (JSON has no NaN). `None` when there are none.
-fn python_specials(text: &str) -> Option<String> {
-    let mut out = String::with_capacity(text.len() + 8);
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut changed = false;
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        if in_string {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-        } else {
-            let special = [
-                ("-Infinity", "-1e999"),
-                ("Infinity", "1e999"),
-                ("NaN", "null"),
-            ]
-            .into_iter()
-            .find(|(word, _)| rest.starts_with(word));
-            if let Some((word, json)) = special {
-                out.push_str(json);
-                rest = &rest[word.len()..];
-                changed = true;
-                continue;
-            }
-            in_string = c == '"';
-        }
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
-    }
-    changed.then_some(out)
+    // Python's own reader: NaN and ±Infinity, exact big integers, keys in their order.
+    value::object_from_str(&text).map_err(|e| SigningError::Json(e.to_string()))
 }
 
 /// zlib at level 6 with the zlib wrapper: `zlib.compress(data)` in Python.
@@ -568,7 +510,7 @@ pub fn b62_decode(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json;
     use std::io::Write;
 
     const T: i64 = 1_700_000_000;
@@ -663,8 +605,8 @@ mod tests {
         let signed = format!("{value}:{}", signer.signature(&value));
         let data = signer.loads(&signed, None).unwrap().data;
         assert_eq!(
-            crate::pyjson::to_string(&data),
-            r#"{"a":Infinity,"b":-Infinity,"c":null,"s":"NaN Infinity"}"#
+            crate::value::object_to_string(&data),
+            r#"{"a":Infinity,"b":-Infinity,"c":NaN,"s":"NaN Infinity"}"#
         );
     }
 

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use subtle::ConstantTimeEq;
 
-use serde_json::{Map, Value};
+use crate::value::{Map, Value};
 
 use crate::data::SessionData;
 
@@ -32,7 +32,7 @@ use crate::data::SessionData;
 pub const SLOTS: usize = 1024;
 /// Longer values are not kept (the browsers' limit for a whole cookie is 4096 bytes).
 pub const MAX_VALUE_LEN: usize = 4096;
-/// Values whose decoded data takes more memory than this (as [`data_size`] counts it) are
+/// Values whose decoded data takes more memory than this (as this module estimates it) are
 /// not kept. Django's login keys take under 1 KB, and each further short key about 240 bytes.
 pub const MAX_DATA_SIZE: usize = 8 * 1024;
 
@@ -143,7 +143,7 @@ fn take(left: &mut usize, bytes: usize) -> Option<()> {
     Some(())
 }
 
-fn map_size(map: &Map<String, Value>, left: &mut usize) -> Option<()> {
+fn map_size(map: &Map, left: &mut usize) -> Option<()> {
     // A map grown by doubling holds up to twice its length.
     take(left, map.len().saturating_mul(2 * ENTRY))?;
     map.iter().try_for_each(|(k, v)| {
@@ -155,8 +155,8 @@ fn map_size(map: &Map<String, Value>, left: &mut usize) -> Option<()> {
 fn value_size(value: &Value, left: &mut usize) -> Option<()> {
     match value {
         Value::Null | Value::Bool(_) => Some(()),
-        // Arbitrary-precision numbers keep their digits as text.
-        Value::Number(n) => take(left, n.as_str().len()),
+        // Integers wider than 64 bits keep their digits on the heap.
+        Value::Number(n) => take(left, n.heap_len()),
         Value::String(s) => take(left, s.capacity()),
         Value::Array(a) => {
             take(left, a.capacity().saturating_mul(size_of::<Value>()))?;
@@ -214,7 +214,7 @@ mod tests {
     }
 
     fn data(json: &str) -> Arc<SessionData> {
-        Arc::new(serde_json::from_str(json).unwrap())
+        Arc::new(crate::value::object_from_str(json).unwrap())
     }
 
     #[test]

@@ -70,9 +70,9 @@ fn same(a: &str, b: &str) -> bool {
 /// The user the session says is logged in, if any (Django's `_get_user_session_key`).
 pub async fn user(session: &Session) -> Result<Option<LoggedInUser>> {
     let id = match session.get_value(USER_ID_KEY).await? {
-        Some(serde_json::Value::String(s)) => s,
+        Some(crate::Value::String(s)) => s,
         // Older Django versions stored integer ids.
-        Some(serde_json::Value::Number(n)) => n.to_string(),
+        Some(crate::Value::Number(n)) => n.to_string(),
         _ => return Ok(None),
     };
     let backend = session

@@ -13,12 +13,12 @@
 //! Like signed cookies, the data travels on every request and browsers drop cookies past
 //! about 4 KB; logout cannot revoke a copy before it expires.
 
+use crate::Value;
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
@@ -88,20 +88,14 @@ impl EncryptedCookieEngine {
         expires: OffsetDateTime,
         shared: impl FnOnce() -> std::sync::Arc<SessionData>,
     ) -> Result<String> {
-        // `{"exp": …, "d": {…}}`, serialised from borrowed data.
-        #[derive(serde::Serialize)]
-        struct Sealed<'a> {
-            exp: i64,
-            d: &'a SessionData,
-        }
-        let payload = Sealed {
-            exp: expires.unix_timestamp(),
-            d: data,
-        };
-        let plaintext = serde_json::to_vec(&payload).map_err(|source| Error::Serde {
-            key: "<session>".into(),
-            source,
-        })?;
+        // `{"exp": …, "d": {…}}`, written as Python would (exact integers, NaN).
+        let mut plaintext = String::with_capacity(64);
+        plaintext.push_str("{\"exp\":");
+        plaintext.push_str(itoa::Buffer::new().format(expires.unix_timestamp()));
+        plaintext.push_str(",\"d\":");
+        sessio_django::value::write(&Value::Object(data.clone()), &mut plaintext);
+        plaintext.push('}');
+        let plaintext = plaintext.into_bytes();
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|e| Error::Io {
             context: "the operating system's random number generator failed".into(),
@@ -162,7 +156,7 @@ impl EncryptedCookieEngine {
             };
             c.decrypt(nonce, payload).ok().map(|p| (i, p))
         })?;
-        let Ok(Value::Object(mut payload)) = serde_json::from_slice::<Value>(&plaintext) else {
+        let Ok(Value::Object(mut payload)) = sessio_django::value::from_slice(&plaintext) else {
             return None;
         };
         let exp = payload.get("exp")?.as_i64()?;
@@ -274,7 +268,7 @@ mod tests {
     }
 
     fn data() -> SessionData {
-        serde_json::from_str(r#"{"user_id":42,"secret":"hunter2"}"#).unwrap()
+        sessio_django::value::object_from_str(r#"{"user_id":42,"secret":"hunter2"}"#).unwrap()
     }
 
     #[test]
@@ -316,7 +310,7 @@ mod tests {
             let expected = format!(
                 r#"{{"exp":{},"d":{}}}"#,
                 exp.unix_timestamp(),
-                serde_json::to_string(&data()).unwrap()
+                sessio_django::value::object_to_string(&data())
             );
             assert_eq!(String::from_utf8(plain).unwrap(), expected);
         }

@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 use crate::config::{Config, CookieOverflow, EngineKind};
 use crate::error::Result;
 
-pub(crate) use sessio_django::data::lookup;
 pub use sessio_django::data::SessionData;
 
 /// A session as [`SessionEngine::load_session`] found it.
@@ -102,7 +101,7 @@ pub struct Changes {
     /// The request cleared the session before writing `entries`.
     pub cleared: bool,
     /// Keys the request wrote (`Some`) or removed (`None`), in order.
-    pub entries: Vec<(String, Option<serde_json::Value>)>,
+    pub entries: Vec<(String, Option<crate::Value>)>,
 }
 
 impl Changes {
@@ -115,13 +114,13 @@ impl Changes {
     ///
     /// ```
     /// use sessio::engine::{Changes, SessionData};
-    /// let mut stored: SessionData = serde_json::from_str(r#"{"a":1,"b":2}"#).unwrap();
+    /// let mut stored: SessionData = sessio::value::object_from_str(r#"{"a":1,"b":2}"#).unwrap();
     /// let changes = Changes {
     ///     cleared: false,
     ///     entries: vec![("c".into(), Some(3.into())), ("a".into(), None)],
     /// };
     /// changes.apply(&mut stored);
-    /// assert_eq!(serde_json::Value::Object(stored), serde_json::json!({"b":2,"c":3}));
+    /// assert_eq!(sessio::Value::Object(stored), sessio::json!({"b":2,"c":3}));
     /// ```
     pub fn apply(&self, data: &mut SessionData) {
         if self.cleared {
@@ -138,7 +137,7 @@ impl Changes {
                     }
                 },
                 None => {
-                    data.shift_remove(k);
+                    data.remove(k);
                 }
             }
         }

@@ -71,9 +71,9 @@ pub enum Error {
     Serde {
         /// The session key (the name in the session dictionary, not the session id).
         key: String,
-        /// serde_json's error.
+        /// What did not fit (the type that was expected, and what was found).
         #[source]
-        source: serde_json::Error,
+        source: sessio_django::value::Error,
     },
 
     /// This engine cannot do what was asked (for example, clearing expired cookie sessions).

@@ -534,7 +534,8 @@ mod tests {
     async fn files_are_django_format_with_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
         let e = engine(dir.path()).await;
-        let data: SessionData = serde_json::from_str(r#"{"user_id":42,"cart":[1,2]}"#).unwrap();
+        let data: SessionData =
+            crate::value::object_from_str(r#"{"user_id":42,"cart":[1,2]}"#).unwrap();
         let key = e.create(&data, OffsetDateTime::now_utc()).await.unwrap();
         let path = dir.path().join(format!("sessionid{key}"));
         assert_eq!(

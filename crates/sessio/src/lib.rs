@@ -70,7 +70,7 @@ pub mod spill;
 pub mod users;
 
 // Django's formats live in their own crate; these paths stay where users know them.
-pub use sessio_django::{expiry, pyjson, signing};
+pub use sessio_django::{expiry, json, signing, value, Value};
 
 pub use config::{
     Concurrency, Config, ConfigBuilder, CookieOverflow, EngineKind, SameSite, SecretKey,

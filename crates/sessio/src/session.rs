@@ -4,15 +4,15 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::Value;
 use http::HeaderValue;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::config::Concurrency;
 use crate::config::Config;
-use crate::engine::{lookup, Changes, SessionData, SessionEngine, Version};
+use crate::engine::{Changes, SessionData, SessionEngine, Version};
 use crate::error::{Error, Result};
 use crate::expiry::{self, Expiry};
 use crate::users::{self, Extras};
@@ -24,12 +24,12 @@ use crate::users::owner_of;
 mod timeouts {
     use crate::config::Config;
     use crate::engine::SessionData;
-    use serde_json::Value;
+    use crate::Value;
 
     pub(super) use sessio_django::keys::{ACTIVE as ACTIVE_KEY, CREATED as CREATED_KEY};
 
     fn secs(data: &SessionData, key: &str) -> Option<i64> {
-        crate::engine::lookup(data, key).and_then(Value::as_i64)
+        data.get(key).and_then(Value::as_i64)
     }
 
     /// A limit in whole seconds; saturating, though the configuration bounds it far below.
@@ -183,7 +183,7 @@ impl State {
     fn value(&self, key: &str) -> Option<&Value> {
         match self.pending.iter().find(|(k, _)| k == key) {
             Some((_, v)) => Some(v),
-            None => self.data.as_deref().and_then(|d| lookup(d, key)),
+            None => self.data.as_deref().and_then(|d| d.get(key)),
         }
     }
 
@@ -621,7 +621,7 @@ impl Session {
                     let seen = st
                         .data
                         .as_ref()
-                        .and_then(|d| lookup(d, users::SEEN_KEY))
+                        .and_then(|d| d.get(users::SEEN_KEY))
                         .and_then(Value::as_i64);
                     if owner.is_some()
                         && seen.is_none_or(|s| now.saturating_sub(s) >= users::SEEN_EVERY)
@@ -679,7 +679,7 @@ impl Session {
 
     /// Stores `value` under `key`.
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
-        let value = serde_json::to_value(value).map_err(|source| Error::Serde {
+        let value = sessio_django::value::to_value(&value).map_err(|source| Error::Serde {
             key: key.to_owned(),
             source,
         })?;
@@ -696,7 +696,7 @@ impl Session {
     pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.remove_value(key).await? {
             None => Ok(None),
-            Some(v) => serde_json::from_value(v)
+            Some(v) => sessio_django::value::from_value(v)
                 .map(Some)
                 .map_err(|source| Error::Serde {
                     key: key.to_owned(),
@@ -709,10 +709,7 @@ impl Session {
     pub async fn remove_value(&self, key: &str) -> Result<Option<Value>> {
         self.with_data(|st| {
             st.settle();
-            let removed = st
-                .data
-                .as_mut()
-                .and_then(|d| Arc::make_mut(d).shift_remove(key));
+            let removed = st.data.as_mut().and_then(|d| Arc::make_mut(d).remove(key));
             if removed.is_some() {
                 st.touch(key);
             }
@@ -791,7 +788,7 @@ impl Session {
             let data = st.view();
             let owner = owner_of(data);
             let revoke = data.and_then(|d| {
-                let sid = lookup(d, users::SID_KEY)?.as_str()?.to_owned();
+                let sid = d.get(users::SID_KEY)?.as_str()?.to_owned();
                 Some((
                     sid,
                     users::outliving(&self.inner.config, self.expiry_date_of(d)),
@@ -845,7 +842,7 @@ impl Session {
                 return Ok(());
             }
             let retiring = st.view().and_then(|d| {
-                let sid = lookup(d, users::SID_KEY)?.as_str()?.to_owned();
+                let sid = d.get(users::SID_KEY)?.as_str()?.to_owned();
                 Some((
                     sid,
                     users::outliving(&self.inner.config, self.expiry_date_of(d)),
@@ -1109,7 +1106,7 @@ impl Session {
             let (new, owner) = {
                 let st = self.lock();
                 let data = st.data.as_deref();
-                let sid = data.and_then(|d| lookup(d, users::SID_KEY));
+                let sid = data.and_then(|d| d.get(users::SID_KEY));
                 (
                     sid.and_then(Value::as_str).map(str::to_owned),
                     owner_of(data),
@@ -1199,7 +1196,8 @@ impl Session {
         fresh: bool,
     ) -> Result<()> {
         let now = self.inner.config.clock().now().unix_timestamp();
-        let created = lookup(data, users::LOGIN_KEY)
+        let created = data
+            .get(users::LOGIN_KEY)
             .and_then(Value::as_i64)
             .unwrap_or(now);
         let ip = if self.inner.extras.record_ip() {
@@ -1234,7 +1232,7 @@ impl Session {
         if !self.inner.extras.revocable_cookies() {
             return Ok(false);
         }
-        if let Some(sid) = lookup(data, users::SID_KEY).and_then(Value::as_str) {
+        if let Some(sid) = data.get(users::SID_KEY).and_then(Value::as_str) {
             let now = self.inner.config.clock().now();
             if !self.inner.extras.cookie_session_valid(sid, now).await? {
                 return Ok(true);
@@ -1243,7 +1241,8 @@ impl Session {
         let Some(user) = owner_of(Some(data)) else {
             return Ok(false);
         };
-        let stamped = lookup(data, users::GENERATION_KEY)
+        let stamped = data
+            .get(users::GENERATION_KEY)
             .and_then(Value::as_i64)
             .unwrap_or(0);
         Ok(self.inner.extras.generation(&user).await? > stamped)

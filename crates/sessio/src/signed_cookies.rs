@@ -141,7 +141,7 @@ mod tests {
     }
 
     fn data() -> SessionData {
-        serde_json::from_str(r#"{"user":"alice","n":1}"#).unwrap()
+        crate::value::object_from_str(r#"{"user":"alice","n":1}"#).unwrap()
     }
 
     #[tokio::test]

@@ -52,13 +52,13 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use crate::{json, Value};
 use hmac::{Hmac, Mac};
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::config::{Config, SecretKey};
-use crate::engine::{lookup, Changes, SessionData, SessionEngine};
+use crate::engine::{Changes, SessionData, SessionEngine};
 use crate::error::{Error, LogId, Result};
 use crate::expiry::{add_seconds, isoformat, FAR_FUTURE};
 
@@ -112,7 +112,7 @@ pub(crate) const SEEN_EVERY: i64 = 300;
 
 /// The logged-in user of a session (Django's `_auth_user_id`).
 pub(crate) fn owner_of(data: Option<&SessionData>) -> Option<String> {
-    match lookup(data?, crate::auth::USER_ID_KEY)? {
+    match data?.get(crate::auth::USER_ID_KEY)? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -520,7 +520,7 @@ impl Extras {
         for id in stored {
             let name = entry_name(user_id, id);
             if let Some(entry) = engine.load(&name).await? {
-                if let Some(n) = lookup(&entry, "n").and_then(Value::as_u64) {
+                if let Some(n) = entry.get("n").and_then(Value::as_u64) {
                     let slot = slot_name(user_id, n);
                     // Only its own slot (a moved entry's old slot is gone or reused).
                     if engine
@@ -601,7 +601,7 @@ impl Extras {
         Ok(engine
             .load(&generation_name(user_id))
             .await?
-            .and_then(|d| lookup(&d, "g").and_then(Value::as_i64))
+            .and_then(|d| d.get("g").and_then(Value::as_i64))
             .unwrap_or(0))
     }
 
@@ -851,17 +851,18 @@ struct Retired {
 impl Retired {
     /// The record, when it is a retired id not yet reported.
     fn read(rec: &SessionData) -> Option<Self> {
-        if lookup(rec, "k").and_then(Value::as_str) != Some("retired") {
+        if rec.get("k").and_then(Value::as_str) != Some("retired") {
             return None;
         }
         Some(Self {
-            at: lookup(rec, "at").and_then(Value::as_i64)?,
-            successor: lookup(rec, "succ").and_then(Value::as_str)?.to_owned(),
-            successor_until: lookup(rec, "su")
+            at: rec.get("at").and_then(Value::as_i64)?,
+            successor: rec.get("succ").and_then(Value::as_str)?.to_owned(),
+            successor_until: rec
+                .get("su")
                 .and_then(Value::as_i64)
                 .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
                 .unwrap_or(FAR_FUTURE),
-            user: lookup(rec, "u").and_then(Value::as_str).map(str::to_owned),
+            user: rec.get("u").and_then(Value::as_str).map(str::to_owned),
         })
     }
 }
@@ -918,24 +919,25 @@ async fn set_slot(
 
 /// A record's expiry, as [`record`] wrote it.
 fn expiry_of(data: Option<&SessionData>) -> Option<OffsetDateTime> {
-    lookup(data?, crate::session::EXPIRY_KEY)
+    data?
+        .get(crate::session::EXPIRY_KEY)
         .and_then(Value::as_str)
         .and_then(crate::expiry::parse_iso)
 }
 
 fn slot_id(slot: &SessionData) -> String {
-    lookup(slot, "id")
+    slot.get("id")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
 }
 
 fn lookup_u64(data: Option<&SessionData>, key: &str) -> Option<u64> {
-    data.and_then(|d| lookup(d, key)).and_then(Value::as_u64)
+    data.and_then(|d| d.get(key)).and_then(Value::as_u64)
 }
 
 fn number(data: Option<&SessionData>, key: &str) -> u64 {
-    data.and_then(|d| lookup(d, key))
+    data.and_then(|d| d.get(key))
         .and_then(Value::as_u64)
         .unwrap_or(0)
 }

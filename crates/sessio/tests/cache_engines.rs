@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
 use sessio::cache::{MemoryCacheEngine, SessionCache};
 use sessio::cached_db::{CachedDbEngine, FILL_TTL};
 use sessio::clock::ManualClock;
+use sessio::{json, Value};
 use sessio::{Config, ConfigBuilder, EngineKind, Error, SessionData, SessionEngine};
 use time::{Duration, OffsetDateTime};
 

@@ -7,8 +7,8 @@
 mod common;
 
 use common::{fixture, fixture_with, Fixture, Make, T};
-use serde_json::{json, Value};
 use sessio::engine::Changes;
+use sessio::{json, Value};
 use sessio::{Error, Expiry};
 use time::{Duration, OffsetDateTime};
 
@@ -473,6 +473,53 @@ pub async fn typed_values_round_trip(make: Make) {
     assert!(
         matches!(err, Error::Serde { ref key, .. } if key == "cart"),
         "{err}"
+    );
+}
+
+/// Whatever Python's `json` holds comes back as it was, on every engine: keys that look
+/// like serde_json's internals (fuzz finding K6: `$serde_json::private::Number` was saved,
+/// then refused on load, and the session lost), integers past 64 bits, NaN and the
+/// infinities, and the order of keys.
+pub async fn python_data_round_trips(make: Make) {
+    let Some(f) = fixture(make).await else {
+        return;
+    };
+    let data = sessio::value::object_from_str(
+        r#"{"$serde_json::private::Number":"1","$serde_json::private::RawValue":{"x":1},
+            "big":123456789012345678901234567890,"neg":-18446744073709551617,
+            "nan":NaN,"inf":Infinity,"ninf":-Infinity,"z":{"b":1,"a":2}}"#,
+    )
+    .unwrap();
+    let s = f.session(None);
+    s.update(data.clone()).await.unwrap();
+    s.save().await.unwrap();
+    let again = f.session(Some(&s.id().unwrap()));
+    let back = again.data().await.unwrap();
+    let keys: Vec<_> = back.keys().filter(|k| !k.starts_with("_sess")).collect();
+    assert_eq!(
+        keys,
+        [
+            "$serde_json::private::Number",
+            "$serde_json::private::RawValue",
+            "big",
+            "neg",
+            "nan",
+            "inf",
+            "ninf",
+            "z"
+        ]
+    );
+    // Written back exactly as Python would write it (NaN is not equal to itself, so the
+    // text is compared).
+    let text = |m: &sessio::value::Map| {
+        let mut m = m.clone();
+        m.retain(|k, _| !k.starts_with("_sess"));
+        sessio::value::object_to_string(&m)
+    };
+    assert_eq!(text(&back), text(&data));
+    assert_eq!(
+        again.get::<i128>("neg").await.unwrap(),
+        Some(-18_446_744_073_709_551_617)
     );
 }
 
@@ -1061,6 +1108,7 @@ macro_rules! conformance {
             case!(load_does_not_create_record);
             case!(save_does_not_resurrect);
             case!(typed_values_round_trip);
+            case!(python_data_round_trips);
             case!(clear_expired);
             case!(concurrent_sessions_are_independent);
             case!(idle_and_absolute_timeouts);

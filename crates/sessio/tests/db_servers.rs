@@ -13,8 +13,8 @@ mod common;
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use sessio::clock::ManualClock;
+use sessio::{json, Value};
 use sessio::{Config, EngineKind, Error, SessionData, SessionEngine};
 use time::OffsetDateTime;
 

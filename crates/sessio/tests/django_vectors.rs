@@ -2,13 +2,13 @@
 //! with SECRET_KEY = "test-secret"): sessio decodes it, and encodes the same input to the
 //! same bytes.
 
-use serde_json::Value;
 use sessio::signing::{Signer, SIGNED_COOKIES_SALT, STORE_SALT};
+use sessio::Value;
 
 const T: i64 = 1_700_000_000;
 
 fn vectors() -> Value {
-    serde_json::from_str(include_str!("data/django-vectors.json")).unwrap()
+    sessio::value::from_str(include_str!("data/django-vectors.json")).unwrap()
 }
 
 fn check_cases(section: &str, field: &str, salt: &str, max_age: Option<(i64, i64)>) {

@@ -14,8 +14,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use common::{db_sqlite, fixture_with, signed_cookies, Fixture, Make, T};
-use serde_json::Value;
 use sessio::clock::ManualClock;
+use sessio::Value;
 use sessio::{
     Config, ConfigBuilder, EngineKind, Expiry, Session, SessionData, SessionEngine, SessionManager,
 };
@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use tower::ServiceExt;
 
 fn vectors() -> Value {
-    serde_json::from_str(include_str!("data/django-vectors.json")).unwrap()
+    sessio::value::from_str(include_str!("data/django-vectors.json")).unwrap()
 }
 
 fn vector(name: &str) -> (Vec<String>, Option<String>) {

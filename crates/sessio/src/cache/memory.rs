@@ -798,7 +798,7 @@ impl Shard {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use serde_json::Value;
+    use crate::Value;
 
     const T0: i64 = 1_700_000_000;
 
@@ -928,7 +928,7 @@ mod tests {
         assert_eq!(Arc::as_ptr(&now), stored_at);
         assert_eq!(
             Value::Object((*now).clone()),
-            serde_json::json!({"n": 1, "m": 2})
+            crate::json!({"n": 1, "m": 2})
         );
         let again = c.load_session(&key).await.unwrap().unwrap();
         assert_eq!(again.version, saved.version);
@@ -967,13 +967,13 @@ mod tests {
             .unwrap();
         assert_eq!(
             Value::Object((*now).clone()),
-            serde_json::json!({"n": 1, "m": 2})
+            crate::json!({"n": 1, "m": 2})
         );
         let stored = c.load_session(&key).await.unwrap().unwrap();
         assert_eq!(stored.version, saved.version);
         assert_eq!(
             Value::Object((*stored.data).clone()),
-            serde_json::json!({"n": 1, "m": 4})
+            crate::json!({"n": 1, "m": 4})
         );
     }
 

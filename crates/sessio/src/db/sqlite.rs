@@ -1285,7 +1285,7 @@ pub fn parse_expire_date(text: &str) -> Option<OffsetDateTime> {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use serde_json::json;
+    use crate::json;
     use std::path::Path;
     use std::time::Instant;
     use tempfile::TempDir;
@@ -1371,7 +1371,7 @@ mod tests {
             .unwrap()
     }
 
-    fn data(value: serde_json::Value) -> SessionData {
+    fn data(value: crate::Value) -> SessionData {
         value.as_object().unwrap().clone()
     }
 
