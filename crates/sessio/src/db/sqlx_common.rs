@@ -425,6 +425,8 @@ impl<DB: Driver> Core<DB> {
         within::<DB, T>(&self.database, self.timeout, what, timeout, call).await
     }
 
+    // Only MySQL maps errors outside `call` and `bounded` (its create and insert loops).
+    #[cfg(feature = "mysql")]
     pub(super) fn sql_error(&self, what: &str, e: sqlx_core::Error) -> Error {
         sql_error::<DB, _>(&self.database, self.timeout, what, e)
     }
