@@ -9,7 +9,6 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use sessio::cache::{MemoryCacheEngine, SessionCache};
@@ -400,68 +399,8 @@ async fn cached_db_concurrent_merges_keep_every_change() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Measurements (`cargo test --release -p sessio --features redis --test cache_engines -- --ignored --nocapture`)
-
-/// 20,000 create+save from 64 tasks, then 20,000 loads.
-async fn throughput(name: &str, engine: Arc<dyn SessionEngine>) {
-    const OPS: usize = 20_000;
-    const TASKS: usize = 64;
-    let d = data(json!({"user_id": 42, "name": "Ada Lovelace", "cart": [1, 2, 3]}));
-    let expires = OffsetDateTime::now_utc() + Duration::days(14);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..TASKS {
-        let (engine, d) = (engine.clone(), d.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut keys = Vec::with_capacity(OPS / TASKS);
-            for _ in 0..OPS / TASKS {
-                let key = engine.create(&d, expires).await.unwrap();
-                engine.save(&key, &d, expires).await.unwrap();
-                keys.push(key);
-            }
-            keys
-        }));
-    }
-    let mut keys = Vec::new();
-    for t in tasks {
-        keys.extend(t.await.unwrap());
-    }
-    let elapsed = start.elapsed();
-    println!(
-        "{name}: {} create+save ({} writes) from {TASKS} tasks in {elapsed:.2?}: {:.0} writes/s",
-        keys.len(),
-        keys.len() * 2,
-        (keys.len() * 2) as f64 / elapsed.as_secs_f64()
-    );
-    let keys = Arc::new(keys);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for t in 0..TASKS {
-        let (engine, keys) = (engine.clone(), keys.clone());
-        tasks.push(tokio::spawn(async move {
-            for key in keys.iter().skip(t).step_by(TASKS) {
-                assert!(engine.load(key).await.unwrap().is_some());
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let elapsed = start.elapsed();
-    println!(
-        "{name}: {} loads from {TASKS} tasks in {elapsed:.2?}: {:.0} loads/s",
-        keys.len(),
-        keys.len() as f64 / elapsed.as_secs_f64()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "a measurement, not a check"]
-async fn memory_throughput() {
-    let config = Config::builder().secret_key(STRONG_KEY).build().unwrap();
-    let engine = Arc::new(MemoryCacheEngine::open(&config).unwrap());
-    throughput("memory", engine).await;
-}
+// Memory use (`cargo test --release -p sessio --test cache_engines memory_bytes_per_session -- --ignored --nocapture`);
+// operations per second: `cargo run --release -p sessio-bench --example store_throughput -- memory`
 
 /// The resident memory of this process, in bytes.
 fn rss() -> usize {
@@ -526,6 +465,8 @@ async fn memory_bytes_per_session() {
 
 #[cfg(feature = "redis")]
 mod redis_tests {
+    use std::time::Instant;
+
     use super::*;
     use common::redis_servers::{self, KeyCleanup, PrivateRedis};
     use sessio::cache::RedisCacheEngine;
@@ -1084,23 +1025,5 @@ mod redis_tests {
             Err(Error::SessionInterrupted)
         ));
         assert!(!e.exists(&k).await.unwrap());
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    #[ignore = "a measurement, not a check"]
-    async fn redis_throughput() {
-        let clock = ManualClock::at_unix(T);
-        let Some((_, config, _cleanup)) = shared(&clock).await else {
-            return;
-        };
-        // The system clock: the sessions must live in real time.
-        let config = Config::builder()
-            .secret_key(STRONG_KEY)
-            .cache_url(config.cache_url())
-            .cache_key_prefix(config.cache_key_prefix())
-            .build()
-            .unwrap();
-        let engine = Arc::new(RedisCacheEngine::open(&config).await.unwrap());
-        throughput("redis", engine).await;
     }
 }

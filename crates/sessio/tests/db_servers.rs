@@ -195,6 +195,355 @@ async fn busy(engine: &std::sync::Arc<dyn SessionEngine>) -> usize {
 }
 
 // ---------------------------------------------------------------------------------------
+// The tests every SQL server runs, written once against `SqlServer`
+
+/// What the shared tests need from a server: a scratch schema or database of their own,
+/// raw access to it, and the engine.
+trait SqlServer: 'static {
+    /// A schema or database of the test's own, dropped on drop.
+    type Scratch: Send + Sync + 'static;
+    type Engine: SessionEngine;
+    /// A connection outside the engine, for raw SQL.
+    type Conn;
+    /// Django's DDL for `sessions.0001_initial`, statement by statement.
+    const DJANGO_DDL: &'static [&'static str];
+    /// The columns of `django_session`, as [`SqlServer::columns`] describes them.
+    const COLUMNS: &'static [&'static str];
+    /// The URL scheme, and the other name the URL dispatch accepts for it.
+    const SCHEMES: (&'static str, &'static str);
+    /// A URL with a password where no server listens, and how messages must show it.
+    const UNREACHABLE: (&'static str, &'static str);
+    /// What follows the seconds when a whole-second `expire_date` is read back as text.
+    const FRACTION: &'static str;
+
+    /// A fresh scratch, or `None` (the test skips) when the server is unreachable.
+    async fn scratch() -> Option<Self::Scratch>;
+    /// The URL of the scratch.
+    fn url(scratch: &Self::Scratch) -> &str;
+    /// The scratch's URL, marked so that [`SqlServer::end_connections`] finds the
+    /// engine's connections.
+    fn tagged_url(scratch: &Self::Scratch) -> String;
+    /// The engine's own `open` (`Send`: concurrent migrators are spawned tasks).
+    fn open(
+        config: &Config,
+    ) -> impl std::future::Future<Output = sessio::Result<Self::Engine>> + Send;
+    async fn raw(scratch: &Self::Scratch) -> Self::Conn;
+    async fn execute(conn: &mut Self::Conn, sql: &str);
+    /// Ends, from the server side, every connection opened with the tagged URL; returns
+    /// how many it ended.
+    async fn end_connections(scratch: &Self::Scratch) -> usize;
+    /// Stores a row as Django would, expiring at `expire_date` (UTC, `YYYY-MM-DD hh:mm:ss`).
+    async fn insert_row(conn: &mut Self::Conn, key: &str, data: &str, expire_date: &str);
+    /// `session_data|expire_date` of a row, the date as UTC text.
+    async fn stored_row(conn: &mut Self::Conn, key: &str) -> String;
+    /// `name type … nullable …` per column of `django_session`, in order.
+    async fn columns(conn: &mut Self::Conn, scratch: &Self::Scratch) -> Vec<String>;
+    /// The indexes of `django_session`, one line each, sorted.
+    async fn indexes(conn: &mut Self::Conn, scratch: &Self::Scratch) -> Vec<String>;
+    /// What [`SqlServer::indexes`] lists for Django's schema.
+    fn django_indexes(scratch: &Self::Scratch) -> Vec<String>;
+    /// `version name` per row of `sessio_migrations`, in order.
+    async fn migrations(conn: &mut Self::Conn) -> Vec<String>;
+}
+
+/// Every test that holds for all SQL servers, instantiated for `$server` in the
+/// calling module (`postgres::semantics`, `mysql::semantics`, …).
+macro_rules! sql_suite {
+    ($server:ty) => {
+        #[tokio::test]
+        async fn semantics() {
+            crate::suite::semantics::<$server>().await
+        }
+
+        /// The server ends every connection of the pool while it is idle (a restart,
+        /// `wait_timeout`, a failover, an idle-connection killer): the next calls get new
+        /// connections instead of errors.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn connections_ended_by_the_server_are_replaced() {
+            crate::suite::connections_ended_by_the_server_are_replaced::<$server>().await
+        }
+
+        #[tokio::test]
+        async fn fresh_schema_is_djangos_and_migrating_again_changes_nothing() {
+            crate::suite::fresh_schema_is_djangos_and_migrating_again_changes_nothing::<$server>()
+                .await
+        }
+
+        #[tokio::test]
+        async fn concurrent_migrators_do_not_collide() {
+            crate::suite::concurrent_migrators_do_not_collide::<$server>().await
+        }
+
+        #[tokio::test]
+        async fn table_created_by_django_is_used_and_migrated() {
+            crate::suite::table_created_by_django_is_used_and_migrated::<$server>().await
+        }
+
+        #[tokio::test]
+        async fn reads_rows_django_wrote_and_writes_what_django_reads() {
+            crate::suite::reads_rows_django_wrote_and_writes_what_django_reads::<$server>().await
+        }
+
+        #[tokio::test]
+        async fn corrupted_session_data_loads_as_an_empty_session() {
+            crate::suite::corrupted_session_data_loads_as_an_empty_session::<$server>().await
+        }
+
+        #[tokio::test]
+        async fn missing_table_is_schema_missing_at_open_and_at_run_time() {
+            crate::suite::missing_table_is_schema_missing_at_open_and_at_run_time::<$server>().await
+        }
+
+        #[tokio::test]
+        async fn server_down_at_open_names_the_url_without_its_password() {
+            crate::suite::server_down_at_open_names_the_url_without_its_password::<$server>().await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_write_requests_save_without_merging() {
+            crate::suite::concurrent_write_requests_save_without_merging::<$server>().await
+        }
+    };
+}
+
+mod suite {
+    use super::*;
+
+    /// What most tests start from: a scratch, a clock at `T0` and an engine that migrated
+    /// the schema. `None` when the server is unreachable (the test then skips).
+    pub async fn migrated<S: SqlServer>() -> Option<(S::Scratch, ManualClock, S::Engine)> {
+        let scratch = S::scratch().await?;
+        let clock = ManualClock::at_unix(T0);
+        let engine = S::open(&config(S::url(&scratch), &clock, true))
+            .await
+            .unwrap();
+        Some((scratch, clock, engine))
+    }
+
+    pub async fn semantics<S: SqlServer>() {
+        let Some((_scratch, clock, engine)) = migrated::<S>().await else {
+            return;
+        };
+        shared_semantics(&engine, &clock).await;
+    }
+
+    pub async fn connections_ended_by_the_server_are_replaced<S: SqlServer>() {
+        let Some(scratch) = S::scratch().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let engine: std::sync::Arc<dyn SessionEngine> = std::sync::Arc::new(
+            S::open(&config(&S::tagged_url(&scratch), &clock, true))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(busy(&engine).await, 48);
+        assert!(S::end_connections(&scratch).await > 0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(busy(&engine).await, 48);
+    }
+
+    pub async fn fresh_schema_is_djangos_and_migrating_again_changes_nothing<S: SqlServer>() {
+        let Some((scratch, clock, engine)) = migrated::<S>().await else {
+            return;
+        };
+        let mut conn = S::raw(&scratch).await;
+        assert_eq!(S::columns(&mut conn, &scratch).await, S::COLUMNS);
+        let expected = S::django_indexes(&scratch);
+        assert_eq!(S::indexes(&mut conn, &scratch).await, expected);
+        assert_eq!(S::migrations(&mut conn).await, ["1 0001_django_session"]);
+
+        // Again, by `sessio migrate` and by another auto-migrating process.
+        engine.migrate().await.unwrap();
+        S::open(&config(S::url(&scratch), &clock, true))
+            .await
+            .unwrap();
+        assert_eq!(S::indexes(&mut conn, &scratch).await, expected);
+        assert_eq!(S::migrations(&mut conn).await.len(), 1);
+    }
+
+    pub async fn concurrent_migrators_do_not_collide<S: SqlServer>() {
+        let Some(scratch) = S::scratch().await else {
+            return;
+        };
+        let clock = ManualClock::at_unix(T0);
+        let config = config(S::url(&scratch), &clock, true);
+        let opens: Vec<_> = (0..6)
+            .map(|_| {
+                let config = config.clone();
+                tokio::spawn(async move { S::open(&config).await.map(drop) })
+            })
+            .collect();
+        for open in opens {
+            open.await.unwrap().unwrap();
+        }
+        let mut conn = S::raw(&scratch).await;
+        assert_eq!(S::migrations(&mut conn).await.len(), 1);
+        assert_eq!(
+            S::indexes(&mut conn, &scratch).await.len(),
+            S::django_indexes(&scratch).len()
+        );
+    }
+
+    pub async fn table_created_by_django_is_used_and_migrated<S: SqlServer>() {
+        let Some(scratch) = S::scratch().await else {
+            return;
+        };
+        let mut conn = S::raw(&scratch).await;
+        for statement in S::DJANGO_DDL {
+            S::execute(&mut conn, statement).await;
+        }
+        let clock = ManualClock::at_unix(T0);
+        // Without auto-migrate: the table is there, that is enough.
+        let engine = S::open(&config(S::url(&scratch), &clock, false))
+            .await
+            .unwrap();
+        let key = engine
+            .create(&data(json!({"a": 1})), at(T0 + DAY))
+            .await
+            .unwrap();
+        // `sessio migrate` on Django's table: recorded, no index created twice, data kept.
+        engine.migrate().await.unwrap();
+        assert_eq!(S::migrations(&mut conn).await, ["1 0001_django_session"]);
+        assert_eq!(
+            S::indexes(&mut conn, &scratch).await.len(),
+            S::django_indexes(&scratch).len()
+        );
+        assert_eq!(
+            engine.load(&key).await.unwrap(),
+            Some(data(json!({"a": 1})))
+        );
+    }
+
+    pub async fn reads_rows_django_wrote_and_writes_what_django_reads<S: SqlServer>() {
+        let Some((scratch, clock, engine)) = migrated::<S>().await else {
+            return;
+        };
+        let mut conn = S::raw(&scratch).await;
+        let key = "djangokey000000000000000000000000";
+        S::insert_row(&mut conn, key, DJANGO_DATA, "2023-11-28 22:13:20").await;
+        let expected = data(json!({"user_id": 42, "cart": [1, 2]}));
+        assert_eq!(engine.load(key).await.unwrap(), Some(expected.clone()));
+        clock.set(at(T0 + 14 * DAY - 1));
+        assert_eq!(engine.load(key).await.unwrap(), Some(expected.clone()));
+        clock.set(at(T0 + 14 * DAY));
+        assert_eq!(engine.load(key).await.unwrap(), None);
+
+        clock.set(at(T0));
+        let ours = engine.create(&expected, at(T0 + 14 * DAY)).await.unwrap();
+        assert_eq!(
+            S::stored_row(&mut conn, &ours).await,
+            format!("{DJANGO_DATA}|2023-11-28 22:13:20{}", S::FRACTION)
+        );
+    }
+
+    pub async fn corrupted_session_data_loads_as_an_empty_session<S: SqlServer>() {
+        let Some((scratch, _, engine)) = migrated::<S>().await else {
+            return;
+        };
+        let mut conn = S::raw(&scratch).await;
+        let tampered = DJANGO_DATA.replace("eyJ1c2Vy", "eyJ2c2Vy");
+        for (i, value) in ["garbage", "", tampered.as_str(), "a:b:c"]
+            .iter()
+            .enumerate()
+        {
+            let key = format!("corrupt{i}");
+            S::insert_row(&mut conn, &key, value, "2030-01-01 00:00:00").await;
+            assert_eq!(
+                engine.load(&key).await.unwrap(),
+                Some(SessionData::new()),
+                "{value}"
+            );
+        }
+    }
+
+    pub async fn missing_table_is_schema_missing_at_open_and_at_run_time<S: SqlServer>() {
+        let Some(scratch) = S::scratch().await else {
+            return;
+        };
+        let url = S::url(&scratch);
+        let clock = ManualClock::at_unix(T0);
+        assert_schema_missing(S::open(&config(url, &clock, false)).await);
+        // Through the URL dispatch too, with the other scheme name.
+        let (scheme, other) = S::SCHEMES;
+        let other_url = url.replacen(scheme, other, 1);
+        assert_schema_missing(sessio::engine::open(&config(&other_url, &clock, false)).await);
+
+        let engine = S::open(&config(url, &clock, true)).await.unwrap();
+        let key = engine
+            .create(&SessionData::new(), at(T0 + DAY))
+            .await
+            .unwrap();
+        let mut conn = S::raw(&scratch).await;
+        S::execute(&mut conn, "DROP TABLE django_session").await;
+        assert_schema_missing(engine.load(&key).await);
+        assert_schema_missing(engine.save(&key, &SessionData::new(), at(T0 + DAY)).await);
+        assert_schema_missing(engine.create(&SessionData::new(), at(T0 + DAY)).await);
+        assert_schema_missing(engine.exists(&key).await);
+        assert_schema_missing(engine.clear_expired_batch(10).await);
+        // `sessio migrate` brings it back (the stale history is replayed).
+        engine.migrate().await.unwrap();
+        let key = engine
+            .create(&SessionData::new(), at(T0 + DAY))
+            .await
+            .unwrap();
+        assert!(engine.exists(&key).await.unwrap());
+    }
+
+    pub async fn server_down_at_open_names_the_url_without_its_password<S: SqlServer>() {
+        let (url, redacted) = S::UNREACHABLE;
+        let clock = ManualClock::at_unix(T0);
+        let started = std::time::Instant::now();
+        let err = S::open(&config(url, &clock, true)).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let text = err.to_string();
+        assert!(matches!(err, Error::Store { .. }), "{err:?}");
+        assert!(text.contains(redacted), "{text}");
+        let everything = format!("{err} {err:?} {:?}", std::error::Error::source(&err));
+        assert!(!everything.contains("hunter2"), "{everything}");
+    }
+
+    /// Requests from many tasks at once: each creates and saves a session, loads it back,
+    /// and saves a change from the version it read, which nothing raced, so nothing is
+    /// merged.
+    pub async fn concurrent_write_requests_save_without_merging<S: SqlServer>() {
+        let Some((_scratch, _, engine)) = migrated::<S>().await else {
+            return;
+        };
+        let engine: std::sync::Arc<dyn SessionEngine> = std::sync::Arc::new(engine);
+        let expires = at(T0 + DAY);
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    let d = data(json!({"user_id": i}));
+                    let key = engine.create(&d, expires).await.unwrap();
+                    engine.save(&key, &d, expires).await.unwrap();
+                    let loaded = engine.load_session(&key).await.unwrap().unwrap();
+                    let base = loaded.version.expect("a stored version");
+                    let changes = sessio::engine::Changes {
+                        cleared: false,
+                        entries: vec![("seen".into(), Some(json!(i)))],
+                    };
+                    let mut d = std::sync::Arc::unwrap_or_clone(loaded.data);
+                    changes.apply(&mut d);
+                    let d = std::sync::Arc::new(d);
+                    let saved = engine
+                        .save_changes_from(&key, &base, &d, &changes, expires)
+                        .await
+                        .unwrap();
+                    assert_eq!(saved.merged, None);
+                    assert_eq!(engine.load(&key).await.unwrap().as_ref(), Some(&*d));
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // PostgreSQL
 
 #[cfg(feature = "postgres")]
@@ -213,59 +562,144 @@ mod postgres {
 CREATE INDEX "django_session_session_key_c0390e0f_like" ON "django_session" ("session_key" varchar_pattern_ops);
 CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_date");"#;
 
-    async fn raw(scratch: &PgScratch) -> PgConnection {
-        PgConnection::connect(&scratch.url).await.unwrap()
+    /// The test PostgreSQL, each test in a schema of its own.
+    struct Pg;
+
+    /// The application name of the engine's connections in `tagged_url`.
+    fn application_name(scratch: &PgScratch) -> String {
+        format!("app_{}", scratch.schema)
     }
 
-    /// What most tests start from: a scratch schema, a clock at `T0` and an engine that
-    /// migrated the schema. `None` when the server is unreachable (the test then skips).
-    async fn migrated() -> Option<(PgScratch, ManualClock, PostgresEngine)> {
-        let scratch = PgScratch::create().await?;
-        let clock = ManualClock::at_unix(T0);
-        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
+    impl SqlServer for Pg {
+        type Scratch = PgScratch;
+        type Engine = PostgresEngine;
+        type Conn = PgConnection;
+        // Several statements in one: sqlx runs it with the simple query protocol.
+        const DJANGO_DDL: &'static [&'static str] = &[DJANGO_DDL];
+        const COLUMNS: &'static [&'static str] = &[
+            "session_key character varying 40 NO",
+            "session_data text - NO",
+            "expire_date timestamp with time zone - NO",
+        ];
+        const SCHEMES: (&'static str, &'static str) = ("postgres://", "postgresql://");
+        const UNREACHABLE: (&'static str, &'static str) = (
+            "postgres://postgres:hunter2@127.0.0.1:1/test",
+            "postgres://postgres:***@127.0.0.1:1/test",
+        );
+        const FRACTION: &'static str = "";
+
+        async fn scratch() -> Option<PgScratch> {
+            PgScratch::create().await
+        }
+
+        fn url(scratch: &PgScratch) -> &str {
+            &scratch.url
+        }
+
+        fn tagged_url(scratch: &PgScratch) -> String {
+            let name = application_name(scratch);
+            common::with_query(&scratch.url, &format!("application_name={name}"))
+        }
+
+        fn open(
+            config: &Config,
+        ) -> impl std::future::Future<Output = sessio::Result<PostgresEngine>> + Send {
+            PostgresEngine::open(config)
+        }
+
+        async fn raw(scratch: &PgScratch) -> PgConnection {
+            PgConnection::connect(&scratch.url).await.unwrap()
+        }
+
+        async fn execute(conn: &mut PgConnection, sql: &str) {
+            conn.execute(sql).await.unwrap();
+        }
+
+        async fn end_connections(scratch: &PgScratch) -> usize {
+            let mut admin = Self::raw(scratch).await;
+            let ended: Vec<bool> = query_scalar(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind(application_name(scratch))
+            .fetch_all(&mut admin)
             .await
             .unwrap();
-        Some((scratch, clock, engine))
+            ended.len()
+        }
+
+        async fn insert_row(conn: &mut PgConnection, key: &str, data: &str, expire_date: &str) {
+            query(&format!(
+                "INSERT INTO django_session VALUES ($1, $2, '{expire_date}+00')"
+            ))
+            .bind(key)
+            .bind(data)
+            .execute(conn)
+            .await
+            .unwrap();
+        }
+
+        async fn stored_row(conn: &mut PgConnection, key: &str) -> String {
+            query_scalar(
+                "SELECT session_data || '|' || (expire_date AT TIME ZONE 'UTC')::text \
+                 FROM django_session WHERE session_key = $1",
+            )
+            .bind(key)
+            .fetch_one(conn)
+            .await
+            .unwrap()
+        }
+
+        async fn columns(conn: &mut PgConnection, scratch: &PgScratch) -> Vec<String> {
+            query_scalar(
+                "SELECT column_name::text || ' ' || data_type::text || ' ' || \
+                 coalesce(character_maximum_length::text, '-') || ' ' || is_nullable::text \
+                 FROM information_schema.columns \
+                 WHERE table_schema = $1 AND table_name = 'django_session' ORDER BY ordinal_position",
+            )
+            .bind(&scratch.schema)
+            .fetch_all(conn)
+            .await
+            .unwrap()
+        }
+
+        async fn indexes(conn: &mut PgConnection, scratch: &PgScratch) -> Vec<String> {
+            query_scalar(
+                "SELECT indexname::text || '|' || indexdef FROM pg_indexes \
+                 WHERE schemaname = $1 AND tablename = 'django_session' ORDER BY indexname",
+            )
+            .bind(&scratch.schema)
+            .fetch_all(conn)
+            .await
+            .unwrap()
+        }
+
+        fn django_indexes(scratch: &PgScratch) -> Vec<String> {
+            let s = &scratch.schema;
+            vec![
+                format!("django_session_expire_date_a5c62663|CREATE INDEX django_session_expire_date_a5c62663 ON {s}.django_session USING btree (expire_date)"),
+                format!("django_session_pkey|CREATE UNIQUE INDEX django_session_pkey ON {s}.django_session USING btree (session_key)"),
+                format!("django_session_session_key_c0390e0f_like|CREATE INDEX django_session_session_key_c0390e0f_like ON {s}.django_session USING btree (session_key varchar_pattern_ops)"),
+            ]
+        }
+
+        async fn migrations(conn: &mut PgConnection) -> Vec<String> {
+            query_scalar(
+                "SELECT version::text || ' ' || name FROM sessio_migrations ORDER BY version",
+            )
+            .fetch_all(conn)
+            .await
+            .unwrap()
+        }
     }
 
-    async fn indexes(conn: &mut PgConnection, schema: &str) -> Vec<(String, String)> {
-        query_scalar::<_, String>(
-            "SELECT indexname::text || '|' || indexdef FROM pg_indexes \
-             WHERE schemaname = $1 AND tablename = 'django_session' ORDER BY indexname",
-        )
-        .bind(schema)
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| {
-            let (name, def) = s.split_once('|').unwrap();
-            (name.to_owned(), def.to_owned())
-        })
-        .collect()
+    sql_suite!(Pg);
+
+    async fn migrated() -> Option<(PgScratch, ManualClock, PostgresEngine)> {
+        suite::migrated::<Pg>().await
     }
 
-    async fn migrations(conn: &mut PgConnection) -> Vec<(i64, String)> {
-        query_scalar::<_, String>(
-            "SELECT version::text || '|' || name FROM sessio_migrations ORDER BY version",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| {
-            let (v, n) = s.split_once('|').unwrap();
-            (v.parse().unwrap(), n.to_owned())
-        })
-        .collect()
-    }
-
-    #[tokio::test]
-    async fn semantics() {
-        let Some((_scratch, clock, engine)) = migrated().await else {
-            return;
-        };
-        shared_semantics(&engine, &clock).await;
+    async fn raw(scratch: &PgScratch) -> PgConnection {
+        Pg::raw(scratch).await
     }
 
     /// Writes are grouped into one statement per batch: a session saved many times at
@@ -319,137 +753,6 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
             .await
             .unwrap();
         assert_eq!(rows, 1 + 66);
-    }
-
-    /// The server ends every connection of the pool while it is idle (a restart, a
-    /// failover, an idle-connection killer): the next calls get new connections instead
-    /// of errors.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn connections_ended_by_the_server_are_replaced() {
-        let Some(scratch) = PgScratch::create().await else {
-            return;
-        };
-        let name = format!("app_{}", scratch.schema);
-        let url = common::with_query(&scratch.url, &format!("application_name={name}"));
-        let clock = ManualClock::at_unix(T0);
-        let engine: std::sync::Arc<dyn SessionEngine> = std::sync::Arc::new(
-            PostgresEngine::open(&config(&url, &clock, true))
-                .await
-                .unwrap(),
-        );
-        assert_eq!(busy(&engine).await, 48);
-        let mut admin = raw(&scratch).await;
-        let ended: Vec<bool> = query_scalar(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-        )
-        .bind(&name)
-        .fetch_all(&mut admin)
-        .await
-        .unwrap();
-        assert!(!ended.is_empty());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(busy(&engine).await, 48);
-    }
-
-    #[tokio::test]
-    async fn fresh_schema_is_djangos_and_migrating_again_changes_nothing() {
-        let Some((scratch, clock, engine)) = migrated().await else {
-            return;
-        };
-        let mut conn = raw(&scratch).await;
-        let columns: Vec<String> = query_scalar(
-            "SELECT column_name::text || ' ' || data_type::text || ' ' || \
-             coalesce(character_maximum_length::text, '-') || ' ' || is_nullable::text \
-             FROM information_schema.columns \
-             WHERE table_schema = $1 AND table_name = 'django_session' ORDER BY ordinal_position",
-        )
-        .bind(&scratch.schema)
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!(
-            columns,
-            [
-                "session_key character varying 40 NO",
-                "session_data text - NO",
-                "expire_date timestamp with time zone - NO",
-            ]
-        );
-        let s = &scratch.schema;
-        let expected = vec![
-            (
-                "django_session_expire_date_a5c62663".to_owned(),
-                format!("CREATE INDEX django_session_expire_date_a5c62663 ON {s}.django_session USING btree (expire_date)"),
-            ),
-            (
-                "django_session_pkey".to_owned(),
-                format!("CREATE UNIQUE INDEX django_session_pkey ON {s}.django_session USING btree (session_key)"),
-            ),
-            (
-                "django_session_session_key_c0390e0f_like".to_owned(),
-                format!("CREATE INDEX django_session_session_key_c0390e0f_like ON {s}.django_session USING btree (session_key varchar_pattern_ops)"),
-            ),
-        ];
-        assert_eq!(indexes(&mut conn, s).await, expected);
-        assert_eq!(
-            migrations(&mut conn).await,
-            [(1, "0001_django_session".to_owned())]
-        );
-
-        // Again, by `sessio migrate` and by another auto-migrating process.
-        engine.migrate().await.unwrap();
-        PostgresEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
-        assert_eq!(indexes(&mut conn, s).await, expected);
-        assert_eq!(migrations(&mut conn).await.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn concurrent_migrators_do_not_collide() {
-        let Some(scratch) = PgScratch::create().await else {
-            return;
-        };
-        let clock = ManualClock::at_unix(T0);
-        let config = config(&scratch.url, &clock, true);
-        let opens: Vec<_> = (0..6)
-            .map(|_| {
-                let config = config.clone();
-                tokio::spawn(async move { PostgresEngine::open(&config).await.map(drop) })
-            })
-            .collect();
-        for open in opens {
-            open.await.unwrap().unwrap();
-        }
-    }
-
-    #[tokio::test]
-    async fn table_created_by_django_is_used_and_migrated() {
-        let Some(scratch) = PgScratch::create().await else {
-            return;
-        };
-        let mut conn = raw(&scratch).await;
-        conn.execute(DJANGO_DDL).await.unwrap();
-        let clock = ManualClock::at_unix(T0);
-        // Without auto-migrate: the table is there, that is enough.
-        let engine = PostgresEngine::open(&config(&scratch.url, &clock, false))
-            .await
-            .unwrap();
-        let key = engine
-            .create(&data(json!({"a": 1})), at(T0 + DAY))
-            .await
-            .unwrap();
-        // `sessio migrate` on Django's table: recorded, nothing duplicated, data kept.
-        engine.migrate().await.unwrap();
-        assert_eq!(
-            migrations(&mut conn).await,
-            [(1, "0001_django_session".to_owned())]
-        );
-        assert_eq!(indexes(&mut conn, &scratch.schema).await.len(), 3);
-        assert_eq!(
-            engine.load(&key).await.unwrap(),
-            Some(data(json!({"a": 1})))
-        );
     }
 
     #[tokio::test]
@@ -559,117 +862,6 @@ CREATE INDEX "django_session_expire_date_a5c62663" ON "django_session" ("expire_
     }
 
     #[tokio::test]
-    async fn reads_rows_django_wrote_and_writes_what_django_reads() {
-        let Some((scratch, clock, engine)) = migrated().await else {
-            return;
-        };
-        let mut conn = raw(&scratch).await;
-        let key = "djangokey000000000000000000000000";
-        query("INSERT INTO django_session VALUES ($1, $2, '2023-11-28 22:13:20+00')")
-            .bind(key)
-            .bind(DJANGO_DATA)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let expected = data(json!({"user_id": 42, "cart": [1, 2]}));
-        assert_eq!(engine.load(key).await.unwrap(), Some(expected.clone()));
-        clock.set(at(T0 + 14 * DAY - 1));
-        assert_eq!(engine.load(key).await.unwrap(), Some(expected.clone()));
-        clock.set(at(T0 + 14 * DAY));
-        assert_eq!(engine.load(key).await.unwrap(), None);
-
-        clock.set(at(T0));
-        let ours = engine.create(&expected, at(T0 + 14 * DAY)).await.unwrap();
-        let row: String = query_scalar(
-            "SELECT session_data || '|' || (expire_date AT TIME ZONE 'UTC')::text \
-             FROM django_session WHERE session_key = $1",
-        )
-        .bind(&ours)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!(row, format!("{DJANGO_DATA}|2023-11-28 22:13:20"));
-    }
-
-    #[tokio::test]
-    async fn corrupted_session_data_loads_as_an_empty_session() {
-        let Some((scratch, _, engine)) = migrated().await else {
-            return;
-        };
-        let mut conn = raw(&scratch).await;
-        let tampered = DJANGO_DATA.replace("eyJ1c2Vy", "eyJ2c2Vy");
-        for (i, value) in ["garbage", "", tampered.as_str(), "a:b:c"]
-            .iter()
-            .enumerate()
-        {
-            query("INSERT INTO django_session VALUES ($1, $2, '2030-01-01 00:00:00+00')")
-                .bind(format!("corrupt{i}"))
-                .bind(value)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            assert_eq!(
-                engine.load(&format!("corrupt{i}")).await.unwrap(),
-                Some(SessionData::new()),
-                "{value}"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn missing_table_is_schema_missing_at_open_and_at_run_time() {
-        let Some(scratch) = PgScratch::create().await else {
-            return;
-        };
-        let clock = ManualClock::at_unix(T0);
-        assert_schema_missing(PostgresEngine::open(&config(&scratch.url, &clock, false)).await);
-        // Through the URL dispatch too, with the other scheme name.
-        let url = scratch.url.replacen("postgres://", "postgresql://", 1);
-        assert_schema_missing(sessio::engine::open(&config(&url, &clock, false)).await);
-
-        let engine = PostgresEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
-        let key = engine
-            .create(&SessionData::new(), at(T0 + DAY))
-            .await
-            .unwrap();
-        let mut conn = raw(&scratch).await;
-        conn.execute("DROP TABLE django_session").await.unwrap();
-        assert_schema_missing(engine.load(&key).await);
-        assert_schema_missing(engine.save(&key, &SessionData::new(), at(T0 + DAY)).await);
-        assert_schema_missing(engine.create(&SessionData::new(), at(T0 + DAY)).await);
-        assert_schema_missing(engine.exists(&key).await);
-        assert_schema_missing(engine.clear_expired_batch(10).await);
-        // `sessio migrate` brings it back (the stale history is replayed).
-        engine.migrate().await.unwrap();
-        let key = engine
-            .create(&SessionData::new(), at(T0 + DAY))
-            .await
-            .unwrap();
-        assert!(engine.exists(&key).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn server_down_at_open_names_the_url_without_its_password() {
-        let url = "postgres://postgres:hunter2@127.0.0.1:1/test";
-        let clock = ManualClock::at_unix(T0);
-        let started = std::time::Instant::now();
-        let err = PostgresEngine::open(&config(url, &clock, true))
-            .await
-            .unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(5));
-        let text = err.to_string();
-        assert!(matches!(err, Error::Store { .. }), "{err:?}");
-        assert!(
-            text.contains("postgres://postgres:***@127.0.0.1:1/test"),
-            "{text}"
-        );
-        let everything = format!("{err} {err:?} {:?}", std::error::Error::source(&err));
-        assert!(!everything.contains("hunter2"), "{everything}");
-    }
-
-    #[tokio::test]
     async fn the_applications_own_pool() {
         let Some(scratch) = PgScratch::create().await else {
             return;
@@ -719,184 +911,151 @@ mod mysql {
     use sessio::db::sqlx_core::query_scalar::query_scalar;
     use sessio::db::sqlx_mysql::{MySqlConnection, MySqlPoolOptions};
 
-    /// Django's DDL for `sessions.0001_initial` on MySQL (`sqlmigrate sessions 0001`).
-    const DJANGO_DDL: [&str; 2] = [
-        "CREATE TABLE `django_session` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL)",
-        "CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_date`)",
-    ];
+    /// The test MySQL or MariaDB, each test in a database of its own.
+    struct My;
 
-    async fn raw(scratch: &MySqlScratch) -> MySqlConnection {
-        MySqlConnection::connect(&scratch.url).await.unwrap()
-    }
+    impl SqlServer for My {
+        type Scratch = MySqlScratch;
+        type Engine = MySqlEngine;
+        type Conn = MySqlConnection;
+        /// Django's DDL for `sessions.0001_initial` on MySQL (`sqlmigrate sessions 0001`).
+        const DJANGO_DDL: &'static [&'static str] = &[
+            "CREATE TABLE `django_session` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL)",
+            "CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_date`)",
+        ];
+        const COLUMNS: &'static [&'static str] = &[
+            "session_key varchar(40) NO PRI",
+            "session_data longtext NO ",
+            "expire_date datetime(6) NO MUL",
+        ];
+        const SCHEMES: (&'static str, &'static str) = ("mysql://", "mariadb://");
+        const UNREACHABLE: (&'static str, &'static str) = (
+            "mysql://root:hunter2@127.0.0.1:1/test",
+            "mysql://root:***@127.0.0.1:1/test",
+        );
+        const FRACTION: &'static str = ".000000";
 
-    async fn indexes(conn: &mut MySqlConnection) -> Vec<String> {
-        query_scalar(
-            "SELECT CAST(CONCAT(index_name, ' ', column_name, ' ', non_unique) AS CHAR) \
-             FROM information_schema.statistics \
-             WHERE table_schema = DATABASE() AND table_name = 'django_session' \
-             ORDER BY index_name, seq_in_index",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap()
-    }
+        async fn scratch() -> Option<MySqlScratch> {
+            MySqlScratch::create().await
+        }
 
-    async fn migrations(conn: &mut MySqlConnection) -> Vec<String> {
-        query_scalar("SELECT CAST(CONCAT(version, ' ', name) AS CHAR) FROM sessio_migrations")
-            .fetch_all(&mut *conn)
+        fn url(scratch: &MySqlScratch) -> &str {
+            &scratch.url
+        }
+
+        // The engine's connections are the ones on the scratch database.
+        fn tagged_url(scratch: &MySqlScratch) -> String {
+            scratch.url.clone()
+        }
+
+        fn open(
+            config: &Config,
+        ) -> impl std::future::Future<Output = sessio::Result<MySqlEngine>> + Send {
+            MySqlEngine::open(config)
+        }
+
+        async fn raw(scratch: &MySqlScratch) -> MySqlConnection {
+            MySqlConnection::connect(&scratch.url).await.unwrap()
+        }
+
+        async fn execute(conn: &mut MySqlConnection, sql: &str) {
+            conn.execute(sql).await.unwrap();
+        }
+
+        async fn end_connections(scratch: &MySqlScratch) -> usize {
+            let mut admin = MySqlConnection::connect(&scratch.admin_url).await.unwrap();
+            let ids: Vec<u64> = query_scalar(
+                "SELECT CAST(id AS UNSIGNED) FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
+            )
+            .bind(&scratch.database)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+            for id in &ids {
+                let _ = admin.execute(format!("KILL {id}").as_str()).await;
+            }
+            ids.len()
+        }
+
+        async fn insert_row(conn: &mut MySqlConnection, key: &str, data: &str, expire_date: &str) {
+            query(&format!(
+                "INSERT INTO django_session VALUES (?, ?, '{expire_date}')"
+            ))
+            .bind(key)
+            .bind(data)
+            .execute(conn)
+            .await
+            .unwrap();
+        }
+
+        async fn stored_row(conn: &mut MySqlConnection, key: &str) -> String {
+            query_scalar(
+                "SELECT CAST(CONCAT(session_data, '|', expire_date) AS CHAR) \
+                 FROM django_session WHERE session_key = ?",
+            )
+            .bind(key)
+            .fetch_one(conn)
             .await
             .unwrap()
-    }
-
-    #[tokio::test]
-    async fn semantics() {
-        let Some(scratch) = MySqlScratch::create().await else {
-            return;
-        };
-        let clock = ManualClock::at_unix(T0);
-        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
-        shared_semantics(&engine, &clock).await;
-    }
-
-    /// The server ends every connection of the pool while it is idle (a restart,
-    /// `wait_timeout`, a failover): the next calls get new connections instead of errors.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn connections_ended_by_the_server_are_replaced() {
-        let Some(scratch) = MySqlScratch::create().await else {
-            return;
-        };
-        let clock = ManualClock::at_unix(T0);
-        let engine: std::sync::Arc<dyn SessionEngine> = std::sync::Arc::new(
-            MySqlEngine::open(&config(&scratch.url, &clock, true))
-                .await
-                .unwrap(),
-        );
-        assert_eq!(busy(&engine).await, 48);
-        let mut admin = MySqlConnection::connect(&scratch.admin_url).await.unwrap();
-        let ids: Vec<u64> = query_scalar(
-            "SELECT CAST(id AS UNSIGNED) FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
-        )
-        .bind(&scratch.database)
-        .fetch_all(&mut admin)
-        .await
-        .unwrap();
-        assert!(!ids.is_empty());
-        for id in ids {
-            let _ = admin.execute(format!("KILL {id}").as_str()).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(busy(&engine).await, 48);
-    }
 
-    #[tokio::test]
-    async fn fresh_schema_is_djangos_and_migrating_again_changes_nothing() {
-        let Some(scratch) = MySqlScratch::create().await else {
-            return;
-        };
-        let clock = ManualClock::at_unix(T0);
-        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
+        async fn columns(conn: &mut MySqlConnection, _: &MySqlScratch) -> Vec<String> {
+            query_scalar(
+                "SELECT CAST(CONCAT(column_name, ' ', column_type, ' ', is_nullable, ' ', column_key) AS CHAR) \
+                 FROM information_schema.columns \
+                 WHERE table_schema = DATABASE() AND table_name = 'django_session' ORDER BY ordinal_position",
+            )
+            .fetch_all(conn)
+            .await
+            .unwrap()
+        }
+
+        async fn indexes(conn: &mut MySqlConnection, _: &MySqlScratch) -> Vec<String> {
+            let mut found: Vec<String> = query_scalar(
+                "SELECT CAST(CONCAT(index_name, ' ', column_name, ' ', non_unique) AS CHAR) \
+                 FROM information_schema.statistics \
+                 WHERE table_schema = DATABASE() AND table_name = 'django_session' \
+                 ORDER BY index_name, seq_in_index",
+            )
+            .fetch_all(conn)
             .await
             .unwrap();
-        let mut conn = raw(&scratch).await;
-        let columns: Vec<String> = query_scalar(
-            "SELECT CAST(CONCAT(column_name, ' ', column_type, ' ', is_nullable, ' ', column_key) AS CHAR) \
-             FROM information_schema.columns \
-             WHERE table_schema = DATABASE() AND table_name = 'django_session' ORDER BY ordinal_position",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!(
-            columns,
-            [
-                "session_key varchar(40) NO PRI",
-                "session_data longtext NO ",
-                "expire_date datetime(6) NO MUL",
+            found.sort();
+            found
+        }
+
+        fn django_indexes(_: &MySqlScratch) -> Vec<String> {
+            let mut want = [
+                "PRIMARY session_key 0",
+                "django_session_expire_date_a5c62663 expire_date 1",
             ]
-        );
-        let expected = [
-            "PRIMARY session_key 0",
-            "django_session_expire_date_a5c62663 expire_date 1",
-        ];
-        let mut found = indexes(&mut conn).await;
-        found.sort();
-        let mut want = expected.map(str::to_owned).to_vec();
-        want.sort();
-        assert_eq!(found, want);
-        assert_eq!(migrations(&mut conn).await, ["1 0001_django_session"]);
-
-        engine.migrate().await.unwrap();
-        MySqlEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
-        let mut again = indexes(&mut conn).await;
-        again.sort();
-        assert_eq!(again, want);
-        assert_eq!(migrations(&mut conn).await.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn concurrent_migrators_do_not_collide() {
-        let Some(scratch) = MySqlScratch::create().await else {
-            return;
-        };
-        let clock = ManualClock::at_unix(T0);
-        let config = config(&scratch.url, &clock, true);
-        let opens: Vec<_> = (0..6)
-            .map(|_| {
-                let config = config.clone();
-                tokio::spawn(async move { MySqlEngine::open(&config).await.map(drop) })
-            })
-            .collect();
-        for open in opens {
-            open.await.unwrap().unwrap();
+            .map(str::to_owned)
+            .to_vec();
+            want.sort();
+            want
         }
-        let mut conn = raw(&scratch).await;
-        assert_eq!(migrations(&mut conn).await.len(), 1);
-        assert_eq!(indexes(&mut conn).await.len(), 2);
+
+        async fn migrations(conn: &mut MySqlConnection) -> Vec<String> {
+            query_scalar(
+                "SELECT CAST(CONCAT(version, ' ', name) AS CHAR) FROM sessio_migrations \
+                 ORDER BY version",
+            )
+            .fetch_all(conn)
+            .await
+            .unwrap()
+        }
     }
 
-    #[tokio::test]
-    async fn table_created_by_django_is_used_and_migrated() {
-        let Some(scratch) = MySqlScratch::create().await else {
-            return;
-        };
-        let mut conn = raw(&scratch).await;
-        for statement in DJANGO_DDL {
-            conn.execute(statement).await.unwrap();
-        }
-        let clock = ManualClock::at_unix(T0);
-        let engine = MySqlEngine::open(&config(&scratch.url, &clock, false))
-            .await
-            .unwrap();
-        let key = engine
-            .create(&data(json!({"a": 1})), at(T0 + DAY))
-            .await
-            .unwrap();
-        // `sessio migrate` on Django's table: the index exists, so it is not created again.
-        engine.migrate().await.unwrap();
-        assert_eq!(migrations(&mut conn).await, ["1 0001_django_session"]);
-        assert_eq!(indexes(&mut conn).await.len(), 2);
-        assert_eq!(
-            engine.load(&key).await.unwrap(),
-            Some(data(json!({"a": 1})))
-        );
-    }
+    sql_suite!(My);
 
     #[tokio::test]
     async fn expire_date_is_naive_utc() {
-        let Some(scratch) = MySqlScratch::create().await else {
+        let Some((scratch, _, engine)) = suite::migrated::<My>().await else {
             return;
         };
-        let clock = ManualClock::at_unix(T0);
-        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
         let expires = time::macros::datetime!(2026-12-10 13:41:23.537181999 +01:00);
         let key = engine.create(&SessionData::new(), expires).await.unwrap();
-        let mut conn = raw(&scratch).await;
+        let mut conn = My::raw(&scratch).await;
         // A DATETIME does not follow the session time zone: it is stored as written.
         conn.execute("SET time_zone = '+09:00'").await.unwrap();
         let stored: String = query_scalar(
@@ -910,51 +1069,10 @@ mod mysql {
     }
 
     #[tokio::test]
-    async fn reads_rows_django_wrote_and_writes_what_django_reads() {
-        let Some(scratch) = MySqlScratch::create().await else {
-            return;
-        };
-        let clock = ManualClock::at_unix(T0);
-        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
-        let mut conn = raw(&scratch).await;
-        let key = "djangokey000000000000000000000000";
-        query("INSERT INTO django_session VALUES (?, ?, '2023-11-28 22:13:20.000000')")
-            .bind(key)
-            .bind(DJANGO_DATA)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let expected = data(json!({"user_id": 42, "cart": [1, 2]}));
-        assert_eq!(engine.load(key).await.unwrap(), Some(expected.clone()));
-        clock.set(at(T0 + 14 * DAY - 1));
-        assert_eq!(engine.load(key).await.unwrap(), Some(expected.clone()));
-        clock.set(at(T0 + 14 * DAY));
-        assert_eq!(engine.load(key).await.unwrap(), None);
-
-        clock.set(at(T0));
-        let ours = engine.create(&expected, at(T0 + 14 * DAY)).await.unwrap();
-        let row: String = query_scalar(
-            "SELECT CAST(CONCAT(session_data, '|', expire_date) AS CHAR) \
-             FROM django_session WHERE session_key = ?",
-        )
-        .bind(&ours)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!(row, format!("{DJANGO_DATA}|2023-11-28 22:13:20.000000"));
-    }
-
-    #[tokio::test]
     async fn unchanged_save_is_not_an_interrupted_session() {
-        let Some(scratch) = MySqlScratch::create().await else {
+        let Some((scratch, clock, engine)) = suite::migrated::<My>().await else {
             return;
         };
-        let clock = ManualClock::at_unix(T0);
-        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
         let d = data(json!({"same": "data"}));
         let key = engine.create(&d, at(T0 + DAY)).await.unwrap();
         let before: String =
@@ -989,81 +1107,6 @@ mod mysql {
             mine.save(&key, &d, at(T0 + DAY)).await,
             Err(Error::SessionInterrupted)
         ));
-    }
-
-    #[tokio::test]
-    async fn corrupted_session_data_loads_as_an_empty_session() {
-        let Some(scratch) = MySqlScratch::create().await else {
-            return;
-        };
-        let clock = ManualClock::at_unix(T0);
-        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
-        let mut conn = raw(&scratch).await;
-        let tampered = DJANGO_DATA.replace("eyJ1c2Vy", "eyJ2c2Vy");
-        for (i, value) in ["garbage", "", tampered.as_str(), "a:b:c"]
-            .iter()
-            .enumerate()
-        {
-            query("INSERT INTO django_session VALUES (?, ?, '2030-01-01 00:00:00')")
-                .bind(format!("corrupt{i}"))
-                .bind(value)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            assert_eq!(
-                engine.load(&format!("corrupt{i}")).await.unwrap(),
-                Some(SessionData::new()),
-                "{value}"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn missing_table_is_schema_missing_at_open_and_at_run_time() {
-        let Some(scratch) = MySqlScratch::create().await else {
-            return;
-        };
-        let clock = ManualClock::at_unix(T0);
-        assert_schema_missing(MySqlEngine::open(&config(&scratch.url, &clock, false)).await);
-        let url = scratch.url.replacen("mysql://", "mariadb://", 1);
-        assert_schema_missing(sessio::engine::open(&config(&url, &clock, false)).await);
-
-        let engine = MySqlEngine::open(&config(&scratch.url, &clock, true))
-            .await
-            .unwrap();
-        let key = engine
-            .create(&SessionData::new(), at(T0 + DAY))
-            .await
-            .unwrap();
-        let mut conn = raw(&scratch).await;
-        conn.execute("DROP TABLE django_session").await.unwrap();
-        assert_schema_missing(engine.load(&key).await);
-        assert_schema_missing(engine.save(&key, &SessionData::new(), at(T0 + DAY)).await);
-        assert_schema_missing(engine.create(&SessionData::new(), at(T0 + DAY)).await);
-        assert_schema_missing(engine.exists(&key).await);
-        assert_schema_missing(engine.clear_expired_batch(10).await);
-        engine.migrate().await.unwrap();
-        let key = engine
-            .create(&SessionData::new(), at(T0 + DAY))
-            .await
-            .unwrap();
-        assert!(engine.exists(&key).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn server_down_at_open_names_the_url_without_its_password() {
-        let url = "mysql://root:hunter2@127.0.0.1:1/test";
-        let clock = ManualClock::at_unix(T0);
-        let err = MySqlEngine::open(&config(url, &clock, true))
-            .await
-            .unwrap_err();
-        let text = err.to_string();
-        assert!(matches!(err, Error::Store { .. }), "{err:?}");
-        assert!(text.contains("mysql://root:***@127.0.0.1:1/test"), "{text}");
-        let everything = format!("{err} {err:?} {:?}", std::error::Error::source(&err));
-        assert!(!everything.contains("hunter2"), "{everything}");
     }
 }
 
@@ -1467,139 +1510,4 @@ mod faults {
             hung.iter().chain(&down).map(|r| r.elapsed).max().unwrap()
         );
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Throughput (measurements, not checks):
-// `cargo test --release -p sessio --features postgres,mysql --test db_servers throughput -- --ignored --nocapture --test-threads 1`
-
-/// `OPS` create+save pairs from `TASKS` tasks, then `OPS` loads.
-async fn throughput(label: &str, engine: std::sync::Arc<dyn SessionEngine>) {
-    const OPS: usize = 10_000;
-    const TASKS: usize = 64;
-    let d = data(json!({"user_id": 42, "name": "Ada Lovelace", "cart": [1, 2, 3]}));
-    let expires = OffsetDateTime::now_utc() + time::Duration::days(14);
-
-    let started = std::time::Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..TASKS {
-        let (engine, d) = (engine.clone(), d.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut keys = Vec::with_capacity(OPS / TASKS);
-            for _ in 0..OPS / TASKS {
-                let key = engine.create(&d, expires).await.unwrap();
-                engine.save(&key, &d, expires).await.unwrap();
-                keys.push(key);
-            }
-            keys
-        }));
-    }
-    let mut keys = Vec::new();
-    for t in tasks {
-        keys.extend(t.await.unwrap());
-    }
-    let elapsed = started.elapsed();
-    let writes = keys.len() * 2;
-    println!(
-        "{label} writes: {} create+save ({writes} writes) from {TASKS} tasks in {elapsed:.2?}: {:.0} writes/s",
-        keys.len(),
-        writes as f64 / elapsed.as_secs_f64()
-    );
-
-    let keys = std::sync::Arc::new(keys);
-    let started = std::time::Instant::now();
-    let mut tasks = Vec::new();
-    for t in 0..TASKS {
-        let (engine, keys) = (engine.clone(), keys.clone());
-        tasks.push(tokio::spawn(async move {
-            for key in keys.iter().skip(t).step_by(TASKS) {
-                assert!(engine.load(key).await.unwrap().is_some());
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let elapsed = started.elapsed();
-    println!(
-        "{label} reads: {} loads from {TASKS} tasks in {elapsed:.2?}: {:.0} loads/s",
-        keys.len(),
-        keys.len() as f64 / elapsed.as_secs_f64()
-    );
-
-    // A write request: load, then save one more key from the version read (unraced).
-    let started = std::time::Instant::now();
-    let mut tasks = Vec::new();
-    for t in 0..TASKS {
-        let (engine, keys) = (engine.clone(), keys.clone());
-        tasks.push(tokio::spawn(async move {
-            let changes = sessio::engine::Changes {
-                cleared: false,
-                entries: vec![("seen".into(), Some(json!(t)))],
-            };
-            for key in keys.iter().skip(t).step_by(TASKS) {
-                let loaded = engine.load_session(key).await.unwrap().unwrap();
-                let mut data = std::sync::Arc::unwrap_or_clone(loaded.data);
-                changes.apply(&mut data);
-                match loaded.version {
-                    Some(base) => {
-                        let data = std::sync::Arc::new(data);
-                        let saved = engine
-                            .save_changes_from(key, &base, &data, &changes, expires)
-                            .await
-                            .unwrap();
-                        assert_eq!(saved.merged, None);
-                    }
-                    None => {
-                        engine.save_changes(key, &changes, expires).await.unwrap();
-                    }
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let elapsed = started.elapsed();
-    println!(
-        "{label} write requests: {} load+save from {TASKS} tasks in {elapsed:.2?}: {:.0} requests/s",
-        keys.len(),
-        keys.len() as f64 / elapsed.as_secs_f64()
-    );
-}
-
-#[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "a measurement, not a check"]
-async fn throughput_postgres() {
-    let Some(scratch) = common::PgScratch::create().await else {
-        return;
-    };
-    let config = Config::builder()
-        .secret_key(common::STRONG_KEY)
-        .database_url(&scratch.url)
-        .auto_migrate(true)
-        .build()
-        .unwrap();
-    let engine = sessio::db::postgres::PostgresEngine::open(&config)
-        .await
-        .unwrap();
-    throughput("postgres", std::sync::Arc::new(engine)).await;
-}
-
-#[cfg(feature = "mysql")]
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "a measurement, not a check"]
-async fn throughput_mysql() {
-    let Some(scratch) = common::MySqlScratch::create().await else {
-        return;
-    };
-    let config = Config::builder()
-        .secret_key(common::STRONG_KEY)
-        .database_url(&scratch.url)
-        .auto_migrate(true)
-        .build()
-        .unwrap();
-    let engine = sessio::db::mysql::MySqlEngine::open(&config).await.unwrap();
-    throughput("mysql", std::sync::Arc::new(engine)).await;
 }

@@ -16,6 +16,8 @@ pub mod mysql;
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod sqlx_common;
 
 /// The parts of sqlx that the PostgreSQL and MySQL engines use (sqlx 0.8), for callers
 /// that build their own pool (`PostgresEngine::from_pool`) or need raw SQL.

@@ -30,48 +30,33 @@
 //! pool (default [`DEFAULT_MAX_CONNECTIONS`]).
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx_core::connection::{ConnectOptions, Connection};
+use futures_util::TryFutureExt;
+use sqlx_core::connection::ConnectOptions;
 use sqlx_core::executor::Executor;
 use sqlx_core::query::query;
 use sqlx_core::query_scalar::query_scalar;
 use sqlx_core::row::Row;
 use sqlx_core::Url;
-use sqlx_mysql::{
-    MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool, MySqlPoolOptions,
-};
+use sqlx_mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::clock::Clock;
+pub use super::sqlx_common::DEFAULT_MAX_CONNECTIONS;
+use super::sqlx_common::{
+    self, apply_pending, broken_connection, Core, Driver, Migration, Options, SqlResult,
+    CREATE_ATTEMPTS, ENGINE, TABLE,
+};
 use crate::config::Config;
 use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
-use crate::error::{redact_url, Error, LogId, Result};
-use sessio_django::codec::StoreCodec;
+use crate::error::{Error, Result};
 
-/// The pool size when the URL does not set `max_connections`.
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
-
-const ENGINE: &str = "db";
-const TABLE: &str = "django_session";
-/// Session keys tried before `create` gives up (Django retries forever).
-const CREATE_ATTEMPTS: u32 = 100;
-/// Migrations may wait for another migrator's lock and build indexes: more than a request.
-const MIGRATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `ER_NO_SUCH_TABLE`.
 const NO_SUCH_TABLE: u16 = 1146;
 /// `ER_DUP_ENTRY`.
 const DUPLICATE_ENTRY: u16 = 1062;
-
-/// One schema change, embedded from `migrations/mysql/`.
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
-}
 
 /// Every migration, in order. Append new ones; never edit an applied one. Each must also
 /// apply cleanly on a database where Django created the table.
@@ -116,21 +101,12 @@ const CLEAR_EXPIRED_SQL: &str = "DELETE FROM django_session WHERE expire_date < 
 /// Cheap to share behind an `Arc`; the pool inside is shared by clones of the
 /// [`MySqlPool`].
 pub struct MySqlEngine {
-    pool: MySqlPool,
-    /// The URL with any password hidden, for messages.
-    database: Arc<str>,
-    codec: StoreCodec,
-    clock: Arc<dyn Clock>,
-    timeout: Duration,
+    core: Core<MySql>,
 }
 
 impl fmt::Debug for MySqlEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MySqlEngine")
-            .field("database", &self.database)
-            .field("connections", &self.pool.size())
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
+        self.core.debug(f, "MySqlEngine")
     }
 }
 
@@ -142,50 +118,7 @@ impl MySqlEngine {
     /// within [`Config::store_timeout`] is [`Error::Store`], naming the URL (without its
     /// password).
     pub async fn open(config: &Config) -> Result<Self> {
-        let url = config.database_url();
-        let database: Arc<str> = redact_url(url).into();
-        let (options, max_connections) = parse_url(url, &database)?;
-        // One direct connection first: a refused connection or a failed login is reported
-        // as such (the pool would retry a refused connection until its timeout).
-        let connect = options.connect();
-        let mut conn = match tokio::time::timeout(config.store_timeout(), connect).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => {
-                return Err(Error::store(
-                    ENGINE,
-                    format!(
-                        "could not connect to MySQL at `{database}`: check that the server \
-                         is running and that the URL is right"
-                    ),
-                    e,
-                ))
-            }
-            Err(elapsed) => {
-                return Err(Error::store(
-                    ENGINE,
-                    format!(
-                        "could not connect to MySQL at `{database}` within {:?}",
-                        config.store_timeout()
-                    ),
-                    elapsed,
-                ))
-            }
-        };
-        let pool = MySqlPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(config.store_timeout())
-            // A ping per checkout would double the round trips of every call; a connection
-            // that broke (server restart) fails one call and is dropped from the pool.
-            .test_before_acquire(false)
-            .connect_lazy_with(options);
-        let engine = Self::new(pool, config, database);
-        let prepared = engine
-            .prepare_schema(&mut conn, config.auto_migrate())
-            .await;
-        // The pool opens its own connections; this one was only for the checks.
-        let _ = conn.close().await;
-        prepared?;
-        Ok(engine)
+        sqlx_common::open(config).await
     }
 
     /// Uses the application's own pool (its size, TLS and timeouts stay as configured;
@@ -194,205 +127,102 @@ impl MySqlEngine {
     /// `config.database_url()` is not used. Checks or migrates the schema as
     /// [`open`](Self::open) does.
     pub async fn from_pool(pool: MySqlPool, config: &Config) -> Result<Self> {
-        let options = pool.connect_options();
-        let database: Arc<str> = format!(
-            "mysql://{}@{}:{}/{}",
-            options.get_username(),
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or_default()
-        )
-        .into();
-        let engine = Self::new(pool, config, database);
-        let mut conn = engine
-            .bounded(
-                "connecting",
-                engine.timeout.max(MIGRATE_TIMEOUT),
-                engine.pool.acquire(),
-            )
-            .await?;
-        engine
-            .prepare_schema(&mut conn, config.auto_migrate())
-            .await?;
-        Ok(engine)
-    }
-
-    fn new(pool: MySqlPool, config: &Config, database: Arc<str>) -> Self {
-        Self {
-            pool,
-            database,
-            codec: config.store_codec(),
-            clock: config.clock().clone(),
-            timeout: config.store_timeout(),
-        }
+        sqlx_common::from_pool(pool, config).await
     }
 
     /// The pool, for the application's own queries.
     pub fn pool(&self) -> &MySqlPool {
-        &self.pool
-    }
-
-    /// Migrates, or checks that the table is there.
-    async fn prepare_schema(&self, conn: &mut MySqlConnection, auto_migrate: bool) -> Result<()> {
-        if auto_migrate {
-            return self.migrate_on(conn).await;
-        }
-        let found: i64 = self
-            .bounded(
-                "checking the schema",
-                self.timeout,
-                query_scalar(TABLE_EXISTS_SQL)
-                    .bind(TABLE)
-                    .fetch_one(&mut *conn),
-            )
-            .await?;
-        if found > 0 {
-            Ok(())
-        } else {
-            Err(self.schema_missing())
-        }
-    }
-
-    /// Applies the pending migrations under the migration lock.
-    async fn migrate_on(&self, conn: &mut MySqlConnection) -> Result<()> {
-        let now = naive_utc(self.clock.now());
-        let timeout = self.timeout.max(MIGRATE_TIMEOUT);
-        let work = async {
-            let locked: Option<i64> = query_scalar(LOCK_SQL)
-                .bind(i64::try_from(timeout.as_secs()).unwrap_or(60))
-                .fetch_one(&mut *conn)
-                .await?;
-            if locked != Some(1) {
-                return Ok(Err(Error::Store {
-                    engine: ENGINE,
-                    message: format!(
-                        "another process held the migration lock of MySQL database `{}` \
-                         for {timeout:?}",
-                        self.database
-                    ),
-                    source: None,
-                }));
-            }
-            let applied = apply_migrations(&mut *conn, now).await;
-            // Released even when a migration failed (closing the connection would too).
-            let unlocked = conn.execute(UNLOCK_SQL).await;
-            let applied = applied?;
-            unlocked?;
-            Ok(Ok(applied))
-        };
-        let applied = self.bounded("applying migrations", timeout, work).await??;
-        for name in applied {
-            tracing::info!(database = %self.database, migration = name, "applied session migration");
-        }
-        Ok(())
-    }
-
-    /// Runs one call on the pool within the timeout, mapping its errors. A connection
-    /// that broke while idle in the pool (the server restarted, say) fails the call
-    /// immediately; sqlx then drops it, and the call is tried again on another.
-    async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = std::result::Result<T, sqlx_core::Error>>,
-    {
-        let tries = self.pool.options().get_max_connections() + 1;
-        let attempts = async {
-            let mut result = f().await;
-            for _ in 1..tries {
-                match &result {
-                    Err(e) if broken_connection(e) => result = f().await,
-                    _ => break,
-                }
-            }
-            result
-        };
-        self.bounded(what, self.timeout, attempts).await
-    }
-
-    /// Runs one store call within the timeout, mapping its errors.
-    async fn bounded<T>(
-        &self,
-        what: &str,
-        timeout: Duration,
-        call: impl Future<Output = std::result::Result<T, sqlx_core::Error>>,
-    ) -> Result<T> {
-        match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(self.sql_error(what, e)),
-            Err(elapsed) => Err(Error::store(
-                ENGINE,
-                format!(
-                    "{what} timed out after {timeout:?} on MySQL database `{}`",
-                    self.database
-                ),
-                elapsed,
-            )),
-        }
-    }
-
-    /// Maps a driver error: a missing table is the schema's absence, anything else a store
-    /// failure with the driver error as its source.
-    fn sql_error(&self, what: &str, e: sqlx_core::Error) -> Error {
-        if error_number(&e) == Some(NO_SUCH_TABLE) {
-            return self.schema_missing();
-        }
-        let message = match &e {
-            sqlx_core::Error::PoolTimedOut => format!(
-                "{what} failed on MySQL database `{}`: no connection within {:?} \
-                 (server down or unreachable, or every connection busy)",
-                self.database, self.timeout
-            ),
-            _ => format!("{what} failed on MySQL database `{}`", self.database),
-        };
-        Error::store(ENGINE, message, e)
-    }
-
-    fn schema_missing(&self) -> Error {
-        Error::SchemaMissing {
-            table: TABLE.into(),
-            database: self.database.to_string(),
-        }
-    }
-
-    fn encode(&self, data: &SessionData) -> String {
-        self.codec.encode(data, self.clock.now().unix_timestamp())
-    }
-
-    fn encode_shared(&self, data: &Arc<SessionData>) -> String {
-        self.codec
-            .encode_shared(data, self.clock.now().unix_timestamp())
-    }
-
-    /// Django's `SessionBase.decode`: data that does not verify or parse is an empty
-    /// session (with a warning), never an error.
-    fn decode(&self, key: &str, text: Option<String>) -> std::sync::Arc<SessionData> {
-        self.codec
-            .decode_or_empty(text.as_deref(), &LogId(key))
-            .data
+        &self.core.pool
     }
 }
 
-/// Records and applies what `sessio_migrations` does not list yet (the caller holds the
-/// migration lock).
-async fn apply_migrations(
-    conn: &mut MySqlConnection,
-    now: PrimitiveDateTime,
-) -> std::result::Result<Vec<&'static str>, sqlx_core::Error> {
-    conn.execute(MIGRATIONS_TABLE_SQL).await?;
-    let table: i64 = query_scalar(TABLE_EXISTS_SQL)
-        .bind(TABLE)
-        .fetch_one(&mut *conn)
-        .await?;
-    if table == 0 {
-        // The history is stale (say, Django's `migrate sessions zero` dropped the table):
-        // start again from the first migration.
-        conn.execute("DELETE FROM sessio_migrations").await?;
+impl sqlx_common::Engine for MySqlEngine {
+    type Db = MySql;
+
+    fn new(pool: MySqlPool, config: &Config, database: Arc<str>) -> Self {
+        Self {
+            core: Core::new(pool, config, database),
+        }
     }
-    let done: Vec<i64> = query_scalar("SELECT version FROM sessio_migrations")
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut applied = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+
+    fn core(&self) -> &Core<MySql> {
+        &self.core
+    }
+}
+
+#[async_trait]
+impl Driver for MySql {
+    const LABEL: &'static str = "MySQL";
+    const SCHEME: &'static str = "mysql";
+    const URL_EXAMPLE: &'static str = "mysql://user:password@host:3306/database";
+    // sqlx knows MariaDB's servers by the MySQL scheme only.
+    const SCHEME_ALIAS: Option<(&'static str, &'static str)> = Some(("mariadb://", "mysql://"));
+    const MIGRATIONS: &'static [Migration] = MIGRATIONS;
+    const MIGRATIONS_TABLE_SQL: &'static str = MIGRATIONS_TABLE_SQL;
+
+    fn options(url: &Url) -> std::result::Result<Options<Self>, String> {
+        let options = MySqlConnectOptions::from_url(url).map_err(|e| e.to_string())?;
+        if options.get_database().is_none_or(str::is_empty) {
+            return Err("it names no database".into());
+        }
+        Ok(options)
+    }
+
+    fn address(o: &MySqlConnectOptions) -> (&str, &str, u16, &str) {
+        let database = o.get_database().unwrap_or_default();
+        (o.get_username(), o.get_host(), o.get_port(), database)
+    }
+
+    fn table_missing(e: &sqlx_core::Error) -> bool {
+        error_number(e) == Some(NO_SUCH_TABLE)
+    }
+
+    fn connection_ended(_: &sqlx_core::Error) -> bool {
+        false
+    }
+
+    async fn table_exists(conn: &mut MySqlConnection) -> SqlResult<bool> {
+        let found: i64 = query_scalar(TABLE_EXISTS_SQL)
+            .bind(TABLE)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(found > 0)
+    }
+
+    /// Under a named lock: MySQL DDL cannot run in a transaction.
+    async fn apply_migrations(
+        conn: &mut MySqlConnection,
+        now: OffsetDateTime,
+        lock_timeout: Duration,
+    ) -> SqlResult<Option<Vec<&'static str>>> {
+        let locked: Option<i64> = query_scalar(LOCK_SQL)
+            .bind(i64::try_from(lock_timeout.as_secs()).unwrap_or(60))
+            .fetch_one(&mut *conn)
+            .await?;
+        if locked != Some(1) {
+            return Ok(None);
+        }
+        let applied = apply_pending::<MySql>(conn, now).await;
+        // Released even when a migration failed (closing the connection would too).
+        let unlocked = conn.execute(UNLOCK_SQL).await;
+        let applied = applied?;
+        unlocked?;
+        Ok(Some(applied))
+    }
+
+    async fn execute(conn: &mut MySqlConnection, sql: &str) -> SqlResult<()> {
+        conn.execute(sql).await.map(drop)
+    }
+
+    async fn applied_versions(conn: &mut MySqlConnection) -> SqlResult<Vec<i64>> {
+        query_scalar("SELECT version FROM sessio_migrations")
+            .fetch_all(&mut *conn)
+            .await
+    }
+
+    /// Statement by statement: an index is created only when `information_schema` does
+    /// not list it yet (MySQL has no `CREATE INDEX IF NOT EXISTS`).
+    async fn apply(conn: &mut MySqlConnection, m: &'static Migration) -> SqlResult<()> {
         for statement in statements(m.sql) {
             if let Some((index, table)) = created_index(statement) {
                 let found: i64 = query_scalar(INDEX_EXISTS_SQL)
@@ -406,15 +236,47 @@ async fn apply_migrations(
             }
             conn.execute(statement).await?;
         }
+        Ok(())
+    }
+
+    async fn record(
+        conn: &mut MySqlConnection,
+        m: &'static Migration,
+        now: OffsetDateTime,
+    ) -> SqlResult<()> {
         query("INSERT INTO sessio_migrations (version, name, applied_at) VALUES (?, ?, ?)")
             .bind(m.version)
             .bind(m.name)
-            .bind(now)
+            .bind(naive_utc(now))
             .execute(&mut *conn)
-            .await?;
-        applied.push(m.name);
+            .await
+            .map(drop)
     }
-    Ok(applied)
+
+    async fn lock_row(conn: &mut MySqlConnection, key: &str) -> SqlResult<Option<Option<String>>> {
+        let row = query(LOCK_ROW_SQL)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.map(|row| row.try_get::<String, _>(0).ok()))
+    }
+
+    /// `keep` is not used: MySQL writes the expiry date as asked.
+    async fn update_row(
+        conn: &mut MySqlConnection,
+        key: &str,
+        data: String,
+        expires: OffsetDateTime,
+        _keep: OffsetDateTime,
+    ) -> SqlResult<()> {
+        query(UPDATE_SQL)
+            .bind(data)
+            .bind(naive_utc(expires))
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+    }
 }
 
 /// The statements of a migration file: `--` comment lines dropped, split at `;` line ends.
@@ -451,15 +313,6 @@ fn created_index(statement: &str) -> Option<(&str, &str)> {
     Some((index, table))
 }
 
-/// Whether `e` means the connection is unusable (closed by a server restart, say) rather
-/// than that the statement failed: worth another try on another connection.
-fn broken_connection(e: &sqlx_core::Error) -> bool {
-    matches!(
-        e,
-        sqlx_core::Error::Io(_) | sqlx_core::Error::Tls(_) | sqlx_core::Error::Protocol(_)
-    )
-}
-
 fn error_number(e: &sqlx_core::Error) -> Option<u16> {
     e.as_database_error()
         .and_then(|d| d.try_downcast_ref::<MySqlDatabaseError>())
@@ -484,13 +337,14 @@ impl SessionEngine for MySqlEngine {
     }
 
     async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
-        let now = naive_utc(self.clock.now());
-        let row = self
+        let core = &self.core;
+        let now = naive_utc(core.clock.now());
+        let row = core
             .call("loading a session", || {
                 query(LOAD_SQL)
                     .bind(key)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&core.pool)
             })
             .await?;
         Ok(row.map(|row| {
@@ -498,7 +352,7 @@ impl SessionEngine for MySqlEngine {
             // The text as read is the version: a save from it is one conditional UPDATE.
             let version = text.as_deref().map(Version::stored);
             LoadedSession {
-                data: self.decode(key, text),
+                data: core.decode(key, text),
                 stale_key: false,
                 version,
             }
@@ -506,12 +360,13 @@ impl SessionEngine for MySqlEngine {
     }
 
     async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
-        let data = self.encode(data);
+        let core = &self.core;
+        let data = core.encode(data);
         let expires = naive_utc(expires);
         let attempts = async {
             // Connections that broke while idle in the pool are replaced, not reported.
             let mut broken = 0;
-            let tries = self.pool.options().get_max_connections();
+            let tries = core.pool.options().get_max_connections();
             for _ in 0..CREATE_ATTEMPTS {
                 let key = crate::key::new_session_key()?;
                 // A plain INSERT, not INSERT IGNORE: IGNORE would also turn other errors
@@ -520,41 +375,35 @@ impl SessionEngine for MySqlEngine {
                     .bind(&key)
                     .bind(&data)
                     .bind(expires)
-                    .execute(&self.pool)
+                    .execute(&core.pool)
                     .await;
                 match inserted {
                     Ok(_) => return Ok(key),
                     Err(e) if error_number(&e) == Some(DUPLICATE_ENTRY) => continue,
-                    Err(e) if broken_connection(&e) && broken < tries => broken += 1,
-                    Err(e) => return Err(self.sql_error("creating a session", e)),
+                    Err(e) if broken_connection::<MySql>(&e) && broken < tries => broken += 1,
+                    Err(e) => return Err(core.sql_error("creating a session", e)),
                 }
             }
             Err(Error::KeyCreation {
                 attempts: CREATE_ATTEMPTS,
             })
         };
-        match tokio::time::timeout(self.timeout, attempts).await {
+        match tokio::time::timeout(core.timeout, attempts).await {
             Ok(result) => result,
-            Err(elapsed) => Err(Error::store(
-                ENGINE,
-                format!(
-                    "creating a session timed out after {:?} on MySQL database `{}`",
-                    self.timeout, self.database
-                ),
-                elapsed,
-            )),
+            Err(elapsed) => Err(core.timed_out("creating a session", elapsed)),
         }
     }
 
     async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
-        let data = self.encode(data);
-        let updated = self
+        let core = &self.core;
+        let data = core.encode(data);
+        let updated = core
             .call("saving a session", || {
                 query(UPDATE_SQL)
                     .bind(&data)
                     .bind(naive_utc(expires))
                     .bind(key)
-                    .execute(&self.pool)
+                    .execute(&core.pool)
             })
             .await?
             .rows_affected();
@@ -568,28 +417,22 @@ impl SessionEngine for MySqlEngine {
     }
 
     async fn insert(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
-        let data = self.encode(data);
+        let core = &self.core;
+        let data = core.encode(data);
         let inserted = tokio::time::timeout(
-            self.timeout,
+            core.timeout,
             query(INSERT_SQL)
                 .bind(key)
                 .bind(&data)
                 .bind(naive_utc(expires))
-                .execute(&self.pool),
+                .execute(&core.pool),
         )
         .await;
         match inserted {
             Ok(Ok(_)) => Ok(true),
             Ok(Err(e)) if error_number(&e) == Some(DUPLICATE_ENTRY) => Ok(false),
-            Ok(Err(e)) => Err(self.sql_error("creating a session", e)),
-            Err(elapsed) => Err(Error::store(
-                ENGINE,
-                format!(
-                    "creating a session timed out after {:?} on MySQL database `{}`",
-                    self.timeout, self.database
-                ),
-                elapsed,
-            )),
+            Ok(Err(e)) => Err(core.sql_error("creating a session", e)),
+            Err(elapsed) => Err(core.timed_out("creating a session", elapsed)),
         }
     }
 
@@ -602,36 +445,7 @@ impl SessionEngine for MySqlEngine {
         changes: &Changes,
         expires: OffsetDateTime,
     ) -> Result<(String, SessionData)> {
-        let merge = async {
-            let mut tx = self.pool.begin().await?;
-            let row = query(LOCK_ROW_SQL)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else {
-                tx.rollback().await?;
-                return Ok(None);
-            };
-            let mut data =
-                std::sync::Arc::unwrap_or_clone(self.decode(key, row.try_get::<String, _>(0).ok()));
-            changes.apply(&mut data);
-            query(UPDATE_SQL)
-                .bind(self.encode(&data))
-                .bind(naive_utc(expires))
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Some(data))
-        };
-        match self
-            .bounded("saving a session", self.timeout, merge)
-            .await?
-        {
-            Some(data) => Ok((key.to_owned(), data)),
-            // Deleted by a concurrent logout: it stays deleted.
-            None => Err(Error::SessionInterrupted),
-        }
+        self.core.save_changes(key, changes, expires, None).await
     }
 
     /// One autocommit conditional UPDATE (`… AND session_data = <what the request read>`),
@@ -647,16 +461,17 @@ impl SessionEngine for MySqlEngine {
         changes: &Changes,
         expires: OffsetDateTime,
     ) -> Result<Saved> {
+        let core = &self.core;
         if let Some(old) = base.as_stored() {
-            let new = self.encode_shared(data);
-            let updated = self
+            let new = core.encode_shared(data);
+            let updated = core
                 .call("saving a session", || {
                     query(UPDATE_IF_SQL)
                         .bind(&new)
                         .bind(naive_utc(expires))
                         .bind(key)
                         .bind(old)
-                        .execute(&self.pool)
+                        .execute(&core.pool)
                 })
                 .await?
                 .rows_affected();
@@ -668,63 +483,54 @@ impl SessionEngine for MySqlEngine {
                 });
             }
         }
-        let (cookie, merged) = self.save_changes(key, changes, expires).await?;
-        Ok(Saved {
-            cookie,
-            merged: Some(merged),
-            version: None,
-        })
+        core.merged(key, changes, expires, None).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.call("deleting a session", || {
-            query(DELETE_SQL).bind(key).execute(&self.pool)
+        let core = &self.core;
+        core.call("deleting a session", || {
+            query(DELETE_SQL).bind(key).execute(&core.pool)
         })
         .await?;
         Ok(())
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        let row = self
+        let core = &self.core;
+        let row = core
             .call("checking whether a session exists", || {
-                query(EXISTS_SQL).bind(key).fetch_optional(&self.pool)
+                query(EXISTS_SQL).bind(key).fetch_optional(&core.pool)
             })
             .await?;
         Ok(row.is_some())
     }
 
     async fn count_expired(&self) -> Result<Option<u64>> {
-        let n: i64 = self
-            .call("counting expired sessions", || {
+        let pool = &self.core.pool;
+        self.core
+            .count_expired(|now| {
                 query_scalar(COUNT_EXPIRED_SQL)
-                    .bind(naive_utc(self.clock.now()))
-                    .fetch_one(&self.pool)
+                    .bind(naive_utc(now))
+                    .fetch_one(pool)
             })
-            .await?;
-        Ok(Some(u64::try_from(n).unwrap_or(0)))
+            .await
     }
 
     async fn clear_expired_batch(&self, limit: usize) -> Result<u64> {
-        if limit == 0 {
-            return Ok(0);
-        }
-        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
-        let done = self
-            .call("deleting expired sessions", || {
+        let pool = &self.core.pool;
+        self.core
+            .clear_expired_batch(limit, |now, limit| {
                 query(CLEAR_EXPIRED_SQL)
-                    .bind(naive_utc(self.clock.now()))
-                    .bind(limit)
-                    .execute(&self.pool)
+                    .bind(naive_utc(now))
+                    .bind(u64::try_from(limit).unwrap_or(u64::MAX))
+                    .execute(pool)
+                    .map_ok(|done| done.rows_affected())
             })
-            .await?;
-        Ok(done.rows_affected())
+            .await
     }
 
     async fn migrate(&self) -> Result<()> {
-        let mut conn = self
-            .bounded("connecting", self.timeout, self.pool.acquire())
-            .await?;
-        self.migrate_on(&mut conn).await
+        self.core.migrate().await
     }
 }
 
@@ -750,56 +556,19 @@ pub fn naive_utc(at: OffsetDateTime) -> PrimitiveDateTime {
     }
 }
 
-/// The connect options and pool size of a `mysql://` or `mariadb://` URL (sessio's own
-/// `max_connections` parameter removed, the rest left to sqlx).
-fn parse_url(url: &str, redacted: &str) -> Result<(MySqlConnectOptions, u32)> {
-    let invalid = |why: String| {
-        Error::Config(format!(
-            "database URL `{redacted}` is not a valid MySQL URL ({why}): use \
-             mysql://user:password@host:3306/database"
-        ))
-    };
-    let url = match url.strip_prefix("mariadb://") {
-        Some(rest) => format!("mysql://{rest}"),
-        None => url.to_owned(),
-    };
-    let mut parsed = Url::parse(&url).map_err(|e| invalid(e.to_string()))?;
-    let mut max_connections = DEFAULT_MAX_CONNECTIONS;
-    let mut rest = Vec::new();
-    for (name, value) in parsed.query_pairs() {
-        if name == "max_connections" {
-            max_connections = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                invalid(format!(
-                    "max_connections `{value}` is not a positive number"
-                ))
-            })?;
-        } else {
-            rest.push((name.into_owned(), value.into_owned()));
-        }
-    }
-    if rest.is_empty() {
-        parsed.set_query(None);
-    } else {
-        parsed.query_pairs_mut().clear().extend_pairs(rest);
-    }
-    let options = MySqlConnectOptions::from_url(&parsed).map_err(|e| invalid(e.to_string()))?;
-    if options.get_database().is_none_or(str::is_empty) {
-        return Err(invalid("it names no database".into()));
-    }
-    Ok((options, max_connections))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::sqlx_common::parse_url;
     use time::macros::datetime;
 
     #[test]
     fn urls() {
-        let (o, n) = parse_url("mysql://u:p@db.example:3307/app", "x").unwrap();
+        let (o, n) = parse_url::<MySql>("mysql://u:p@db.example:3307/app", "x").unwrap();
         assert_eq!((o.get_host(), o.get_port(), n), ("db.example", 3307, 16));
         assert_eq!(o.get_database(), Some("app"));
-        let (o, n) = parse_url("mariadb://u@h/app?max_connections=3&charset=utf8mb4", "x").unwrap();
+        let (o, n) =
+            parse_url::<MySql>("mariadb://u@h/app?max_connections=3&charset=utf8mb4", "x").unwrap();
         assert_eq!((o.get_database(), n), (Some("app"), 3));
         for bad in [
             "mysql://u@h/app?max_connections=0",
@@ -807,7 +576,7 @@ mod tests {
             "mysql://u@h",
         ] {
             assert!(
-                matches!(parse_url(bad, "x"), Err(Error::Config(_))),
+                matches!(parse_url::<MySql>(bad, "x"), Err(Error::Config(_))),
                 "{bad}"
             );
         }

@@ -45,13 +45,13 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx_core::connection::{ConnectOptions, Connection};
+use futures_util::TryFutureExt;
+use sqlx_core::connection::ConnectOptions;
 use sqlx_core::executor::Executor;
 use sqlx_core::pool::PoolConnection;
 use sqlx_core::query::query;
@@ -59,27 +59,20 @@ use sqlx_core::query_as::query_as;
 use sqlx_core::query_scalar::query_scalar;
 use sqlx_core::row::Row;
 use sqlx_core::Url;
-use sqlx_postgres::{
-    PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgPoolOptions, Postgres,
-};
+use sqlx_postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool, Postgres};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+pub use super::sqlx_common::DEFAULT_MAX_CONNECTIONS;
+use super::sqlx_common::{
+    self, apply_pending, retry, sql_error, timed_out, within, Core, Driver, Migration, Options,
+    SqlResult, CREATE_ATTEMPTS, ENGINE,
+};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
-use crate::error::{redact_url, Error, LogId, Result};
-use sessio_django::codec::StoreCodec;
+use crate::error::{Error, Result};
 
-/// The pool size when the URL does not set `max_connections`.
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
-
-const ENGINE: &str = "db";
-const TABLE: &str = "django_session";
-/// Session keys tried before `create` gives up (Django retries forever).
-const CREATE_ATTEMPTS: u32 = 100;
-/// Migrations may wait for another migrator's lock and build indexes: more than a request.
-const MIGRATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// PostgreSQL's SQLSTATE for "relation does not exist".
 const UNDEFINED_TABLE: &str = "42P01";
 /// PostgreSQL's SQLSTATE for "deadlock detected".
@@ -102,13 +95,6 @@ const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 /// measured `read` 24.2k/s with 8 readers, 38.2k with 4, 57.2k with 2, 72.9k with 1 (same
 /// setup as [`WRITERS`]; one statement per load, before batching: 19.7k).
 const READERS: usize = 1;
-
-/// One schema change, embedded from `migrations/postgres/`.
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
-}
 
 /// Every migration, in order. Append new ones; never edit an applied one. Each must also
 /// apply cleanly on a database where Django created the table (hence `IF NOT EXISTS`).
@@ -167,12 +153,7 @@ const CLEAR_EXPIRED_SQL: &str = "DELETE FROM django_session WHERE session_key IN
 ///
 /// Cheap to share behind an `Arc`; the pool inside is shared by clones of the [`PgPool`].
 pub struct PostgresEngine {
-    pool: PgPool,
-    /// The URL with any password hidden, for messages.
-    database: Arc<str>,
-    codec: StoreCodec,
-    clock: Arc<dyn Clock>,
-    timeout: Duration,
+    core: Core<Postgres>,
     /// See [`keep_expiry_from`](super::keep_expiry_from).
     expiry_slack: Duration,
     /// The queues of the writer tasks (see [`Writer`]).
@@ -187,11 +168,7 @@ pub struct PostgresEngine {
 
 impl fmt::Debug for PostgresEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresEngine")
-            .field("database", &self.database)
-            .field("connections", &self.pool.size())
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
+        self.core.debug(f, "PostgresEngine")
     }
 }
 
@@ -203,51 +180,7 @@ impl PostgresEngine {
     /// within [`Config::store_timeout`] is [`Error::Store`], naming the URL (without its
     /// password).
     pub async fn open(config: &Config) -> Result<Self> {
-        let url = config.database_url();
-        let database: Arc<str> = redact_url(url).into();
-        let (options, max_connections) = parse_url(url, &database)?;
-        // One direct connection first: a refused connection or a failed login is reported
-        // as such (the pool would retry a refused connection until its timeout).
-        let connect = options.connect();
-        let conn = match tokio::time::timeout(config.store_timeout(), connect).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => {
-                return Err(Error::store(
-                    ENGINE,
-                    format!(
-                        "could not connect to PostgreSQL at `{database}`: check that the \
-                         server is running and that the URL is right"
-                    ),
-                    e,
-                ))
-            }
-            Err(elapsed) => {
-                return Err(Error::store(
-                    ENGINE,
-                    format!(
-                        "could not connect to PostgreSQL at `{database}` within {:?}",
-                        config.store_timeout()
-                    ),
-                    elapsed,
-                ))
-            }
-        };
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(config.store_timeout())
-            // A ping per checkout would double the round trips of every call; a connection
-            // that broke (server restart) fails one call and is dropped from the pool.
-            .test_before_acquire(false)
-            .connect_lazy_with(options);
-        let engine = Self::new(pool, config, database);
-        let mut conn = conn;
-        let prepared = engine
-            .prepare_schema(&mut conn, config.auto_migrate())
-            .await;
-        // The pool opens its own connections; this one was only for the checks.
-        let _ = conn.close().await;
-        prepared?;
-        Ok(engine)
+        sqlx_common::open(config).await
     }
 
     /// Uses the application's own pool (its size, TLS and timeouts stay as configured;
@@ -256,28 +189,67 @@ impl PostgresEngine {
     /// `config.database_url()` is not used. Checks or migrates the schema as
     /// [`open`](Self::open) does.
     pub async fn from_pool(pool: PgPool, config: &Config) -> Result<Self> {
-        let options = pool.connect_options();
-        let database: Arc<str> = format!(
-            "postgres://{}@{}:{}/{}",
-            options.get_username(),
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or_default()
-        )
-        .into();
-        let engine = Self::new(pool, config, database);
-        let mut conn = engine
-            .bounded(
-                "connecting",
-                engine.timeout.max(MIGRATE_TIMEOUT),
-                engine.pool.acquire(),
-            )
-            .await?;
-        engine
-            .prepare_schema(&mut conn, config.auto_migrate())
-            .await?;
-        Ok(engine)
+        sqlx_common::from_pool(pool, config).await
     }
+
+    /// The pool, for the application's own queries.
+    pub fn pool(&self) -> &PgPool {
+        &self.core.pool
+    }
+
+    /// Queues a load on a reader and waits for the stored text (`Some(None)`: a row whose
+    /// data is not text), within the timeout.
+    async fn read(&self, key: &str) -> Result<Option<Option<String>>> {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let key = key.to_owned();
+        self.queued("loading a session", "reader", &self.readers[i], |reply| {
+            Load { key, reply }
+        })
+        .await
+    }
+
+    /// Sends what `op` makes to a writer or reader task and waits for its answer, within
+    /// the timeout (the task skips a call whose caller stopped waiting).
+    async fn queued<Op, T>(
+        &self,
+        what: &str,
+        task: &str,
+        queue: &mpsc::Sender<Op>,
+        op: impl FnOnce(oneshot::Sender<Result<T>>) -> Op,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || Error::Store {
+            engine: ENGINE,
+            message: format!(
+                "{what} failed: the {task} task of PostgreSQL database `{}` has stopped",
+                self.core.database
+            ),
+            source: None,
+        };
+        let call = async {
+            queue.send(op(reply)).await.map_err(|_| gone())?;
+            answer.await.map_err(|_| gone())?
+        };
+        match tokio::time::timeout(self.core.timeout, call).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(self.core.timed_out(what, elapsed)),
+        }
+    }
+
+    /// Queues a write on writer `shard` and waits for its result, within the timeout.
+    async fn write(
+        &self,
+        what: &str,
+        shard: usize,
+        op: impl FnOnce(oneshot::Sender<Result<String>>) -> Write,
+    ) -> Result<String> {
+        let queue = &self.writers[shard % self.writers.len()];
+        self.queued(what, "writer", queue, op).await
+    }
+}
+
+impl sqlx_common::Engine for PostgresEngine {
+    type Db = Postgres;
 
     /// The engine, with its writer tasks started (on the current tokio runtime).
     fn new(pool: PgPool, config: &Config, database: Arc<str>) -> Self {
@@ -313,11 +285,7 @@ impl PostgresEngine {
             })
             .collect();
         Self {
-            pool,
-            database,
-            codec: config.store_codec(),
-            clock: config.clock().clone(),
-            timeout: config.store_timeout(),
+            core: Core::new(pool, config, database),
             expiry_slack: config.expiry_slack(),
             writers,
             next_writer: AtomicUsize::new(0),
@@ -326,225 +294,124 @@ impl PostgresEngine {
         }
     }
 
-    /// Queues a load on a reader and waits for the stored text (`Some(None)`: a row whose
-    /// data is not text), within the timeout.
-    async fn read(&self, key: &str) -> Result<Option<Option<String>>> {
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        let key = key.to_owned();
-        self.queued("loading a session", "reader", &self.readers[i], |reply| {
-            Load { key, reply }
-        })
-        .await
+    fn core(&self) -> &Core<Postgres> {
+        &self.core
     }
+}
 
-    /// Sends what `op` makes to a writer or reader task and waits for its answer, within
-    /// the timeout (the task skips a call whose caller stopped waiting).
-    async fn queued<Op, T>(
-        &self,
-        what: &str,
-        task: &str,
-        queue: &mpsc::Sender<Op>,
-        op: impl FnOnce(oneshot::Sender<Result<T>>) -> Op,
-    ) -> Result<T> {
-        let (reply, answer) = oneshot::channel();
-        let gone = || Error::Store {
-            engine: ENGINE,
-            message: format!(
-                "{what} failed: the {task} task of PostgreSQL database `{}` has stopped",
-                self.database
-            ),
-            source: None,
-        };
-        let call = async {
-            queue.send(op(reply)).await.map_err(|_| gone())?;
-            answer.await.map_err(|_| gone())?
-        };
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result,
-            Err(elapsed) => Err(Error::store(
-                ENGINE,
-                format!(
-                    "{what} timed out after {:?} on PostgreSQL database `{}`",
-                    self.timeout, self.database
-                ),
-                elapsed,
-            )),
+#[async_trait]
+impl Driver for Postgres {
+    const LABEL: &'static str = "PostgreSQL";
+    const SCHEME: &'static str = "postgres";
+    const URL_EXAMPLE: &'static str = "postgres://user:password@host:5432/database";
+    const MIGRATIONS: &'static [Migration] = MIGRATIONS;
+    const MIGRATIONS_TABLE_SQL: &'static str = MIGRATIONS_TABLE_SQL;
+
+    fn options(url: &Url) -> std::result::Result<Options<Self>, String> {
+        let options = PgConnectOptions::from_url(url).map_err(|e| e.to_string())?;
+        if options.get_application_name().is_some() {
+            return Ok(options);
         }
+        Ok(options.application_name("sessio"))
     }
 
-    /// Queues a write on writer `shard` and waits for its result, within the timeout.
-    async fn write(
-        &self,
-        what: &str,
-        shard: usize,
-        op: impl FnOnce(oneshot::Sender<Result<String>>) -> Write,
-    ) -> Result<String> {
-        let queue = &self.writers[shard % self.writers.len()];
-        self.queued(what, "writer", queue, op).await
+    fn address(o: &PgConnectOptions) -> (&str, &str, u16, &str) {
+        let database = o.get_database().unwrap_or_default();
+        (o.get_username(), o.get_host(), o.get_port(), database)
     }
 
-    /// The pool, for the application's own queries.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    fn table_missing(e: &sqlx_core::Error) -> bool {
+        sqlstate(e) == Some(UNDEFINED_TABLE)
     }
 
-    /// Migrates, or checks that the table is there.
-    async fn prepare_schema(&self, conn: &mut PgConnection, auto_migrate: bool) -> Result<()> {
-        if auto_migrate {
-            return self.migrate_on(conn).await;
+    fn connection_ended(e: &sqlx_core::Error) -> bool {
+        // Class 57P: admin_shutdown, crash_shutdown, cannot_connect_now.
+        sqlstate(e).is_some_and(|code| code.starts_with("57P"))
+    }
+
+    async fn table_exists(conn: &mut PgConnection) -> SqlResult<bool> {
+        query_scalar(TABLE_EXISTS_SQL).fetch_one(&mut *conn).await
+    }
+
+    /// In one transaction, under an advisory lock (which waits rather than times out).
+    async fn apply_migrations(
+        conn: &mut PgConnection,
+        now: OffsetDateTime,
+        _lock_timeout: Duration,
+    ) -> SqlResult<Option<Vec<&'static str>>> {
+        // BEGIN/COMMIT by hand rather than sqlx's `Transaction`: through its `DerefMut`,
+        // rustc cannot prove this future `Send` inside the `async_trait` methods.
+        conn.execute("BEGIN").await?;
+        let applied = async {
+            conn.execute(MIGRATE_LOCK_SQL).await?;
+            apply_pending::<Postgres>(conn, now).await
         }
-        let exists: bool = self
-            .bounded(
-                "checking the schema",
-                self.timeout,
-                query_scalar(TABLE_EXISTS_SQL).fetch_one(&mut *conn),
-            )
-            .await?;
-        if exists {
-            Ok(())
-        } else {
-            Err(self.schema_missing())
-        }
-    }
-
-    /// Applies the pending migrations in one transaction.
-    async fn migrate_on(&self, conn: &mut PgConnection) -> Result<()> {
-        let work = apply_migrations(conn, self.clock.now());
-        let applied = self
-            .bounded(
-                "applying migrations",
-                self.timeout.max(MIGRATE_TIMEOUT),
-                work,
-            )
-            .await?;
-        for name in applied {
-            tracing::info!(database = %self.database, migration = name, "applied session migration");
-        }
-        Ok(())
-    }
-
-    /// Runs one call on the pool within the timeout, mapping its errors. A connection
-    /// that broke while idle in the pool (the server restarted, say) fails the call
-    /// immediately; sqlx then drops it, and the call is tried again on another.
-    async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = std::result::Result<T, sqlx_core::Error>>,
-    {
-        let tries = self.pool.options().get_max_connections() + 1;
-        let attempts = async {
-            let mut result = f().await;
-            for _ in 1..tries {
-                match &result {
-                    Err(e) if broken_connection(e) => result = f().await,
-                    _ => break,
-                }
+        .await;
+        match applied {
+            Ok(applied) => {
+                conn.execute("COMMIT").await?;
+                Ok(Some(applied))
             }
-            result
-        };
-        self.bounded(what, self.timeout, attempts).await
-    }
-
-    /// Runs one store call within the timeout, mapping its errors.
-    async fn bounded<T>(
-        &self,
-        what: &str,
-        timeout: Duration,
-        call: impl Future<Output = std::result::Result<T, sqlx_core::Error>>,
-    ) -> Result<T> {
-        match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(self.sql_error(what, e)),
-            Err(elapsed) => Err(Error::store(
-                ENGINE,
-                format!(
-                    "{what} timed out after {timeout:?} on PostgreSQL database `{}`",
-                    self.database
-                ),
-                elapsed,
-            )),
+            Err(e) => {
+                let _ = conn.execute("ROLLBACK").await;
+                Err(e)
+            }
         }
     }
 
-    fn sql_error(&self, what: &str, e: sqlx_core::Error) -> Error {
-        sql_error(&self.database, self.timeout, what, e)
+    async fn execute(conn: &mut PgConnection, sql: &str) -> SqlResult<()> {
+        conn.execute(sql).await.map(drop)
     }
 
-    fn schema_missing(&self) -> Error {
-        Error::SchemaMissing {
-            table: TABLE.into(),
-            database: self.database.to_string(),
-        }
+    async fn applied_versions(conn: &mut PgConnection) -> SqlResult<Vec<i64>> {
+        query_scalar("SELECT version FROM sessio_migrations")
+            .fetch_all(&mut *conn)
+            .await
     }
 
-    fn encode(&self, data: &SessionData) -> String {
-        self.codec.encode(data, self.clock.now().unix_timestamp())
-    }
-
-    fn encode_shared(&self, data: &Arc<SessionData>) -> String {
-        self.codec
-            .encode_shared(data, self.clock.now().unix_timestamp())
-    }
-
-    /// Django's `SessionBase.decode`: data that does not verify or parse is an empty
-    /// session (with a warning), never an error.
-    fn decode(&self, key: &str, text: Option<String>) -> std::sync::Arc<SessionData> {
-        self.codec
-            .decode_or_empty(text.as_deref(), &LogId(key))
-            .data
-    }
-}
-
-/// Applies what `sessio_migrations` does not list yet, in one transaction under the
-/// migration lock.
-async fn apply_migrations(
-    conn: &mut PgConnection,
-    now: OffsetDateTime,
-) -> std::result::Result<Vec<&'static str>, sqlx_core::Error> {
-    // BEGIN/COMMIT by hand rather than sqlx's `Transaction`: through its `DerefMut`,
-    // rustc cannot prove this future `Send` inside the `async_trait` methods.
-    conn.execute("BEGIN").await?;
-    let applied = migrations_in_transaction(conn, now).await;
-    match applied {
-        Ok(applied) => {
-            conn.execute("COMMIT").await?;
-            Ok(applied)
-        }
-        Err(e) => {
-            let _ = conn.execute("ROLLBACK").await;
-            Err(e)
-        }
-    }
-}
-
-async fn migrations_in_transaction(
-    conn: &mut PgConnection,
-    now: OffsetDateTime,
-) -> std::result::Result<Vec<&'static str>, sqlx_core::Error> {
-    conn.execute(MIGRATE_LOCK_SQL).await?;
-    conn.execute(MIGRATIONS_TABLE_SQL).await?;
-    let table_exists: bool = query_scalar(TABLE_EXISTS_SQL).fetch_one(&mut *conn).await?;
-    if !table_exists {
-        // The history is stale (say, Django's `migrate sessions zero` dropped the table):
-        // start again from the first migration.
-        conn.execute("DELETE FROM sessio_migrations").await?;
-    }
-    let done: Vec<i64> = query_scalar("SELECT version FROM sessio_migrations")
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut applied = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+    async fn apply(conn: &mut PgConnection, m: &'static Migration) -> SqlResult<()> {
         // Without parameters sqlx uses the simple query protocol: several statements.
-        conn.execute(m.sql).await?;
+        conn.execute(m.sql).await.map(drop)
+    }
+
+    async fn record(
+        conn: &mut PgConnection,
+        m: &'static Migration,
+        now: OffsetDateTime,
+    ) -> SqlResult<()> {
         query("INSERT INTO sessio_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
             .bind(m.version)
             .bind(m.name)
             .bind(now)
             .execute(&mut *conn)
-            .await?;
-        applied.push(m.name);
+            .await
+            .map(drop)
     }
-    Ok(applied)
+
+    async fn lock_row(conn: &mut PgConnection, key: &str) -> SqlResult<Option<Option<String>>> {
+        let row = query(LOCK_ROW_SQL)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.map(|row| row.try_get::<String, _>(0).ok()))
+    }
+
+    async fn update_row(
+        conn: &mut PgConnection,
+        key: &str,
+        data: String,
+        expires: OffsetDateTime,
+        keep: OffsetDateTime,
+    ) -> SqlResult<()> {
+        query(UPDATE_ONE_SQL)
+            .bind(key)
+            .bind(data)
+            .bind(expires)
+            .bind(keep)
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+    }
 }
 
 #[async_trait]
@@ -573,7 +440,7 @@ impl SessionEngine for PostgresEngine {
             // The text as read is the version: a save from it is one conditional UPDATE.
             let version = text.as_deref().map(Version::stored);
             LoadedSession {
-                data: self.decode(key, text),
+                data: self.core.decode(key, text),
                 stale_key: false,
                 version,
             }
@@ -582,7 +449,7 @@ impl SessionEngine for PostgresEngine {
 
     async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
         // Signed here, on the caller's task: the writers only do SQL.
-        let data = self.encode(data);
+        let data = self.core.encode(data);
         let shard = self.next_writer.fetch_add(1, Ordering::Relaxed);
         self.write("creating a session", shard, |reply| Write::Create {
             data,
@@ -597,7 +464,7 @@ impl SessionEngine for PostgresEngine {
         if !storable(key) {
             return Err(Error::SessionInterrupted);
         }
-        let data = self.encode(data);
+        let data = self.core.encode(data);
         let key = key.to_owned();
         self.write("saving a session", shard_of(&key), |reply| Write::Save {
             key,
@@ -615,14 +482,16 @@ impl SessionEngine for PostgresEngine {
                 "`{key}` is too long for a django_session key"
             )));
         }
-        let data = self.encode(data);
+        let data = self.core.encode(data);
+        let pool = &self.core.pool;
         let done = self
+            .core
             .call("creating a session", || {
                 query(INSERT_ONE_SQL)
                     .bind(key)
                     .bind(&data)
                     .bind(expires)
-                    .execute(&self.pool)
+                    .execute(pool)
             })
             .await?;
         Ok(done.rows_affected() == 1)
@@ -640,41 +509,8 @@ impl SessionEngine for PostgresEngine {
         if !storable(key) {
             return Err(Error::SessionInterrupted);
         }
-        let merge = async {
-            let mut tx = self.pool.begin().await?;
-            let row = query(LOCK_ROW_SQL)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else {
-                tx.rollback().await?;
-                return Ok(None);
-            };
-            let mut data =
-                std::sync::Arc::unwrap_or_clone(self.decode(key, row.try_get::<String, _>(0).ok()));
-            changes.apply(&mut data);
-            query(UPDATE_ONE_SQL)
-                .bind(key)
-                .bind(self.encode(&data))
-                .bind(expires)
-                .bind(super::keep_expiry_from(
-                    expires,
-                    self.clock.now(),
-                    self.expiry_slack,
-                ))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Some(data))
-        };
-        match self
-            .bounded("saving a session", self.timeout, merge)
-            .await?
-        {
-            Some(data) => Ok((key.to_owned(), data)),
-            // Deleted by a concurrent logout: it stays deleted.
-            None => Err(Error::SessionInterrupted),
-        }
+        let slack = Some(self.expiry_slack);
+        self.core.save_changes(key, changes, expires, slack).await
     }
 
     /// One conditional UPDATE (`… AND session_data = <what the request read>`), falling
@@ -685,7 +521,7 @@ impl SessionEngine for PostgresEngine {
     /// straight to the pool: concurrent saves of different sessions then share one
     /// statement and one commit (WAL flush), the saves of one session stay ordered on
     /// their writer, and loads keep their half of the pool. Measured with the
-    /// `throughput_postgres` write requests (64 tasks, shared 2-core machine, noisy): a
+    /// `store_throughput` example's write requests (64 tasks, shared 2-core machine, noisy): a
     /// median of about 8,600 requests/s through the writers against 5,800 with one
     /// autocommit UPDATE per save on the pool.
     async fn save_changes_from(
@@ -700,7 +536,7 @@ impl SessionEngine for PostgresEngine {
             return Err(Error::SessionInterrupted);
         }
         if let Some(old) = base.as_stored() {
-            let new = self.encode_shared(data);
+            let new = self.core.encode_shared(data);
             let owned = key.to_owned();
             let written = self
                 .write("saving a session", shard_of(key), |reply| Write::Save {
@@ -724,22 +560,20 @@ impl SessionEngine for PostgresEngine {
                 Err(e) => return Err(e),
             }
         }
-        let (cookie, merged) = self.save_changes(key, changes, expires).await?;
-        Ok(Saved {
-            cookie,
-            merged: Some(merged),
-            version: None,
-        })
+        let slack = Some(self.expiry_slack);
+        self.core.merged(key, changes, expires, slack).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         if !storable(key) {
             return Ok(());
         }
-        self.call("deleting a session", || {
-            query(DELETE_SQL).bind(key).execute(&self.pool)
-        })
-        .await?;
+        let pool = &self.core.pool;
+        self.core
+            .call("deleting a session", || {
+                query(DELETE_SQL).bind(key).execute(pool)
+            })
+            .await?;
         Ok(())
     }
 
@@ -747,46 +581,36 @@ impl SessionEngine for PostgresEngine {
         if !storable(key) {
             return Ok(false);
         }
-        self.call("checking whether a session exists", || {
-            query_scalar(EXISTS_SQL).bind(key).fetch_one(&self.pool)
-        })
-        .await
+        let pool = &self.core.pool;
+        self.core
+            .call("checking whether a session exists", || {
+                query_scalar(EXISTS_SQL).bind(key).fetch_one(pool)
+            })
+            .await
     }
 
     async fn count_expired(&self) -> Result<Option<u64>> {
-        let now = self.clock.now();
-        let n: i64 = self
-            .call("counting expired sessions", || {
-                query_scalar(COUNT_EXPIRED_SQL)
-                    .bind(now)
-                    .fetch_one(&self.pool)
-            })
-            .await?;
-        Ok(Some(u64::try_from(n).unwrap_or(0)))
+        let pool = &self.core.pool;
+        self.core
+            .count_expired(|now| query_scalar(COUNT_EXPIRED_SQL).bind(now).fetch_one(pool))
+            .await
     }
 
     async fn clear_expired_batch(&self, limit: usize) -> Result<u64> {
-        if limit == 0 {
-            return Ok(0);
-        }
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let now = self.clock.now();
-        let done = self
-            .call("deleting expired sessions", || {
+        let pool = &self.core.pool;
+        self.core
+            .clear_expired_batch(limit, |now, limit| {
                 query(CLEAR_EXPIRED_SQL)
                     .bind(now)
-                    .bind(limit)
-                    .execute(&self.pool)
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .execute(pool)
+                    .map_ok(|done| done.rows_affected())
             })
-            .await?;
-        Ok(done.rows_affected())
+            .await
     }
 
     async fn migrate(&self) -> Result<()> {
-        let mut conn = self
-            .bounded("connecting", self.timeout, self.pool.acquire())
-            .await?;
-        self.migrate_on(&mut conn).await
+        self.core.migrate().await
     }
 }
 
@@ -881,46 +705,23 @@ impl Reader {
     /// The live rows among `keys`, by key (a connection the server closed is replaced).
     async fn fetch(&self, keys: &[&str]) -> Result<HashMap<String, Option<String>>> {
         let now = self.clock.now();
-        let tries = self.pool.options().get_max_connections() + 1;
-        let attempts = async {
-            let run = || {
-                query(LOAD_MANY_SQL)
-                    .bind(keys)
-                    .bind(now)
-                    .fetch_all(&self.pool)
-            };
-            let mut result = run().await;
-            for _ in 1..tries {
-                match &result {
-                    Err(e) if broken_connection(e) => result = run().await,
-                    _ => break,
-                }
-            }
-            result
+        let run = || {
+            query(LOAD_MANY_SQL)
+                .bind(keys)
+                .bind(now)
+                .fetch_all(&self.pool)
         };
-        match tokio::time::timeout(self.timeout, attempts).await {
-            Ok(Ok(rows)) => Ok(rows
-                .into_iter()
-                .filter_map(|row| {
-                    let key = row.try_get::<String, _>(0).ok()?;
-                    Some((key, row.try_get::<String, _>(1).ok()))
-                })
-                .collect()),
-            Ok(Err(e)) => Err(sql_error(
-                &self.database,
-                self.timeout,
-                "loading a session",
-                e,
-            )),
-            Err(elapsed) => Err(Error::store(
-                ENGINE,
-                format!(
-                    "loading a session timed out after {:?} on PostgreSQL database `{}`",
-                    self.timeout, self.database
-                ),
-                elapsed,
-            )),
-        }
+        let (database, timeout) = (&self.database, self.timeout);
+        let what = "loading a session";
+        let rows =
+            within::<Postgres, _>(database, timeout, what, timeout, retry(&self.pool, run)).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let key = row.try_get::<String, _>(0).ok()?;
+                Some((key, row.try_get::<String, _>(1).ok()))
+            })
+            .collect())
     }
 }
 
@@ -1053,7 +854,7 @@ impl Writer {
             Ok(Err(e)) => {
                 let e = Arc::new(e);
                 for (_, op) in creates {
-                    op.answer(Err(sql_error(
+                    op.answer(Err(sql_error::<Postgres, _>(
                         &self.database,
                         self.timeout,
                         what,
@@ -1061,7 +862,7 @@ impl Writer {
                     )));
                 }
                 for op in saves {
-                    op.answer(Err(sql_error(
+                    op.answer(Err(sql_error::<Postgres, _>(
                         &self.database,
                         self.timeout,
                         what,
@@ -1073,10 +874,7 @@ impl Writer {
             Err(_) => {
                 let timed_out = || Error::Store {
                     engine: ENGINE,
-                    message: format!(
-                        "{what} timed out after {:?} on PostgreSQL database `{}`",
-                        self.timeout, self.database
-                    ),
+                    message: timed_out::<Postgres>(what, self.timeout, &self.database),
                     source: None,
                 };
                 creates
@@ -1184,7 +982,7 @@ impl Writer {
             };
             // After an error, the pool decides whether the connection is still good.
             *conn = None;
-            let again = if broken_connection(&e) {
+            let again = if sqlx_common::broken_connection::<Postgres>(&e) {
                 attempt < tries
             } else if sqlstate(&e) == Some(DEADLOCK_DETECTED) {
                 deadlocks += 1;
@@ -1208,42 +1006,10 @@ fn shard_of(key: &str) -> usize {
     hash as usize
 }
 
-/// Whether `e` means the connection is unusable (closed by a server restart, say) rather
-/// than that the statement failed: worth another try on another connection.
-fn broken_connection(e: &sqlx_core::Error) -> bool {
-    match e {
-        sqlx_core::Error::Io(_) | sqlx_core::Error::Tls(_) | sqlx_core::Error::Protocol(_) => true,
-        // Class 57P: admin_shutdown, crash_shutdown, cannot_connect_now.
-        _ => sqlstate(e).is_some_and(|code| code.starts_with("57P")),
-    }
-}
-
 fn sqlstate(e: &sqlx_core::Error) -> Option<&str> {
     e.as_database_error()
         .and_then(|d| d.try_downcast_ref::<PgDatabaseError>())
         .map(PgDatabaseError::code)
-}
-
-/// Maps a driver error: a missing table is the schema's absence, anything else a store
-/// failure with the driver error as its source.
-fn sql_error<E>(database: &str, timeout: Duration, what: &str, e: E) -> Error
-where
-    E: std::borrow::Borrow<sqlx_core::Error> + std::error::Error + Send + Sync + 'static,
-{
-    if sqlstate(e.borrow()) == Some(UNDEFINED_TABLE) {
-        return Error::SchemaMissing {
-            table: TABLE.into(),
-            database: database.into(),
-        };
-    }
-    let message = match e.borrow() {
-        sqlx_core::Error::PoolTimedOut => format!(
-            "{what} failed on PostgreSQL database `{database}`: no connection within \
-             {timeout:?} (server down or unreachable, or every connection busy)"
-        ),
-        _ => format!("{what} failed on PostgreSQL database `{database}`"),
-    };
-    Error::store(ENGINE, message, e)
 }
 
 /// Whether PostgreSQL can hold `key` at all: `text` cannot contain NUL, and a key that
@@ -1252,52 +1018,18 @@ fn storable(key: &str) -> bool {
     !key.contains('\0')
 }
 
-/// The connect options and pool size of a `postgres://` URL (sessio's own
-/// `max_connections` parameter removed, the rest left to sqlx).
-fn parse_url(url: &str, redacted: &str) -> Result<(PgConnectOptions, u32)> {
-    let invalid = |why: String| {
-        Error::Config(format!(
-            "database URL `{redacted}` is not a valid PostgreSQL URL ({why}): use \
-             postgres://user:password@host:5432/database"
-        ))
-    };
-    let mut parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
-    let mut max_connections = DEFAULT_MAX_CONNECTIONS;
-    let mut rest = Vec::new();
-    for (name, value) in parsed.query_pairs() {
-        if name == "max_connections" {
-            max_connections = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                invalid(format!(
-                    "max_connections `{value}` is not a positive number"
-                ))
-            })?;
-        } else {
-            rest.push((name.into_owned(), value.into_owned()));
-        }
-    }
-    if rest.is_empty() {
-        parsed.set_query(None);
-    } else {
-        parsed.query_pairs_mut().clear().extend_pairs(rest);
-    }
-    let mut options = PgConnectOptions::from_url(&parsed).map_err(|e| invalid(e.to_string()))?;
-    if options.get_application_name().is_none() {
-        options = options.application_name("sessio");
-    }
-    Ok((options, max_connections))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::sqlx_common::parse_url;
 
     #[test]
     fn urls() {
-        let (o, n) = parse_url("postgres://u:p@db.example:5433/app", "x").unwrap();
+        let (o, n) = parse_url::<Postgres>("postgres://u:p@db.example:5433/app", "x").unwrap();
         assert_eq!((o.get_host(), o.get_port(), n), ("db.example", 5433, 16));
         assert_eq!(o.get_database(), Some("app"));
         assert_eq!(o.get_application_name(), Some("sessio"));
-        let (o, n) = parse_url(
+        let (o, n) = parse_url::<Postgres>(
             "postgresql://u@h/app?max_connections=4&options[search_path]=s1&application_name=web",
             "x",
         )
@@ -1311,7 +1043,7 @@ mod tests {
             "postgres://u@[h/app",
         ] {
             assert!(
-                matches!(parse_url(bad, "x"), Err(Error::Config(_))),
+                matches!(parse_url::<Postgres>(bad, "x"), Err(Error::Config(_))),
                 "{bad}"
             );
         }
