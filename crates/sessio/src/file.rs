@@ -18,13 +18,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{Changes, SessionData, SessionEngine};
+use crate::engine::{SessionData, Version};
 use crate::error::{Error, LogId, Result};
+use crate::server::ServerEngine;
+use crate::store::{Payload, Record, SessionStore, Update};
 use sessio_django::codec::StoreCodec;
 
 /// A temp file older than this was left by a crash (writes take milliseconds).
@@ -33,13 +34,18 @@ const ABANDONED_TEMP_FILE: std::time::Duration = std::time::Duration::from_secs(
 /// How many locks the sessions of one engine are spread over.
 const LOCK_STRIPES: usize = 64;
 
-/// How many fresh keys `create` tries before giving up.
-const CREATE_ATTEMPTS: u32 = 100;
-
 /// Sessions as files in a directory.
 #[derive(Debug, Clone)]
-pub struct FileEngine {
+pub struct FileStore {
     inner: Arc<Inner>,
+}
+
+/// The `file` engine: the [`FileStore`] behind the core's [`ServerEngine`].
+pub type FileEngine = ServerEngine<FileStore>;
+
+/// Opens the `file` engine of `config` (see [`FileStore::open`]).
+pub async fn open(config: &Config) -> Result<FileEngine> {
+    Ok(ServerEngine::new(FileStore::open(config).await?, config))
 }
 
 #[derive(Debug)]
@@ -172,7 +178,7 @@ pub fn is_world_writable(dir: &Path) -> bool {
     }
 }
 
-impl FileEngine {
+impl FileStore {
     /// Opens `config.file_path()`, which must exist and be private; when unset, the
     /// [`default_dir`], created owner-only if missing.
     pub async fn open(config: &Config) -> Result<Self> {
@@ -255,29 +261,45 @@ impl Inner {
         crate::expiry::date(data, mtime, self.cookie_age)
     }
 
-    fn read(&self, path: &Path) -> Result<Option<SessionData>> {
-        let text = match fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(io_error(format!(
-                    "cannot read session file {}",
-                    path.display()
-                ))(e))
-            }
-        };
-        if text.is_empty() {
-            return Ok(Some(SessionData::new()));
+    /// The text of the file at `path`, if there is one.
+    fn read_text(&self, path: &Path) -> Result<Option<String>> {
+        match fs::read_to_string(path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(format!(
+                "cannot read session file {}",
+                path.display()
+            ))(e)),
         }
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let decoded = self
-            .codec
-            .decode_or_empty(Some(text.trim_end()), &LogId(&name));
-        Ok(Some(Arc::unwrap_or_clone(decoded.data)))
     }
 
-    /// Creates the file of `key` unless it exists; `false` when it does.
-    fn insert(&self, key: &str, data: &SessionData) -> Result<bool> {
+    /// The session in `text` (Django's rule: unreadable data is an empty session).
+    fn decode(&self, path: &Path, text: &str) -> Arc<SessionData> {
+        if text.is_empty() {
+            // Claimed by a creator that has not written yet.
+            return Arc::default();
+        }
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        self.codec
+            .decode_or_empty(Some(text.trim_end()), &LogId(&name))
+            .data
+    }
+
+    /// The live session in `path` and its text; an expired one is deleted.
+    fn load(&self, path: &Path) -> Result<Option<(Arc<SessionData>, String)>> {
+        let Some(text) = self.read_text(path)? else {
+            return Ok(None);
+        };
+        let data = self.decode(path, &text);
+        if self.expires(path, Some(&data)) <= self.now() {
+            let _ = fs::remove_file(path);
+            return Ok(None);
+        }
+        Ok(Some((data, text)))
+    }
+
+    /// Creates the file of `key` with `text` unless it exists; `false` when it does.
+    fn insert(&self, key: &str, text: &str) -> Result<bool> {
         let path = self.path(key).ok_or_else(|| {
             Error::Config(format!(
                 "`{key}` is not a valid session key for the file engine"
@@ -299,14 +321,31 @@ impl Inner {
                 ))(e))
             }
         }
-        self.write(&path, data)?;
+        self.write(&path, text)?;
         Ok(true)
     }
 
-    /// Writes `data` to `path` through a temp file and a rename, with mtime = now.
-    fn write(&self, path: &Path, data: &SessionData) -> Result<()> {
+    /// Replaces the file of `key` with `text` if it exists (and still holds `expected`; a
+    /// version that is not stored text, none this store hands out, never matches).
+    fn update(&self, key: &str, text: &str, expected: Option<Option<String>>) -> Result<Update> {
+        let Some(path) = self.path(key) else {
+            return Ok(Update::Gone);
+        };
+        let _guard = self.lock(key);
+        let Some((_, stored)) = self.load(&path)? else {
+            // Deleted by a concurrent logout, or expired: never resurrect it.
+            return Ok(Update::Gone);
+        };
+        if expected.is_some_and(|e| e.as_deref() != Some(stored.as_str())) {
+            return Ok(Update::Conflict);
+        }
+        self.write(&path, text)?;
+        Ok(Update::Stored(Some(Version::stored(text))))
+    }
+
+    /// Writes `text` to `path` through a temp file and a rename, with mtime = now.
+    fn write(&self, path: &Path, text: &str) -> Result<()> {
         let now = self.now();
-        let encoded = self.codec.encode(data, now.unix_timestamp());
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -316,116 +355,67 @@ impl Inner {
             .prefix(&format!("{name}_out_"))
             .tempfile_in(&self.dir)
             .map_err(io_error(ctx()))?;
-        tmp.write_all(encoded.as_bytes()).map_err(io_error(ctx()))?;
+        tmp.write_all(text.as_bytes()).map_err(io_error(ctx()))?;
         tmp.as_file().sync_data().map_err(io_error(ctx()))?;
         let mtime = SystemTime::from(now);
         tmp.as_file().set_modified(mtime).map_err(io_error(ctx()))?;
         tmp.persist(path).map_err(|e| io_error(ctx())(e.error))?;
         Ok(())
     }
-}
 
-#[async_trait]
-impl SessionEngine for FileEngine {
-    fn name(&self) -> &'static str {
-        "file"
+    fn delete(&self, key: &str) -> Result<()> {
+        let Some(path) = self.path(key) else {
+            return Ok(());
+        };
+        let _guard = self.lock(key);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(format!(
+                "cannot delete session file {}",
+                path.display()
+            ))(e)),
+        }
     }
 
-    fn is_client_side(&self) -> bool {
-        false
-    }
-
-    async fn load(&self, key: &str) -> Result<Option<SessionData>> {
-        let key = key.to_owned();
-        self.blocking(move |inner| {
-            let Some(path) = inner.path(&key) else {
-                return Ok(None);
-            };
-            let Some(data) = inner.read(&path)? else {
-                return Ok(None);
-            };
-            if inner.expires(&path, Some(&data)) <= inner.now() {
-                let _ = fs::remove_file(&path);
-                return Ok(None);
+    fn clear_expired(&self, limit: usize) -> Result<u64> {
+        let now = self.now();
+        let entries = fs::read_dir(&self.dir).map_err(io_error(format!(
+            "cannot list session directory {}",
+            self.dir.display()
+        )))?;
+        let mut deleted = 0u64;
+        for entry in entries.flatten() {
+            if deleted as usize >= limit {
+                break;
             }
-            Ok(Some(data))
-        })
-        .await
-    }
-
-    async fn create(&self, data: &SessionData, _expires: OffsetDateTime) -> Result<String> {
-        let data = data.clone();
-        self.blocking(move |inner| {
-            for _ in 0..CREATE_ATTEMPTS {
-                let key = crate::key::new_session_key()?;
-                if inner.insert(&key, &data)? {
-                    return Ok(key);
+            let name = entry.file_name();
+            let Some(key) = name.to_str().and_then(|n| n.strip_prefix(&self.prefix)) else {
+                continue;
+            };
+            // A temp file left by a crash between write and rename: never a session,
+            // but a copy of session data, so it goes once it is surely abandoned.
+            if key.contains("_out_") {
+                let abandoned = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|t| t.elapsed().unwrap_or_default() > ABANDONED_TEMP_FILE)
+                    .unwrap_or(false);
+                if abandoned {
+                    let _ = fs::remove_file(entry.path());
                 }
+                continue;
             }
-            Err(Error::KeyCreation {
-                attempts: CREATE_ATTEMPTS,
-            })
-        })
-        .await
-    }
-
-    async fn insert(
-        &self,
-        key: &str,
-        data: &SessionData,
-        _expires: OffsetDateTime,
-    ) -> Result<bool> {
-        let (key, data) = (key.to_owned(), data.clone());
-        self.blocking(move |inner| inner.insert(&key, &data)).await
-    }
-
-    async fn save(
-        &self,
-        key: &str,
-        data: &SessionData,
-        _expires: OffsetDateTime,
-    ) -> Result<String> {
-        let key = key.to_owned();
-        let data = data.clone();
-        self.blocking(move |inner| {
-            let path = inner.path(&key).ok_or(Error::SessionInterrupted)?;
-            let _guard = inner.lock(&key);
-            if !path.exists() {
-                // Deleted by a concurrent logout: never resurrect it.
-                return Err(Error::SessionInterrupted);
-            }
-            inner.write(&path, &data)?;
-            Ok(key)
-        })
-        .await
-    }
-
-    async fn save_changes(
-        &self,
-        key: &str,
-        changes: &Changes,
-        _expires: OffsetDateTime,
-    ) -> Result<(String, SessionData)> {
-        let key = key.to_owned();
-        let changes = changes.clone();
-        self.blocking(move |inner| {
-            let path = inner.path(&key).ok_or(Error::SessionInterrupted)?;
-            let _guard = inner.lock(&key);
-            let mut data = inner.read(&path)?.ok_or(Error::SessionInterrupted)?;
-            changes.apply(&mut data);
-            inner.write(&path, &data)?;
-            Ok((key, data))
-        })
-        .await
-    }
-
-    async fn delete(&self, key: &str) -> Result<()> {
-        let key = key.to_owned();
-        self.blocking(move |inner| {
-            if let Some(path) = inner.path(&key) {
-                let _guard = inner.lock(&key);
+            let Some(path) = self.path(key) else {
+                continue; // temp files and foreign files are not sessions
+            };
+            let Some(text) = self.read_text(&path)? else {
+                continue;
+            };
+            let data = self.decode(&path, &text);
+            if self.expires(&path, Some(&data)) < now {
                 match fs::remove_file(&path) {
-                    Ok(()) => {}
+                    Ok(()) => deleted += 1,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => {
                         return Err(io_error(format!(
@@ -435,66 +425,62 @@ impl SessionEngine for FileEngine {
                     }
                 }
             }
-            Ok(())
+        }
+        Ok(deleted)
+    }
+}
+
+impl SessionStore for FileStore {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<Record>> {
+        let id = id.to_owned();
+        self.blocking(move |inner| {
+            let Some(path) = inner.path(&id) else {
+                return Ok(None);
+            };
+            // Decoded here already (a file's expiry depends on its data, as in Django's
+            // file backend), so the core gets the data, with the text as its version.
+            Ok(inner.load(&path)?.map(|(data, text)| Record::Data {
+                data,
+                version: Version::stored(text),
+            }))
         })
         .await
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
-        let key = key.to_owned();
-        self.blocking(move |inner| Ok(inner.path(&key).is_some_and(|p| p.exists())))
+    async fn insert(
+        &self,
+        id: &str,
+        record: &Payload<'_>,
+        _expires: OffsetDateTime,
+    ) -> Result<bool> {
+        let (id, text) = (id.to_owned(), record.text().to_owned());
+        self.blocking(move |inner| inner.insert(&id, &text)).await
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        record: &Payload<'_>,
+        _expires: OffsetDateTime,
+        expected: Option<&Version>,
+    ) -> Result<Update> {
+        let (id, text) = (id.to_owned(), record.text().to_owned());
+        let expected = expected.map(|v| v.as_stored().map(str::to_owned));
+        self.blocking(move |inner| inner.update(&id, &text, expected))
             .await
     }
 
-    async fn clear_expired_batch(&self, limit: usize) -> Result<u64> {
-        self.blocking(move |inner| {
-            let now = inner.now();
-            let entries = fs::read_dir(&inner.dir).map_err(io_error(format!(
-                "cannot list session directory {}",
-                inner.dir.display()
-            )))?;
-            let mut deleted = 0u64;
-            for entry in entries.flatten() {
-                if deleted as usize >= limit {
-                    break;
-                }
-                let name = entry.file_name();
-                let Some(key) = name.to_str().and_then(|n| n.strip_prefix(&inner.prefix)) else {
-                    continue;
-                };
-                // A temp file left by a crash between write and rename: never a session,
-                // but a copy of session data, so it goes once it is surely abandoned.
-                if key.contains("_out_") {
-                    let abandoned = entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .map(|t| t.elapsed().unwrap_or_default() > ABANDONED_TEMP_FILE)
-                        .unwrap_or(false);
-                    if abandoned {
-                        let _ = fs::remove_file(entry.path());
-                    }
-                    continue;
-                }
-                let Some(path) = inner.path(key) else {
-                    continue; // temp files and foreign files are not sessions
-                };
-                let data = inner.read(&path)?;
-                if data.is_some() && inner.expires(&path, data.as_ref()) < now {
-                    match fs::remove_file(&path) {
-                        Ok(()) => deleted += 1,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => {
-                            return Err(io_error(format!(
-                                "cannot delete session file {}",
-                                path.display()
-                            ))(e))
-                        }
-                    }
-                }
-            }
-            Ok(deleted)
-        })
-        .await
+    async fn delete(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.blocking(move |inner| inner.delete(&id)).await
+    }
+
+    async fn clear_expired(&self, limit: usize) -> Result<u64> {
+        self.blocking(move |inner| inner.clear_expired(limit)).await
     }
 }
 
@@ -502,6 +488,8 @@ impl SessionEngine for FileEngine {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+
+    use crate::engine::SessionEngine;
 
     async fn engine(dir: &Path) -> FileEngine {
         let config = Config::builder()
@@ -511,7 +499,7 @@ mod tests {
             .clock(ManualClock::at_unix(1_700_000_000))
             .build()
             .unwrap();
-        FileEngine::open(&config).await.unwrap()
+        open(&config).await.unwrap()
     }
 
     #[tokio::test]
@@ -560,7 +548,7 @@ mod tests {
             .file_path("/nonexistent/sessio/dir")
             .build()
             .unwrap();
-        let err = FileEngine::open(&config).await.unwrap_err().to_string();
+        let err = open(&config).await.unwrap_err().to_string();
         assert!(err.contains("/nonexistent/sessio/dir"), "{err}");
     }
 
@@ -577,7 +565,7 @@ mod tests {
                 .file_path(dir.path())
                 .build()
                 .unwrap();
-            let err = FileEngine::open(&config).await.unwrap_err().to_string();
+            let err = open(&config).await.unwrap_err().to_string();
             assert!(
                 err.contains(&dir.path().display().to_string())
                     && err.contains("chmod 700")

@@ -64,9 +64,11 @@ pub mod file;
 pub mod key;
 mod manager;
 pub mod middleware;
+pub mod server;
 mod session;
 pub mod signed_cookies;
 pub mod spill;
+pub mod store;
 pub mod users;
 
 // Django's formats live in their own crate; these paths stay where users know them.
