@@ -277,3 +277,137 @@ pub trait LocalStore: Send + Sync {
         expires: OffsetDateTime,
     ) -> Option<Version>;
 }
+
+/// Any [`SessionStore`], behind one type: for combinators over stores chosen at run time
+/// (the cache and the database of `cached_db`) and for stores picked by configuration.
+///
+/// Each call goes through a boxed future (about 200 instructions and one allocation);
+/// a store used on its own is wrapped directly in a
+/// [`ServerEngine`](crate::server::ServerEngine) instead.
+#[derive(Clone)]
+pub struct AnyStore(Arc<dyn DynStore>);
+
+impl fmt::Debug for AnyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.debug(f)
+    }
+}
+
+impl AnyStore {
+    /// `store`, type-erased.
+    pub fn new(store: impl SessionStore) -> Self {
+        Self(Arc::new(store))
+    }
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// [`SessionStore`] with boxed futures, so that it can be a trait object.
+trait DynStore: Send + Sync + 'static {
+    fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+    fn name(&self) -> &'static str;
+    fn load<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<Record>>;
+    fn insert<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a Payload<'a>,
+        expires: OffsetDateTime,
+    ) -> BoxFuture<'a, bool>;
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a Payload<'a>,
+        expires: OffsetDateTime,
+        expected: Option<&'a Version>,
+    ) -> BoxFuture<'a, Update>;
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ()>;
+    fn clear_expired(&self, limit: usize) -> BoxFuture<'_, u64>;
+    fn migrate(&self) -> BoxFuture<'_, ()>;
+    fn count_expired(&self) -> BoxFuture<'_, Option<u64>>;
+    fn local(&self) -> Option<&dyn LocalStore>;
+}
+
+impl<S: SessionStore> DynStore for S {
+    fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+    fn name(&self) -> &'static str {
+        SessionStore::name(self)
+    }
+    fn load<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<Record>> {
+        Box::pin(SessionStore::load(self, id))
+    }
+    fn insert<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a Payload<'a>,
+        expires: OffsetDateTime,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(SessionStore::insert(self, id, record, expires))
+    }
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a Payload<'a>,
+        expires: OffsetDateTime,
+        expected: Option<&'a Version>,
+    ) -> BoxFuture<'a, Update> {
+        Box::pin(SessionStore::update(self, id, record, expires, expected))
+    }
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(SessionStore::delete(self, id))
+    }
+    fn clear_expired(&self, limit: usize) -> BoxFuture<'_, u64> {
+        Box::pin(SessionStore::clear_expired(self, limit))
+    }
+    fn migrate(&self) -> BoxFuture<'_, ()> {
+        Box::pin(SessionStore::migrate(self))
+    }
+    fn count_expired(&self) -> BoxFuture<'_, Option<u64>> {
+        Box::pin(SessionStore::count_expired(self))
+    }
+    fn local(&self) -> Option<&dyn LocalStore> {
+        SessionStore::local(self)
+    }
+}
+
+impl SessionStore for AnyStore {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    async fn load(&self, id: &str) -> Result<Option<Record>> {
+        self.0.load(id).await
+    }
+    async fn insert(
+        &self,
+        id: &str,
+        record: &Payload<'_>,
+        expires: OffsetDateTime,
+    ) -> Result<bool> {
+        self.0.insert(id, record, expires).await
+    }
+    async fn update(
+        &self,
+        id: &str,
+        record: &Payload<'_>,
+        expires: OffsetDateTime,
+        expected: Option<&Version>,
+    ) -> Result<Update> {
+        self.0.update(id, record, expires, expected).await
+    }
+    async fn delete(&self, id: &str) -> Result<()> {
+        self.0.delete(id).await
+    }
+    async fn clear_expired(&self, limit: usize) -> Result<u64> {
+        self.0.clear_expired(limit).await
+    }
+    async fn migrate(&self) -> Result<()> {
+        self.0.migrate().await
+    }
+    async fn count_expired(&self) -> Result<Option<u64>> {
+        self.0.count_expired().await
+    }
+    fn local(&self) -> Option<&dyn LocalStore> {
+        self.0.local()
+    }
+}
