@@ -1,20 +1,23 @@
-//! The sessio issues the fuzz targets found (K1..K7 in `fuzz/README.md`), each reproduced
-//! through sessio's public API. Open ones fail until sessio is fixed; CI does not run them
-//! (`fuzz/` is outside the workspace): `cd fuzz && cargo test --test regressions`.
+//! The sessio issues the fuzz targets found (K1..K8 in `fuzz/README.md`), each reproduced
+//! through sessio's public API (Django's formats through `sessio_django`). Open ones fail
+//! until sessio is fixed; CI does not run them (`fuzz/` is outside the workspace):
+//! `cd fuzz && cargo test --test regressions`.
 //! The fuzz inputs are in `fuzz/regressions/<target>/`; `SESSIO_FUZZ_STRICT=1 bash
 //! fuzz/run.sh 5` replays them without the targets' known-issue exemptions.
 
 use std::sync::Arc;
 
 use http::HeaderValue;
-use serde_json::{json, Value};
 use sessio::clock::ManualClock;
 use sessio::signed_cookies::SignedCookieEngine;
-use sessio::signing::{SIGNED_COOKIES_SALT, STORE_SALT};
-use sessio::{pyjson, EngineKind, Expiry, Session, SessionEngine};
-use sessio_fuzz::{
-    block_on, config, set_expiry_through_middleware, signer, COOKIE_NAME, EXPIRY_KEY, SECRET, T,
+use sessio::{EngineKind, Session, SessionEngine};
+use sessio_django::json;
+use sessio_django::signing::{SIGNED_COOKIES_SALT, STORE_SALT};
+use sessio_django::value::{self, Map, Value};
+use sessio_fuzz::engines::{
+    block_on, config, set_expiry_through_middleware, COOKIE_NAME, EXPIRY_KEY,
 };
+use sessio_fuzz::{same_map, signer, K6_KEY, SECRET, T};
 
 fn session_fixture() -> (Arc<dyn SessionEngine>, Arc<sessio::Config>) {
     let clock = ManualClock::at_unix(T);
@@ -31,22 +34,25 @@ fn session_fixture() -> (Arc<dyn SessionEngine>, Arc<sessio::Config>) {
 /// K1 (fixed in a19d400 and 399cc66): a number such as `1e400` (valid JSON; Python reads
 /// it as `inf`) was written as nothing, then as `Infinity`, which sessio could not read
 /// back: a session holding it was lost after its next save. Now written `Infinity` and read
-/// back (as Django's `float("inf")` sessions are).
+/// back (as Django's `float("inf")` sessions are). sessio-django reads `1e400` as Python
+/// does, as the float `inf` (serde_json's `arbitrary_precision` kept the text `1e400`, whose
+/// `as_f64` was `None`), and writes it `Infinity`.
 #[test]
-fn k1_pyjson_output_for_a_number_past_f64_reads_back() {
-    let value: Value = serde_json::from_str(r#"{"a":1e400}"#).unwrap();
-    let text = pyjson::value_to_string(&value);
+fn k1_python_json_output_for_a_number_past_f64_reads_back() {
+    let value = value::from_str(r#"{"a":1e400}"#).unwrap();
+    assert_eq!(value["a"].as_f64(), Some(f64::INFINITY));
+    let text = value::to_string(&value);
     assert_eq!(text, r#"{"a":Infinity}"#);
     let s = signer(STORE_SALT);
     let saved = s.dumps(value.as_object().unwrap(), T, false);
     let read = s.loads(&saved, None).expect("reads back");
     assert_eq!(
         read.data["a"].as_f64(),
-        None,
+        Some(f64::INFINITY),
         "still infinite: {:?}",
         read.data
     );
-    assert_eq!(pyjson::to_string(&read.data), text);
+    assert_eq!(value::object_to_string(&read.data), text);
 }
 
 /// K1 as the db engines meet it: stored data that decodes, re-saved, no longer decodes.
@@ -152,17 +158,20 @@ fn k4_middleware_with_10e12_seconds_panics() {
 #[test]
 fn k5_dumps_at_i64_min_does_not_load() {
     let s = signer(SIGNED_COOKIES_SALT);
-    let value = s.dumps(&serde_json::Map::new(), i64::MIN, true);
+    let value = s.dumps(&Map::new(), i64::MIN, true);
     assert!(s.loads(&value, None).is_ok(), "{value:?}");
     assert_eq!(
-        sessio::signing::b62_decode(&sessio::signing::b62_encode(i64::MIN)),
+        sessio_django::signing::b62_decode(&sessio_django::signing::b62_encode(i64::MIN)),
         Some(i64::MIN)
     );
 }
 
-/// K6: with serde_json's `arbitrary_precision`, an object whose first key is
-/// `$serde_json::private::Number` is read as a number: such data (a key an app may take
-/// from user input; Django stores it fine) is saved, then refused on the next load.
+/// K6 (fixed: session data is sessio-django's `Value`, and sessio no longer turns on
+/// serde_json's `arbitrary_precision`): with that feature, an object whose first key is
+/// `$serde_json::private::Number` was read as a number: such data (a key an app may take
+/// from user input; Django stores it fine) was saved, then refused on the next load. The
+/// targets now assert that such data round-trips (`signed_roundtrip` wraps every input in
+/// that key; the generators pick it as a key often).
 fn k6_round_trip(data: Value) {
     let s = signer(SIGNED_COOKIES_SALT);
     let data = data.as_object().unwrap();
@@ -181,8 +190,8 @@ fn k6_serde_number_token_nested_key_round_trips() {
     k6_round_trip(json!({"prefs": {"$serde_json::private::Number": "x"}}));
 }
 
-/// K6 the other way: Django's data `{"x": {"$serde_json::private::Number": "5"}}` is read
-/// as `{"x": 5}`.
+/// K6 the other way (fixed): Django's data `{"x": {"$serde_json::private::Number": "5"}}`
+/// was read as `{"x": 5}`.
 #[test]
 fn k6_serde_number_token_object_is_not_read_as_a_number() {
     let s = signer(SIGNED_COOKIES_SALT);
@@ -193,6 +202,47 @@ fn k6_serde_number_token_object_is_not_read_as_a_number() {
         loaded,
         Ok(json!({"x": {"$serde_json::private::Number": "5"}}))
     );
+}
+
+/// K6 through the writer too: the key is written as any other, in its place.
+#[test]
+fn k6_serde_number_token_key_is_written_as_any_key() {
+    let data = json!({K6_KEY: 1, "b": {K6_KEY: [2]}});
+    let text = value::to_string(&data);
+    assert_eq!(
+        text,
+        r#"{"$serde_json::private::Number":1,"b":{"$serde_json::private::Number":[2]}}"#
+    );
+    assert_eq!(value::from_str(&text).unwrap(), data);
+}
+
+/// Not an issue, a change the fuzz targets rely on: while sessio read session data with
+/// serde_json, a float could not be NaN (the generator turned NaN into `null`) and `-0`
+/// was kept as the text `-0`. Now numbers are Python's: `NaN` reads back as NaN (and is
+/// written `NaN`), `-0` is read as the integer 0 (as `json.loads("-0")` is), `-0.0` stays
+/// the float -0.0, and integers of any size are exact.
+#[test]
+fn python_numbers_round_trip_as_python_reads_them() {
+    let s = signer(SIGNED_COOKIES_SALT);
+    let data = value::object_from_str(
+        r#"{"nan":NaN,"inf":-Infinity,"zero":-0,"negzero":-0.0,"big":-123456789012345678901234567890,"e":1E5}"#,
+    )
+    .unwrap();
+    assert!(data["nan"].as_f64().unwrap().is_nan());
+    assert_eq!(data["zero"], json!(0));
+    assert!(data["zero"].is_u64());
+    assert!(data["negzero"].as_f64().unwrap().is_sign_negative());
+    assert_eq!(data["e"], json!(100000.0));
+    let text = value::object_to_string(&data);
+    assert_eq!(
+        text,
+        r#"{"nan":NaN,"inf":-Infinity,"zero":0,"negzero":-0.0,"big":-123456789012345678901234567890,"e":100000.0}"#
+    );
+    let loaded = s.loads(&s.dumps(&data, T, true), None).unwrap().data;
+    // NaN != NaN for `==`; `same_map` takes every NaN as equal, as Python's output does.
+    assert!(same_map(&loaded, &data), "{loaded:?}");
+    assert!(loaded["nan"].as_f64().unwrap().is_nan());
+    assert_eq!(value::object_to_string(&loaded), text);
 }
 
 /// K7 (fixed in 399cc66: signed years are refused): `parse_iso` read a negative year (`-2023-11-15T22:13:20`, which Python's

@@ -3,11 +3,12 @@
 //!
 //! `cargo test --test seeds -- --ignored` in `fuzz/` writes them again.
 
-use serde_json::{json, Value};
 use sessio::clock::ManualClock;
 use sessio::encrypted_cookies::EncryptedCookieEngine;
-use sessio::{EngineKind, SessionEngine};
-use sessio_fuzz::{block_on, config, COOKIE_NAME, OLD_SECRET, SECRET, T};
+use sessio::value::{self, Value};
+use sessio::{json, EngineKind, SessionEngine};
+use sessio_fuzz::engines::{block_on, config, sealed_seeds, COOKIE_NAME};
+use sessio_fuzz::{same_map, OLD_SECRET, SECRET, T};
 use time::Duration;
 
 #[test]
@@ -48,11 +49,66 @@ fn write_encrypted_seeds() {
         // Mode byte 0: the rest is a cookie value.
         std::fs::write(format!("{dir}/sealed-{i}"), format!("\0{value}")).unwrap();
     }
+    let mut text = String::new();
+    pretty(&Value::Array(out), 0, &mut text);
+    text.push('\n');
     std::fs::write(
         concat!(env!("CARGO_MANIFEST_DIR"), "/seeds/encrypted_sealed.json"),
-        serde_json::to_string_pretty(&Value::Array(out)).unwrap() + "\n",
+        text,
     )
     .unwrap();
+}
+
+/// The seeds file is read by sessio-django's reader: it still holds the data it was made
+/// with, and the sealed values open to it.
+#[test]
+fn encrypted_seeds_open_to_their_data() {
+    let clock = ManualClock::at_unix(T);
+    let engine = EncryptedCookieEngine::new(&config(
+        SECRET,
+        COOKIE_NAME,
+        EngineKind::EncryptedCookies,
+        &clock,
+    ));
+    let seeds = sealed_seeds();
+    assert_eq!(seeds.len(), 4);
+    for (sealed, data, stale) in seeds {
+        let got = block_on(engine.load_session(&sealed))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{sealed:?} does not open"));
+        assert!(same_map(&got.data, &data), "{sealed:?}: {:?}", got.data);
+        assert_eq!(got.stale_key, stale);
+    }
+}
+
+/// JSON text indented by two spaces, each scalar as Python's `json.dumps` writes it.
+fn pretty(v: &Value, indent: usize, out: &mut String) {
+    let pad = |n: usize| "  ".repeat(n);
+    match v {
+        Value::Array(items) if !items.is_empty() => {
+            out.push_str("[\n");
+            for (i, item) in items.iter().enumerate() {
+                out.push_str(&pad(indent + 1));
+                pretty(item, indent + 1, out);
+                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&pad(indent));
+            out.push(']');
+        }
+        Value::Object(map) if !map.is_empty() => {
+            out.push_str("{\n");
+            for (i, (k, item)) in map.iter().enumerate() {
+                out.push_str(&pad(indent + 1));
+                out.push_str(&value::to_string(&Value::from(k.as_str())));
+                out.push_str(": ");
+                pretty(item, indent + 1, out);
+                out.push_str(if i + 1 < map.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&pad(indent));
+            out.push('}');
+        }
+        _ => out.push_str(&value::to_string(v)),
+    }
 }
 
 fn clock_now(clock: &ManualClock) -> time::OffsetDateTime {
