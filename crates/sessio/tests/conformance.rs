@@ -7,6 +7,7 @@ sessio_conformance::conformance!(signed_cookies, crate::common::signed_cookies);
 sessio_conformance::conformance!(encrypted_cookies, crate::common::encrypted_cookies);
 sessio_conformance::conformance!(db_sqlite, crate::common::db_sqlite);
 sessio_conformance::conformance!(file, crate::common::file);
+sessio_conformance::conformance!(spill_sqlite, crate::common::spill_sqlite);
 sessio_conformance::conformance!(cache_memory, crate::common::cache_memory);
 sessio_conformance::conformance!(cached_db_memory, crate::common::cached_db_memory);
 #[cfg(feature = "redis")]

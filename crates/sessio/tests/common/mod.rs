@@ -59,6 +59,24 @@ pub fn db_sqlite(builder: ConfigBuilder) -> Pin<Box<dyn Future<Output = Option<F
     })
 }
 
+/// Sessions in signed cookies, spilled to a SQLite table in a temp dir of its own when
+/// a cookie would pass the browsers' 4 KB limit.
+pub fn spill_sqlite(
+    builder: ConfigBuilder,
+) -> Pin<Box<dyn Future<Output = Option<Fixture>> + Send>> {
+    Box::pin(async move {
+        let clock = ManualClock::at_unix(T);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("spill.sqlite3").display());
+        let b = builder
+            .clock(clock.clone())
+            .engine(EngineKind::SignedCookies)
+            .cookie_overflow(sessio::CookieOverflow::Spill(EngineKind::Db))
+            .database_url(url);
+        open(b, Some(Box::new(dir)), clock).await
+    })
+}
+
 /// Sessions as files in a temp dir of their own.
 pub fn file(builder: ConfigBuilder) -> Pin<Box<dyn Future<Output = Option<Fixture>> + Send>> {
     Box::pin(async move {
