@@ -13,17 +13,19 @@
 //! Like signed cookies, the data travels on every request and browsers drop cookies past
 //! about 4 KB; logout cannot revoke a copy before it expires.
 
+use std::sync::Arc;
+
 use crate::Value;
-use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use time::OffsetDateTime;
 
+use crate::client::{ClientEngine, CookieCodec, Opened};
 use crate::clock::Clock;
 use crate::config::{Config, SecretKey};
-use crate::engine::{LoadedSession, SessionData, SessionEngine};
+use crate::engine::SessionData;
 use crate::error::{Error, Result};
 
 const VERSION: u8 = 1;
@@ -41,9 +43,9 @@ pub(crate) fn derive_key(secret: &SecretKey, info: &[u8]) -> [u8; 32] {
     okm
 }
 
-/// Session data in an encrypted cookie.
+/// Session data in an encrypted cookie: the codec.
 #[derive(Clone)]
-pub struct EncryptedCookieEngine {
+pub struct EncryptedCookies {
     // Index 0 encrypts; all decrypt, in order (current key, then the fallbacks).
     ciphers: Vec<XChaCha20Poly1305>,
     cookie_name: String,
@@ -53,16 +55,26 @@ pub struct EncryptedCookieEngine {
     opened: std::sync::Arc<sessio_django::verified::Verified>,
 }
 
-impl std::fmt::Debug for EncryptedCookieEngine {
+/// The `encrypted-cookies` engine.
+pub type EncryptedCookieEngine = ClientEngine<EncryptedCookies>;
+
+impl ClientEngine<EncryptedCookies> {
+    /// The engine for this configuration's keys, cookie name and clock.
+    pub fn new(config: &Config) -> Self {
+        Self::from_codec(EncryptedCookies::new(config))
+    }
+}
+
+impl std::fmt::Debug for EncryptedCookies {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EncryptedCookieEngine")
+        f.debug_struct("EncryptedCookies")
             .field("keys", &self.ciphers.len())
             .finish_non_exhaustive()
     }
 }
 
-impl EncryptedCookieEngine {
-    /// The engine for this configuration's keys, cookie name and clock.
+impl EncryptedCookies {
+    /// The codec for this configuration's keys, cookie name and clock.
     pub fn new(config: &Config) -> Self {
         let ciphers = std::iter::once(config.secret_key())
             .chain(config.fallback_keys())
@@ -76,24 +88,14 @@ impl EncryptedCookieEngine {
         }
     }
 
-    fn seal(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
-        self.seal_with(data, expires, || std::sync::Arc::new(data.clone()))
-    }
-
-    /// Seals `data`; `shared` gives the data for this engine's memory of opened values
-    /// (a reference when the caller holds one, else a copy).
-    fn seal_with(
-        &self,
-        data: &SessionData,
-        expires: OffsetDateTime,
-        shared: impl FnOnce() -> std::sync::Arc<SessionData>,
-    ) -> Result<String> {
+    /// Seals `data`, and remembers the value with this very data (no copy).
+    fn seal_value(&self, data: &Arc<SessionData>, expires: OffsetDateTime) -> Result<String> {
         // `{"exp": …, "d": {…}}`, written as Python would (exact integers, NaN).
         let mut plaintext = String::with_capacity(64);
         plaintext.push_str("{\"exp\":");
         plaintext.push_str(itoa::Buffer::new().format(expires.unix_timestamp()));
         plaintext.push_str(",\"d\":");
-        sessio_django::value::write(&Value::Object(data.clone()), &mut plaintext);
+        sessio_django::value::write_object(data, &mut plaintext);
         plaintext.push('}');
         let plaintext = plaintext.into_bytes();
         let mut nonce = [0u8; NONCE_LEN];
@@ -118,7 +120,7 @@ impl EncryptedCookieEngine {
         self.opened.put(
             &value,
             sessio_django::verified::Hit {
-                data: shared(),
+                data: data.clone(),
                 timestamp: expires.unix_timestamp(),
                 key_index: 0,
             },
@@ -128,7 +130,7 @@ impl EncryptedCookieEngine {
 
     /// Decrypts and checks a cookie value; `None` for anything that is not a live session
     /// sealed by one of our keys for this cookie name.
-    fn open_value(&self, value: &str) -> Option<LoadedSession> {
+    fn open_value(&self, value: &str) -> Option<Opened> {
         if value.len() > MAX_VALUE_LEN {
             return None;
         }
@@ -137,10 +139,9 @@ impl EncryptedCookieEngine {
             if self.clock.now().unix_timestamp() >= hit.timestamp {
                 return None;
             }
-            return Some(LoadedSession {
+            return Some(Opened {
                 data: hit.data,
                 stale_key: hit.key_index > 0,
-                version: None,
             });
         }
         let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
@@ -175,70 +176,24 @@ impl EncryptedCookieEngine {
                 key_index: index,
             },
         );
-        Some(LoadedSession {
+        Some(Opened {
             data,
             stale_key: index > 0,
-            version: None,
         })
     }
 }
 
-#[async_trait]
-impl SessionEngine for EncryptedCookieEngine {
+impl CookieCodec for EncryptedCookies {
     fn name(&self) -> &'static str {
         "encrypted-cookies"
     }
 
-    fn is_client_side(&self) -> bool {
-        true
+    fn open(&self, value: &str) -> Option<Opened> {
+        self.open_value(value)
     }
 
-    async fn load(&self, key: &str) -> Result<Option<SessionData>> {
-        Ok(self
-            .open_value(key)
-            .map(|l| std::sync::Arc::unwrap_or_clone(l.data)))
-    }
-
-    fn load_session_now(&self, key: &str) -> Option<Result<Option<LoadedSession>>> {
-        Some(Ok(self.open_value(key)))
-    }
-
-    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
-        Ok(self.open_value(key))
-    }
-
-    async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
-        self.seal(data, expires)
-    }
-
-    async fn save(
-        &self,
-        _key: &str,
-        data: &SessionData,
-        expires: OffsetDateTime,
-    ) -> Result<String> {
-        self.seal(data, expires)
-    }
-
-    async fn save_shared(
-        &self,
-        _key: &str,
-        data: &std::sync::Arc<SessionData>,
-        expires: OffsetDateTime,
-    ) -> Result<String> {
-        self.seal_with(data, expires, || data.clone())
-    }
-
-    async fn delete(&self, _key: &str) -> Result<()> {
-        Ok(())
-    }
-
-    async fn exists(&self, _key: &str) -> Result<bool> {
-        Ok(false)
-    }
-
-    async fn clear_expired_batch(&self, _limit: usize) -> Result<u64> {
-        Ok(0)
+    fn seal(&self, data: &Arc<SessionData>, expires: OffsetDateTime) -> Result<String> {
+        self.seal_value(data, expires)
     }
 }
 
@@ -251,12 +206,7 @@ mod tests {
     const KEY: &str = "encrypted-cookie-test-key-0123456789-0123456789-0123456789";
     const OLD: &str = "encrypted-cookie-old-key-0123456789-0123456789-0123456789";
 
-    fn engine(
-        clock: &ManualClock,
-        key: &str,
-        fallbacks: &[&str],
-        name: &str,
-    ) -> EncryptedCookieEngine {
+    fn engine(clock: &ManualClock, key: &str, fallbacks: &[&str], name: &str) -> EncryptedCookies {
         let config = Config::builder()
             .secret_key(key)
             .fallback_keys(fallbacks.iter().copied())
@@ -264,11 +214,17 @@ mod tests {
             .clock(clock.clone())
             .build()
             .unwrap();
-        EncryptedCookieEngine::new(&config)
+        EncryptedCookies::new(&config)
     }
 
     fn data() -> SessionData {
         sessio_django::value::object_from_str(r#"{"user_id":42,"secret":"hunter2"}"#).unwrap()
+    }
+
+    impl EncryptedCookies {
+        fn seal_data(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
+            self.seal(&Arc::new(data.clone()), expires)
+        }
     }
 
     #[test]
@@ -276,13 +232,13 @@ mod tests {
         let clock = ManualClock::at_unix(1_700_000_000);
         let e = engine(&clock, KEY, &[], "sessionid");
         let exp = clock.now() + Duration::hours(1);
-        let v = e.seal(&data(), exp).unwrap();
+        let v = e.seal_data(&data(), exp).unwrap();
         assert!(!v.contains("hunter2"));
         let raw = URL_SAFE_NO_PAD.decode(&v).unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("hunter2"));
         assert_eq!(*e.open_value(&v).unwrap().data, data());
         // Random nonces: the same data seals differently every time.
-        assert_ne!(v, e.seal(&data(), exp).unwrap());
+        assert_ne!(v, e.seal_data(&data(), exp).unwrap());
     }
 
     #[test]
@@ -294,8 +250,8 @@ mod tests {
         let exp = clock.now() + Duration::hours(1);
         let shared = std::sync::Arc::new(data());
         for v in [
-            e.seal(&data(), exp).unwrap(),
-            e.seal_with(&shared, exp, || shared.clone()).unwrap(),
+            e.seal_data(&data(), exp).unwrap(),
+            e.seal(&shared, exp).unwrap(),
         ] {
             let raw = URL_SAFE_NO_PAD.decode(&v).unwrap();
             let plain = e.ciphers[0]
@@ -320,7 +276,9 @@ mod tests {
     fn every_flipped_byte_is_rejected() {
         let clock = ManualClock::at_unix(1_700_000_000);
         let e = engine(&clock, KEY, &[], "sessionid");
-        let v = e.seal(&data(), clock.now() + Duration::hours(1)).unwrap();
+        let v = e
+            .seal_data(&data(), clock.now() + Duration::hours(1))
+            .unwrap();
         let raw = URL_SAFE_NO_PAD.decode(&v).unwrap();
         for i in 0..raw.len() {
             let mut bad = raw.clone();
@@ -340,7 +298,7 @@ mod tests {
         let clock = ManualClock::at_unix(1_700_000_000);
         let e = engine(&clock, KEY, &[], "sessionid");
         let v = e
-            .seal(&data(), clock.now() + Duration::seconds(10))
+            .seal_data(&data(), clock.now() + Duration::seconds(10))
             .unwrap();
         assert!(engine(&clock, KEY, &[], "othercookie")
             .open_value(&v)
@@ -358,7 +316,9 @@ mod tests {
     fn fallback_keys_decrypt_and_ask_for_reissue() {
         let clock = ManualClock::at_unix(1_700_000_000);
         let old = engine(&clock, OLD, &[], "sessionid");
-        let v = old.seal(&data(), clock.now() + Duration::hours(1)).unwrap();
+        let v = old
+            .seal_data(&data(), clock.now() + Duration::hours(1))
+            .unwrap();
         let rotated = engine(&clock, KEY, &[OLD], "sessionid");
         let loaded = rotated.open_value(&v).unwrap();
         assert!(loaded.stale_key);

@@ -53,6 +53,7 @@ pub mod auth;
 mod batch;
 pub mod cache;
 pub mod cached_db;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod cookie;

@@ -27,8 +27,11 @@ use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, V
 use crate::error::{Error, LogId, Result};
 use crate::store::{Payload, Record, SessionStore, Update};
 
-/// How many times a save reads, merges and tries again after a conflict.
-pub const MAX_MERGES: usize = 32;
+/// How many times a save reads, merges and tries again after a conflict. Each conflict
+/// means another write to the session succeeded, so a save among N concurrent writers
+/// retries at most N − 1 times; the bound only stops a save that keeps losing to an
+/// endless stream of writers.
+pub const MAX_MERGES: usize = 128;
 
 /// How many fresh ids a new session tries before giving up (a store that answers "taken"
 /// to every one of them is broken or full).
@@ -144,7 +147,8 @@ impl<S: SessionStore> ServerEngine<S> {
             {
                 Update::Stored(version) => return Ok((data, version)),
                 Update::Gone => return Err(Error::SessionInterrupted),
-                Update::Conflict => continue,
+                // Let the writer that came first finish before reading again.
+                Update::Conflict => tokio::task::yield_now().await,
             }
         }
         Err(Error::Store {

@@ -6,25 +6,30 @@
 //! stays valid until it expires: logout cannot revoke it on the server. In exchange there is
 //! no store to run, no lookup per request and nothing to clean up.
 
-use async_trait::async_trait;
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 
+use crate::client::{ClientEngine, CookieCodec, Opened};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{LoadedSession, SessionData, SessionEngine};
+use crate::engine::SessionData;
 use crate::error::Result;
 use crate::signing::Signer;
 
-/// Session data in a signed cookie (Django's `signed_cookies` backend).
+/// Session data in a signed cookie (Django's `signed_cookies` backend): the codec.
 #[derive(Debug, Clone)]
-pub struct SignedCookieEngine {
+pub struct SignedCookies {
     signer: Signer,
     max_age: i64,
-    clock: std::sync::Arc<dyn Clock>,
+    clock: Arc<dyn Clock>,
 }
 
-impl SignedCookieEngine {
-    /// The engine for this configuration's keys, salt, cookie age and clock.
+/// The `signed-cookies` engine.
+pub type SignedCookieEngine = ClientEngine<SignedCookies>;
+
+impl SignedCookies {
+    /// The codec for this configuration's keys, salt, cookie age and clock.
     pub fn new(config: &Config) -> Self {
         Self {
             signer: config.signer(config.signed_cookies_salt()),
@@ -33,23 +38,33 @@ impl SignedCookieEngine {
         }
     }
 
-    fn sign(&self, data: &SessionData) -> String {
-        // The signer remembers the value: the visitor's next request skips verifying it.
-        self.signer
-            .dumps(data, self.clock.now().unix_timestamp(), true)
+    /// The signer (its memory of values it signed or verified, for tests).
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+}
+
+impl ClientEngine<SignedCookies> {
+    /// The engine for this configuration's keys, salt, cookie age and clock.
+    pub fn new(config: &Config) -> Self {
+        Self::from_codec(SignedCookies::new(config))
+    }
+}
+
+impl CookieCodec for SignedCookies {
+    fn name(&self) -> &'static str {
+        "signed-cookies"
     }
 
-    /// The session a cookie value holds: no waiting, so `load_session_now` answers it.
-    fn open(&self, key: &str) -> Option<LoadedSession> {
+    fn open(&self, value: &str) -> Option<Opened> {
         let now = self.clock.now();
         let now = now.unix_timestamp() as f64 + now.nanosecond() as f64 / 1e9;
         // Django: any failure (signature, expiry, base64, zlib, JSON) is an empty session.
-        match self.signer.loads_shared(key, Some((now, self.max_age))) {
-            Ok(unsigned) => Some(LoadedSession {
+        match self.signer.loads_shared(value, Some((now, self.max_age))) {
+            Ok(unsigned) => Some(Opened {
                 data: unsigned.data,
                 // Signed with a fallback key: re-sign it with the current one.
                 stale_key: unsigned.key_index > 0,
-                version: None,
             }),
             Err(e) => {
                 tracing::debug!(error = %e, "signed session cookie refused");
@@ -57,68 +72,14 @@ impl SignedCookieEngine {
             }
         }
     }
-}
 
-#[async_trait]
-impl SessionEngine for SignedCookieEngine {
-    fn name(&self) -> &'static str {
-        "signed-cookies"
-    }
-
-    fn is_client_side(&self) -> bool {
-        true
-    }
-
-    async fn load(&self, key: &str) -> Result<Option<SessionData>> {
-        Ok(self
-            .load_session(key)
-            .await?
-            .map(|l| std::sync::Arc::unwrap_or_clone(l.data)))
-    }
-
-    fn load_session_now(&self, key: &str) -> Option<Result<Option<LoadedSession>>> {
-        Some(Ok(self.open(key)))
-    }
-
-    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
-        Ok(self.open(key))
-    }
-
-    async fn create(&self, data: &SessionData, _expires: OffsetDateTime) -> Result<String> {
-        Ok(self.sign(data))
-    }
-
-    async fn save(
-        &self,
-        _key: &str,
-        data: &SessionData,
-        _expires: OffsetDateTime,
-    ) -> Result<String> {
-        Ok(self.sign(data))
-    }
-
-    async fn save_shared(
-        &self,
-        _key: &str,
-        data: &std::sync::Arc<SessionData>,
-        _expires: OffsetDateTime,
-    ) -> Result<String> {
+    fn seal(&self, data: &Arc<SessionData>, _expires: OffsetDateTime) -> Result<String> {
+        // Django's format carries the signing time, not the expiry: the cookie age is
+        // counted from it. The signer remembers the value with this data: the visitor's
+        // next request skips verifying it.
         Ok(self
             .signer
             .dumps_shared(data, self.clock.now().unix_timestamp(), true))
-    }
-
-    async fn delete(&self, _key: &str) -> Result<()> {
-        Ok(())
-    }
-
-    async fn exists(&self, _key: &str) -> Result<bool> {
-        Ok(false)
-    }
-
-    async fn clear_expired_batch(&self, _limit: usize) -> Result<u64> {
-        // Expired cookies live in browsers; there is nothing on the server to delete.
-        Ok(0)
     }
 }
 
@@ -126,6 +87,7 @@ impl SessionEngine for SignedCookieEngine {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::engine::SessionEngine;
 
     const SECRET: &str = "a-test-secret-key-that-is-long-enough-for-the-checks-0123";
 
@@ -149,9 +111,9 @@ mod tests {
         let clock = ManualClock::at_unix(1_700_000_000);
         let e = engine(&clock, SECRET, &[]);
         let value = e.create(&data(), OffsetDateTime::UNIX_EPOCH).await.unwrap();
-        assert!(e.signer.remembers(&value), "signed values are kept");
+        assert!(e.codec().signer.remembers(&value), "signed values are kept");
         assert_eq!(*e.load_session(&value).await.unwrap().unwrap().data, data());
-        clock.advance(time::Duration::seconds(e.max_age + 1));
+        clock.advance(time::Duration::seconds(e.codec().max_age + 1));
         assert!(e.load_session(&value).await.unwrap().is_none());
     }
 
@@ -189,6 +151,6 @@ mod tests {
             let loaded = new.load_session(&value).await.unwrap().unwrap();
             assert!(loaded.stale_key);
         }
-        assert!(new.signer.remembers(&value));
+        assert!(new.codec().signer.remembers(&value));
     }
 }

@@ -39,7 +39,7 @@ mod write;
 pub use self::de::from_value;
 pub use self::parse::{from_slice, from_str, object_from_str};
 pub use self::ser::to_value;
-pub use self::write::{object_to_string, to_string, write};
+pub use self::write::{object_to_string, to_string, write, write_object};
 
 // ---------------------------------------------------------------------------
 // Error

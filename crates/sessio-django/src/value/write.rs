@@ -60,7 +60,8 @@ pub fn object_to_string(m: &Map) -> String {
     out
 }
 
-fn write_object(m: &Map, out: &mut String) {
+/// Appends Python's JSON text for an object to `out` (as [`object_to_string`]).
+pub fn write_object(m: &Map, out: &mut String) {
     out.push('{');
     for (i, (k, v)) in m.iter().enumerate() {
         if i > 0 {
