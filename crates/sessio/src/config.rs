@@ -38,6 +38,11 @@
 //! | revocation in process memory (tests only) | – | `SESSIO_ALLOW_IN_MEMORY_REVOCATION` | `allow_in_memory_revocation` | false: `cookie_revocation = cache` on `memory://` is refused |
 //! | concurrent saves | – | `SESSIO_CONCURRENCY` | `concurrency` | `merge` (`last-write-wins`) |
 //! | auto-migrate | – | `SESSIO_AUTO_MIGRATE` | `auto_migrate` | false |
+//! | salt of signed cookies | `signed_cookies` backend's salt | – | `signed_cookies_salt` | `django.contrib.sessions.backends.signed_cookies` |
+//! | salt of `session_data` | `SessionBase`'s salt | – | `store_salt` | `django.contrib.sessions.SessionStore` (must differ from the cookie salt) |
+//!
+//! Each setting's TOML key and variable are read through one table (`SETTINGS` in this
+//! module), so the two always agree.
 //!
 //! ```
 //! use sessio::{Config, EngineKind};
@@ -56,8 +61,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-
-use serde::Deserialize;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
@@ -750,44 +753,129 @@ impl Default for ConfigBuilder {
     }
 }
 
-/// The TOML file's shape: every key optional, names as in the table above.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    engine: Option<String>,
-    database_url: Option<String>,
-    cache_url: Option<String>,
-    cache_key_prefix: Option<String>,
-    file_path: Option<PathBuf>,
-    store_timeout_ms: Option<u64>,
-    expiry_slack: Option<u64>,
-    secret_key: Option<String>,
-    secret_key_fallbacks: Option<Vec<String>>,
-    cookie_name: Option<String>,
-    cookie_age: Option<i64>,
-    cookie_domain: Option<String>,
-    cookie_path: Option<String>,
-    cookie_secure: Option<bool>,
-    cookie_httponly: Option<bool>,
-    cookie_samesite: Option<String>,
-    save_every_request: Option<bool>,
-    expire_at_browser_close: Option<bool>,
-    auto_migrate: Option<bool>,
-    cache_control: Option<String>,
-    concurrency: Option<String>,
-    cookie_overflow: Option<String>,
-    hash_ids_at_rest: Option<bool>,
-    record_ip: Option<bool>,
-    track_user_sessions: Option<bool>,
-    max_sessions_per_user: Option<u32>,
-    stolen_cookie_grace: Option<u64>,
-    stolen_cookie_ends_user_sessions: Option<bool>,
-    cookie_revocation: Option<String>,
-    allow_in_memory_revocation: Option<bool>,
-    idle_timeout: Option<u64>,
-    absolute_timeout: Option<u64>,
-    signed_cookies_salt: Option<String>,
-    store_salt: Option<String>,
+/// A setting that a TOML file and the `SESSIO_*` environment both give, written once: its
+/// TOML key (the variable is `SESSIO_` and the key in capitals) and how its text applies to
+/// the builder. The module's table documents each (a test checks none is missing).
+struct Setting {
+    key: &'static str,
+    /// Whether a variable sets it too (the salts are for files only).
+    env: bool,
+    apply: fn(&mut ConfigBuilder, &Input<'_>) -> Result<()>,
+}
+
+/// One setting's value as given, and how to name it in an error (`SESSIO_COOKIE_AGE`, or
+/// the TOML key `cookie_age`).
+struct Input<'a> {
+    name: &'a str,
+    raw: Raw<'a>,
+}
+
+enum Raw<'a> {
+    Text(&'a str),
+    List(Vec<String>),
+}
+
+impl Input<'_> {
+    fn text(&self) -> Result<&str> {
+        match &self.raw {
+            Raw::Text(v) => Ok(v),
+            Raw::List(_) => Err(Error::Config(format!(
+                "{} takes one value, not a list",
+                self.name
+            ))),
+        }
+    }
+
+    fn string(&self) -> Result<String> {
+        self.text().map(str::to_owned)
+    }
+
+    fn bool(&self) -> Result<bool> {
+        parse_bool(self.name, self.text()?)
+    }
+
+    fn number<T: FromStr>(&self, what: &str) -> Result<T> {
+        parse_number(self.name, self.text()?, what)
+    }
+
+    /// Seconds, where 0 (or `off`, when `off` is allowed) turns the setting off.
+    fn secs_or_off(&self, what: &str) -> Result<Option<std::time::Duration>> {
+        let v = self.text()?;
+        if v.trim().eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let secs: u64 = parse_number(self.name, v, what)?;
+        Ok(Some(std::time::Duration::from_secs(secs)).filter(|d| !d.is_zero()))
+    }
+
+    /// A list: a TOML array, or comma-separated text (empty text is an empty list).
+    fn list(&self) -> Vec<String> {
+        match &self.raw {
+            Raw::List(items) => items.clone(),
+            Raw::Text(v) if v.trim().is_empty() => Vec::new(),
+            Raw::Text(v) => v.split(',').map(|k| k.trim().to_owned()).collect(),
+        }
+    }
+}
+
+/// `"key" => |builder, input| { assignment };`, one line a setting; `(file only)` marks a
+/// setting no variable sets. Kept as a macro so the table stays one line a setting.
+macro_rules! settings {
+    ($($key:literal $(($only:ident $file:ident))? => |$b:ident, $v:ident| $body:block;)*) => {
+        &[$(Setting {
+            key: $key,
+            env: settings!(@env $($only)?),
+            apply: |$b, $v| {
+                $body;
+                Ok(())
+            },
+        }),*]
+    };
+    (@env) => { true };
+    (@env file) => { false };
+}
+
+#[rustfmt::skip]
+const SETTINGS: &[Setting] = settings! {
+    "engine" => |b, v| { b.engine = v.text()?.parse()? };
+    "database_url" => |b, v| { b.database_url = v.string()? };
+    "cache_url" => |b, v| { b.cache_url = v.string()? };
+    "cache_key_prefix" => |b, v| { b.cache_key_prefix = v.string()? };
+    "file_path" => |b, v| { b.file_path = Some(PathBuf::from(v.text()?)) };
+    "store_timeout_ms" => |b, v| { b.store_timeout = std::time::Duration::from_millis(v.number("a number of milliseconds")?) };
+    "expiry_slack" => |b, v| { let secs = v.number("a number of seconds (0 writes Django's exact expiry dates)")?; b.expiry_slack = std::time::Duration::from_secs(secs) };
+    "secret_key" => |b, v| { b.secret_key = Some(SecretKey::new(v.string()?)) };
+    "secret_key_fallbacks" => |b, v| { b.fallback_keys = parse_fallbacks(v.name, v.list())? };
+    "cookie_name" => |b, v| { b.cookie_name = v.string()? };
+    "cookie_age" => |b, v| { b.cookie_age = v.number("a number of seconds")? };
+    "cookie_domain" => |b, v| { b.cookie_domain = Some(v.string()?).filter(|d| !d.is_empty()) };
+    "cookie_path" => |b, v| { b.cookie_path = v.string()? };
+    "cookie_secure" => |b, v| { b.cookie_secure = v.bool()? };
+    "cookie_httponly" => |b, v| { b.cookie_httponly = v.bool()? };
+    "cookie_samesite" => |b, v| { b.cookie_samesite = parse_samesite(v.text()?)? };
+    "save_every_request" => |b, v| { b.save_every_request = v.bool()? };
+    "expire_at_browser_close" => |b, v| { b.expire_at_browser_close = v.bool()? };
+    "cache_control" => |b, v| { b.cache_control = parse_cache_control(v.text()?)? };
+    "idle_timeout" => |b, v| { b.idle_timeout = v.secs_or_off("a number of seconds (0 turns it off)")? };
+    "absolute_timeout" => |b, v| { b.absolute_timeout = v.secs_or_off("a number of seconds (0 turns it off)")? };
+    "cookie_overflow" => |b, v| { b.cookie_overflow = parse_overflow(v.text()?)? };
+    "hash_ids_at_rest" => |b, v| { b.hash_ids_at_rest = v.bool()? };
+    "track_user_sessions" => |b, v| { b.track_user_sessions = v.bool()? };
+    "record_ip" => |b, v| { b.record_ip = v.bool()? };
+    "max_sessions_per_user" => |b, v| { let n: u32 = v.number("a number of sessions (0: unlimited)")?; b.max_sessions_per_user = Some(n).filter(|&n| n != 0) };
+    "stolen_cookie_grace" => |b, v| { b.stolen_cookie_grace = v.secs_or_off("a number of seconds, or off (0 is off too)")? };
+    "stolen_cookie_ends_user_sessions" => |b, v| { b.stolen_cookie_ends_user_sessions = v.bool()? };
+    "cookie_revocation" => |b, v| { b.cookie_revocation = parse_revocation(v.text()?)? };
+    "allow_in_memory_revocation" => |b, v| { b.allow_in_memory_revocation = v.bool()? };
+    "concurrency" => |b, v| { b.concurrency = parse_concurrency(v.text()?)? };
+    "auto_migrate" => |b, v| { b.auto_migrate = v.bool()? };
+    "signed_cookies_salt" (file only) => |b, v| { b.signed_cookies_salt = v.string()? };
+    "store_salt" (file only) => |b, v| { b.store_salt = v.string()? };
+};
+
+/// The variable of a setting: `SESSIO_` and its TOML key in capitals.
+fn env_name(key: &str) -> String {
+    format!("SESSIO_{}", key.to_ascii_uppercase())
 }
 
 fn parse_revocation(v: &str) -> Result<Option<EngineKind>> {
@@ -1099,112 +1187,42 @@ impl ConfigBuilder {
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     }
 
-    /// Applies the settings of a TOML document.
+    /// Applies the settings of a TOML document (keys as in the module's table).
     pub fn toml_str(mut self, text: &str) -> Result<Self> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
-        if let Some(v) = file.engine {
-            self.engine = v.parse()?;
-        }
-        if let Some(v) = file.database_url {
-            self.database_url = v;
-        }
-        if let Some(v) = file.cache_url {
-            self.cache_url = v;
-        }
-        if let Some(v) = file.cache_key_prefix {
-            self.cache_key_prefix = v;
-        }
-        if let Some(v) = file.file_path {
-            self.file_path = Some(v);
-        }
-        if let Some(v) = file.store_timeout_ms {
-            self.store_timeout = std::time::Duration::from_millis(v);
-        }
-        if let Some(v) = file.expiry_slack {
-            self.expiry_slack = std::time::Duration::from_secs(v);
-        }
-        if let Some(v) = file.secret_key {
-            self.secret_key = Some(SecretKey::new(v));
-        }
-        if let Some(v) = file.secret_key_fallbacks {
-            self.fallback_keys = parse_fallbacks("secret_key_fallbacks", v)?;
-        }
-        if let Some(v) = file.cookie_name {
-            self.cookie_name = v;
-        }
-        if let Some(v) = file.cookie_age {
-            self.cookie_age = v;
-        }
-        if let Some(v) = file.cookie_domain {
-            self.cookie_domain = Some(v).filter(|d| !d.is_empty());
-        }
-        if let Some(v) = file.cookie_path {
-            self.cookie_path = v;
-        }
-        if let Some(v) = file.cookie_secure {
-            self.cookie_secure = v;
-        }
-        if let Some(v) = file.cookie_httponly {
-            self.cookie_httponly = v;
-        }
-        if let Some(v) = file.cookie_samesite {
-            self.cookie_samesite = parse_samesite(&v)?;
-        }
-        if let Some(v) = file.save_every_request {
-            self.save_every_request = v;
-        }
-        if let Some(v) = file.expire_at_browser_close {
-            self.expire_at_browser_close = v;
-        }
-        if let Some(v) = file.auto_migrate {
-            self.auto_migrate = v;
-        }
-        if let Some(v) = file.cache_control {
-            self.cache_control = parse_cache_control(&v)?;
-        }
-        if let Some(v) = file.idle_timeout {
-            self.idle_timeout = Some(std::time::Duration::from_secs(v)).filter(|d| !d.is_zero());
-        }
-        if let Some(v) = file.absolute_timeout {
-            self.absolute_timeout =
-                Some(std::time::Duration::from_secs(v)).filter(|d| !d.is_zero());
-        }
-        if let Some(v) = file.hash_ids_at_rest {
-            self.hash_ids_at_rest = v;
-        }
-        if let Some(v) = file.record_ip {
-            self.record_ip = v;
-        }
-        if let Some(v) = file.track_user_sessions {
-            self.track_user_sessions = v;
-        }
-        if let Some(v) = file.max_sessions_per_user {
-            self.max_sessions_per_user = Some(v).filter(|&n| n != 0);
-        }
-        if let Some(v) = file.stolen_cookie_grace {
-            self.stolen_cookie_grace =
-                Some(std::time::Duration::from_secs(v)).filter(|d| !d.is_zero());
-        }
-        if let Some(v) = file.stolen_cookie_ends_user_sessions {
-            self.stolen_cookie_ends_user_sessions = v;
-        }
-        if let Some(v) = file.cookie_revocation {
-            self.cookie_revocation = parse_revocation(&v)?;
-        }
-        if let Some(v) = file.allow_in_memory_revocation {
-            self.allow_in_memory_revocation = v;
-        }
-        if let Some(v) = file.cookie_overflow {
-            self.cookie_overflow = parse_overflow(&v)?;
-        }
-        if let Some(v) = file.concurrency {
-            self.concurrency = parse_concurrency(&v)?;
-        }
-        if let Some(v) = file.signed_cookies_salt {
-            self.signed_cookies_salt = v;
-        }
-        if let Some(v) = file.store_salt {
-            self.store_salt = v;
+        let file: toml::Table = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        for (key, value) in &file {
+            let Some(setting) = SETTINGS.iter().find(|s| s.key == key) else {
+                let known: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+                return Err(Error::Config(format!(
+                    "unknown setting `{key}` in the TOML file; the settings are: {}",
+                    known.join(", ")
+                )));
+            };
+            let text;
+            let raw = match value {
+                toml::Value::String(v) => Raw::Text(v),
+                toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
+                    text = value.to_string();
+                    Raw::Text(&text)
+                }
+                toml::Value::Array(items) => Raw::List(
+                    items
+                        .iter()
+                        .map(|item| match item {
+                            toml::Value::String(v) => Ok(v.clone()),
+                            other => Err(Error::Config(format!(
+                                "{key}: the list takes strings, not `{other}`"
+                            ))),
+                        })
+                        .collect::<Result<_>>()?,
+                ),
+                other => {
+                    return Err(Error::Config(format!(
+                        "{key} = `{other}` is not a setting's value (text, a number, true or false)"
+                    )))
+                }
+            };
+            (setting.apply)(&mut self, &Input { name: key, raw })?;
         }
         Ok(self)
     }
@@ -1216,134 +1234,12 @@ impl ConfigBuilder {
 
     /// Applies `SESSIO_*` variables read through `lookup` (for tests and embedding).
     pub fn env_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |name: &str| lookup(name);
-        if let Some(v) = get("SESSIO_ENGINE") {
-            self.engine = v.parse()?;
-        }
-        if let Some(v) = get("SESSIO_DATABASE_URL") {
-            self.database_url = v;
-        }
-        if let Some(v) = get("SESSIO_CACHE_URL") {
-            self.cache_url = v;
-        }
-        if let Some(v) = get("SESSIO_CACHE_KEY_PREFIX") {
-            self.cache_key_prefix = v;
-        }
-        if let Some(v) = get("SESSIO_FILE_PATH") {
-            self.file_path = Some(PathBuf::from(v));
-        }
-        if let Some(v) = get("SESSIO_STORE_TIMEOUT_MS") {
-            let ms = parse_number("SESSIO_STORE_TIMEOUT_MS", &v, "a number of milliseconds")?;
-            self.store_timeout = std::time::Duration::from_millis(ms);
-        }
-        if let Some(v) = get("SESSIO_EXPIRY_SLACK") {
-            let secs = parse_number(
-                "SESSIO_EXPIRY_SLACK",
-                &v,
-                "a number of seconds (0 writes Django's exact expiry dates)",
-            )?;
-            self.expiry_slack = std::time::Duration::from_secs(secs);
-        }
-        if let Some(v) = get("SESSIO_SECRET_KEY") {
-            self.secret_key = Some(SecretKey::new(v));
-        }
-        if let Some(v) = get("SESSIO_SECRET_KEY_FALLBACKS") {
-            // An empty variable is no fallbacks; an empty entry in a list is a mistake.
-            self.fallback_keys = if v.trim().is_empty() {
-                Vec::new()
-            } else {
-                parse_fallbacks(
-                    "SESSIO_SECRET_KEY_FALLBACKS",
-                    v.split(',').map(|k| k.trim().to_owned()),
-                )?
-            };
-        }
-        if let Some(v) = get("SESSIO_COOKIE_NAME") {
-            self.cookie_name = v;
-        }
-        if let Some(v) = get("SESSIO_COOKIE_AGE") {
-            self.cookie_age = parse_number("SESSIO_COOKIE_AGE", &v, "a number of seconds")?;
-        }
-        if let Some(v) = get("SESSIO_COOKIE_DOMAIN") {
-            self.cookie_domain = Some(v).filter(|d| !d.is_empty());
-        }
-        if let Some(v) = get("SESSIO_COOKIE_PATH") {
-            self.cookie_path = v;
-        }
-        if let Some(v) = get("SESSIO_COOKIE_SECURE") {
-            self.cookie_secure = parse_bool("SESSIO_COOKIE_SECURE", &v)?;
-        }
-        if let Some(v) = get("SESSIO_COOKIE_HTTPONLY") {
-            self.cookie_httponly = parse_bool("SESSIO_COOKIE_HTTPONLY", &v)?;
-        }
-        if let Some(v) = get("SESSIO_COOKIE_SAMESITE") {
-            self.cookie_samesite = parse_samesite(&v)?;
-        }
-        if let Some(v) = get("SESSIO_SAVE_EVERY_REQUEST") {
-            self.save_every_request = parse_bool("SESSIO_SAVE_EVERY_REQUEST", &v)?;
-        }
-        if let Some(v) = get("SESSIO_EXPIRE_AT_BROWSER_CLOSE") {
-            self.expire_at_browser_close = parse_bool("SESSIO_EXPIRE_AT_BROWSER_CLOSE", &v)?;
-        }
-        if let Some(v) = get("SESSIO_CACHE_CONTROL") {
-            self.cache_control = parse_cache_control(&v)?;
-        }
-        for (var, slot) in [
-            ("SESSIO_IDLE_TIMEOUT", &mut self.idle_timeout),
-            ("SESSIO_ABSOLUTE_TIMEOUT", &mut self.absolute_timeout),
-        ] {
-            if let Some(v) = get(var) {
-                let secs = parse_number(var, &v, "a number of seconds (0 turns it off)")?;
-                *slot = Some(std::time::Duration::from_secs(secs)).filter(|d| !d.is_zero());
+        for setting in SETTINGS.iter().filter(|s| s.env) {
+            let name = env_name(setting.key);
+            if let Some(v) = lookup(&name) {
+                let raw = Raw::Text(&v);
+                (setting.apply)(&mut self, &Input { name: &name, raw })?;
             }
-        }
-        if let Some(v) = get("SESSIO_HASH_IDS_AT_REST") {
-            self.hash_ids_at_rest = parse_bool("SESSIO_HASH_IDS_AT_REST", &v)?;
-        }
-        if let Some(v) = get("SESSIO_TRACK_USER_SESSIONS") {
-            self.track_user_sessions = parse_bool("SESSIO_TRACK_USER_SESSIONS", &v)?;
-        }
-        if let Some(v) = get("SESSIO_RECORD_IP") {
-            self.record_ip = parse_bool("SESSIO_RECORD_IP", &v)?;
-        }
-        if let Some(v) = get("SESSIO_MAX_SESSIONS_PER_USER") {
-            let n: u32 = parse_number(
-                "SESSIO_MAX_SESSIONS_PER_USER",
-                &v,
-                "a number of sessions (0: unlimited)",
-            )?;
-            self.max_sessions_per_user = Some(n).filter(|&n| n != 0);
-        }
-        if let Some(v) = get("SESSIO_STOLEN_COOKIE_GRACE") {
-            self.stolen_cookie_grace = if v.trim().eq_ignore_ascii_case("off") {
-                None
-            } else {
-                let secs = parse_number(
-                    "SESSIO_STOLEN_COOKIE_GRACE",
-                    &v,
-                    "a number of seconds, or off (0 is off too)",
-                )?;
-                Some(std::time::Duration::from_secs(secs)).filter(|d| !d.is_zero())
-            };
-        }
-        if let Some(v) = get("SESSIO_STOLEN_COOKIE_ENDS_USER_SESSIONS") {
-            self.stolen_cookie_ends_user_sessions =
-                parse_bool("SESSIO_STOLEN_COOKIE_ENDS_USER_SESSIONS", &v)?;
-        }
-        if let Some(v) = get("SESSIO_COOKIE_REVOCATION") {
-            self.cookie_revocation = parse_revocation(&v)?;
-        }
-        if let Some(v) = get("SESSIO_ALLOW_IN_MEMORY_REVOCATION") {
-            self.allow_in_memory_revocation = parse_bool("SESSIO_ALLOW_IN_MEMORY_REVOCATION", &v)?;
-        }
-        if let Some(v) = get("SESSIO_COOKIE_OVERFLOW") {
-            self.cookie_overflow = parse_overflow(&v)?;
-        }
-        if let Some(v) = get("SESSIO_CONCURRENCY") {
-            self.concurrency = parse_concurrency(&v)?;
-        }
-        if let Some(v) = get("SESSIO_AUTO_MIGRATE") {
-            self.auto_migrate = parse_bool("SESSIO_AUTO_MIGRATE", &v)?;
         }
         Ok(self)
     }
@@ -1574,6 +1470,57 @@ fn validate_cookie_name(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_setting_is_documented_with_its_variable() {
+        let docs = include_str!("config.rs");
+        for setting in SETTINGS {
+            let key = format!("| `{}` |", setting.key);
+            assert!(
+                docs.contains(&key),
+                "{} is not in the module's table",
+                setting.key
+            );
+            let var = format!("`{}`", env_name(setting.key));
+            assert_eq!(docs.contains(&var), setting.env, "{var}");
+        }
+    }
+
+    #[test]
+    fn toml_and_env_take_the_same_values() {
+        let b = || {
+            Config::builder()
+                .secret_key("k")
+                .allow_weak_secret_key(true)
+        };
+        let from_toml = b()
+            .toml_str(
+                "cookie_secure = 'yes'\nidle_timeout = 'off'\nsecret_key_fallbacks = ['a,b']\n",
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+        assert!(from_toml.cookie_secure());
+        assert_eq!(from_toml.idle_timeout(), None);
+        assert_eq!(
+            from_toml.fallback_keys().len(),
+            1,
+            "a TOML list is not split at commas"
+        );
+        let err = b().toml_str("cookie_agee = 5\n").unwrap_err().to_string();
+        assert!(
+            err.contains("cookie_agee") && err.contains("cookie_age"),
+            "{err}"
+        );
+        let err = b()
+            .toml_str("cookie_age = 'soon'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cookie_age") && err.contains("seconds"),
+            "{err}"
+        );
+    }
 
     const KEY: &str = "0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH";
 
