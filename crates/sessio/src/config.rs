@@ -290,68 +290,215 @@ impl fmt::Debug for SecretKey {
     }
 }
 
-/// Session settings. Built with [`Config::builder`]; read with the getters.
+/// Session settings, by concern: the cookie, the keys, the lifetimes, how saves behave,
+/// the server stores' options, and the per-user features. Built with [`Config::builder`]
+/// (or TOML and `SESSIO_*` variables); read a concern whole ([`Config::cookie`],
+/// [`Config::store`], ...) or one setting through its getter.
 #[derive(Clone)]
 pub struct Config {
-    pub(crate) engine: EngineKind,
-    pub(crate) database_url: String,
-    pub(crate) cache_url: String,
-    pub(crate) cache_key_prefix: String,
-    pub(crate) file_path: Option<PathBuf>,
-    pub(crate) store_timeout: std::time::Duration,
-    pub(crate) expiry_slack: std::time::Duration,
-    pub(crate) secret_key: SecretKey,
-    pub(crate) fallback_keys: Vec<SecretKey>,
-    pub(crate) weak_key_allowed: bool,
-    pub(crate) cookie_name: String,
-    pub(crate) cookie_age: i64,
-    pub(crate) cookie_domain: Option<String>,
-    pub(crate) cookie_path: String,
-    pub(crate) cookie_secure: bool,
-    pub(crate) cookie_httponly: bool,
-    pub(crate) cookie_samesite: Option<SameSite>,
-    pub(crate) save_every_request: bool,
-    pub(crate) expire_at_browser_close: bool,
-    pub(crate) auto_migrate: bool,
-    pub(crate) cache_control: Option<String>,
-    pub(crate) concurrency: Concurrency,
-    pub(crate) cookie_overflow: CookieOverflow,
-    pub(crate) hash_ids_at_rest: bool,
-    pub(crate) record_ip: bool,
-    pub(crate) track_user_sessions: bool,
-    pub(crate) max_sessions_per_user: Option<u32>,
-    pub(crate) stolen_cookie_grace: Option<std::time::Duration>,
-    pub(crate) stolen_cookie_ends_user_sessions: bool,
-    pub(crate) cookie_revocation: Option<EngineKind>,
-    pub(crate) allow_in_memory_revocation: bool,
-    pub(crate) idle_timeout: Option<std::time::Duration>,
-    pub(crate) absolute_timeout: Option<std::time::Duration>,
-    pub(crate) signed_cookies_salt: String,
-    pub(crate) store_salt: String,
-    pub(crate) clock: Arc<dyn Clock>,
+    engine: EngineKind,
+    cookie: CookieSettings,
+    keys: KeySettings,
+    lifetimes: Lifetimes,
+    saving: SaveSettings,
+    servers: ServerSettings,
+    users: UserSettings,
+    clock: Arc<dyn Clock>,
+}
+
+/// The session cookie (Django's `SESSION_COOKIE_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CookieSettings {
+    /// `SESSION_COOKIE_NAME`.
+    pub name: String,
+    /// `SESSION_COOKIE_DOMAIN`.
+    pub domain: Option<String>,
+    /// `SESSION_COOKIE_PATH`.
+    pub path: String,
+    /// `SESSION_COOKIE_SECURE`.
+    pub secure: bool,
+    /// `SESSION_COOKIE_HTTPONLY`.
+    pub httponly: bool,
+    /// `SESSION_COOKIE_SAMESITE`; `None` omits the attribute.
+    pub samesite: Option<SameSite>,
+    /// What cookie engines do with a session too big for a cookie.
+    pub overflow: CookieOverflow,
+    /// The `Cache-Control` directive of responses that set or delete the cookie.
+    pub cache_control: Option<String>,
+}
+
+/// The keys, their salts, and ids at rest.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct KeySettings {
+    /// The key that signs (`SECRET_KEY`).
+    pub secret_key: SecretKey,
+    /// Keys that still verify but never sign (`SECRET_KEY_FALLBACKS`).
+    pub fallback_keys: Vec<SecretKey>,
+    /// Whether a weak secret key was explicitly allowed.
+    pub weak_key_allowed: bool,
+    /// The salt of signed-cookie values.
+    pub signed_cookies_salt: String,
+    /// The salt of `session_data` in server stores.
+    pub store_salt: String,
+    /// Whether server stores keep a keyed hash of each id instead of the id.
+    pub hash_ids_at_rest: bool,
+}
+
+/// How long sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Lifetimes {
+    /// `SESSION_COOKIE_AGE`, in seconds.
+    pub cookie_age: i64,
+    /// `SESSION_EXPIRE_AT_BROWSER_CLOSE`.
+    pub expire_at_browser_close: bool,
+    /// A session unused for this long is over, on every engine.
+    pub idle_timeout: Option<std::time::Duration>,
+    /// A session this old is over however active it is.
+    pub absolute_timeout: Option<std::time::Duration>,
+}
+
+/// When and how sessions are saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SaveSettings {
+    /// `SESSION_SAVE_EVERY_REQUEST`.
+    pub every_request: bool,
+    /// How concurrent saves of one session combine.
+    pub concurrency: Concurrency,
+}
+
+/// The options of the server stores: the engine's own, and those a cookie engine spills
+/// into or keeps revocations in.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerSettings {
+    /// The database of the `db` and `cached-db` engines.
+    pub db: DbOptions,
+    /// The cache of the `cache` and `cached-db` engines.
+    pub cache: CacheOptions,
+    /// The directory of the `file` engine.
+    pub file: FileOptions,
+    /// How long one store operation may take before it fails (and the request gets 503).
+    pub timeout: std::time::Duration,
+    /// Whether server stores create their schema when they start.
+    pub auto_migrate: bool,
+}
+
+/// The database store's options.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DbOptions {
+    /// `sqlite://…`, `postgres://…`, `mysql://…`.
+    pub url: String,
+    /// How much earlier than asked a save may leave a stored expiry date (PostgreSQL).
+    pub expiry_slack: std::time::Duration,
+}
+
+/// The cache store's options.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheOptions {
+    /// `memory://`, `redis://…`, `redis+cluster://…`.
+    pub url: String,
+    /// The prefix of every session key in the cache.
+    pub key_prefix: String,
+}
+
+/// The file store's options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileOptions {
+    /// The directory; `None` is [`file::default_dir`](crate::file::default_dir).
+    pub path: Option<PathBuf>,
+}
+
+impl fmt::Debug for DbOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbOptions")
+            .field("url", &crate::error::redact_url(&self.url))
+            .field("expiry_slack", &self.expiry_slack)
+            .finish()
+    }
+}
+
+impl fmt::Debug for CacheOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheOptions")
+            .field("url", &crate::error::redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ServerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerSettings")
+            .field("db", &self.db)
+            .field("cache", &self.cache)
+            .field("file", &self.file)
+            .field("timeout", &self.timeout)
+            .field("auto_migrate", &self.auto_migrate)
+            .finish()
+    }
+}
+
+/// Per-user features: the index of a user's sessions, stolen cookies, revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserSettings {
+    /// Whether logins are indexed per user.
+    pub track_user_sessions: bool,
+    /// Whether a user's session list records the client address.
+    pub record_ip: bool,
+    /// The most sessions one user may have at once; `None` is unlimited.
+    pub max_sessions_per_user: Option<u32>,
+    /// How long a retired id may still be presented before its cookie counts as stolen.
+    pub stolen_cookie_grace: Option<std::time::Duration>,
+    /// Whether a stolen cookie ends every session of its user.
+    pub stolen_cookie_ends_user_sessions: bool,
+    /// The server engine that keeps revocations of cookie sessions.
+    pub cookie_revocation: Option<EngineKind>,
+    /// Whether revocations in the in-process cache were explicitly allowed.
+    pub allow_in_memory_revocation: bool,
+}
+
+/// Where sessions live, with exactly the options of that engine: matching on it, a store
+/// gets its own settings and no other's.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Store<'a> {
+    /// Signed cookies.
+    SignedCookies,
+    /// Encrypted cookies.
+    EncryptedCookies,
+    /// A database.
+    Db(&'a DbOptions),
+    /// A cache.
+    Cache(&'a CacheOptions),
+    /// A cache in front of a database.
+    CachedDb {
+        /// The cache.
+        cache: &'a CacheOptions,
+        /// The database.
+        db: &'a DbOptions,
+    },
+    /// Files in a directory.
+    File(&'a FileOptions),
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("engine", &self.engine)
-            .field(
-                "database_url",
-                &crate::error::redact_url(&self.database_url),
-            )
-            .field("cache_url", &crate::error::redact_url(&self.cache_url))
-            .field("secret_key", &self.secret_key)
-            .field("fallback_keys", &self.fallback_keys.len())
-            .field("cookie_name", &self.cookie_name)
-            .field("cookie_age", &self.cookie_age)
-            .field("cookie_domain", &self.cookie_domain)
-            .field("cookie_path", &self.cookie_path)
-            .field("cookie_secure", &self.cookie_secure)
-            .field("cookie_httponly", &self.cookie_httponly)
-            .field("cookie_samesite", &self.cookie_samesite)
-            .field("save_every_request", &self.save_every_request)
-            .field("expire_at_browser_close", &self.expire_at_browser_close)
-            .field("auto_migrate", &self.auto_migrate)
+            .field("cookie", &self.cookie)
+            .field("keys", &self.keys)
+            .field("lifetimes", &self.lifetimes)
+            .field("saving", &self.saving)
+            .field("servers", &self.servers)
+            .field("users", &self.users)
             .finish_non_exhaustive()
     }
 }
@@ -372,152 +519,209 @@ impl Config {
         builder.env()?.build()
     }
 
+    /// The session cookie's settings.
+    pub fn cookie(&self) -> &CookieSettings {
+        &self.cookie
+    }
+    /// The keys, their salts, and ids at rest.
+    pub fn keys(&self) -> &KeySettings {
+        &self.keys
+    }
+    /// How long sessions live.
+    pub fn lifetimes(&self) -> &Lifetimes {
+        &self.lifetimes
+    }
+    /// When and how sessions are saved.
+    pub fn saving(&self) -> &SaveSettings {
+        &self.saving
+    }
+    /// The options of every server store (the engine's, and a cookie engine's spill or
+    /// revocation store).
+    pub fn servers(&self) -> &ServerSettings {
+        &self.servers
+    }
+    /// The per-user features.
+    pub fn users(&self) -> &UserSettings {
+        &self.users
+    }
+    /// The configured engine, with its own options.
+    ///
+    /// ```
+    /// let config = sessio::Config::builder()
+    ///     .secret_key("q1w2e3r4t5y6u7i8o9p0-a-long-random-secret-key-of-50-chars!")
+    ///     .database_url("sqlite://sessions.db")
+    ///     .build()
+    ///     .unwrap();
+    /// match config.store() {
+    ///     sessio::config::Store::Db(db) => assert_eq!(db.url, "sqlite://sessions.db"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    pub fn store(&self) -> Store<'_> {
+        self.store_of(self.engine)
+    }
+    /// Engine `kind` with its options (a cookie engine's spill or revocation store).
+    pub fn store_of(&self, kind: EngineKind) -> Store<'_> {
+        let s = &self.servers;
+        match kind {
+            EngineKind::SignedCookies => Store::SignedCookies,
+            EngineKind::EncryptedCookies => Store::EncryptedCookies,
+            EngineKind::Db => Store::Db(&s.db),
+            EngineKind::Cache => Store::Cache(&s.cache),
+            EngineKind::CachedDb => Store::CachedDb {
+                cache: &s.cache,
+                db: &s.db,
+            },
+            EngineKind::File => Store::File(&s.file),
+        }
+    }
+
     /// The engine (`SESSION_ENGINE`).
     pub fn engine(&self) -> EngineKind {
         self.engine
     }
     /// The database URL of the `db` engine, e.g. `sqlite://sessions.db`.
     pub fn database_url(&self) -> &str {
-        &self.database_url
+        &self.servers.db.url
     }
     /// The cache URL of the `cache` and `cached-db` engines: `memory://` (in process,
     /// optionally `memory://?max_entries=100000`), `redis://host:6379/0`, or
     /// `redis+cluster://host1:7000,host2:7001`.
     pub fn cache_url(&self) -> &str {
-        &self.cache_url
+        &self.servers.cache.url
     }
     /// The prefix of every session key in a cache.
     pub fn cache_key_prefix(&self) -> &str {
-        &self.cache_key_prefix
+        &self.servers.cache.key_prefix
     }
     /// The directory of the `file` engine (`SESSION_FILE_PATH`); `None` is
     /// [`file::default_dir`](crate::file::default_dir), a private directory of the user's.
     pub fn file_path(&self) -> Option<&Path> {
-        self.file_path.as_deref()
+        self.servers.file.path.as_deref()
     }
     /// How long one store operation may take before it fails (and the request gets 503).
     pub fn store_timeout(&self) -> std::time::Duration {
-        self.store_timeout
+        self.servers.timeout
     }
     /// How much earlier than asked a save may leave a session's stored expiry date, so
     /// that the row is updated in place (see [`keep_expiry_from`](crate::db::keep_expiry_from)).
     pub fn expiry_slack(&self) -> std::time::Duration {
-        self.expiry_slack
+        self.servers.db.expiry_slack
     }
     /// The key that signs (`SECRET_KEY`).
     pub fn secret_key(&self) -> &SecretKey {
-        &self.secret_key
+        &self.keys.secret_key
     }
     /// Keys that still verify but never sign (`SECRET_KEY_FALLBACKS`).
     pub fn fallback_keys(&self) -> &[SecretKey] {
-        &self.fallback_keys
+        &self.keys.fallback_keys
     }
     /// Whether a weak secret key was explicitly allowed.
     pub fn weak_key_allowed(&self) -> bool {
-        self.weak_key_allowed
+        self.keys.weak_key_allowed
     }
     /// `SESSION_COOKIE_NAME`.
     pub fn cookie_name(&self) -> &str {
-        &self.cookie_name
+        &self.cookie.name
     }
     /// `SESSION_COOKIE_AGE`, in seconds.
     pub fn cookie_age(&self) -> i64 {
-        self.cookie_age
+        self.lifetimes.cookie_age
     }
     /// `SESSION_COOKIE_DOMAIN`.
     pub fn cookie_domain(&self) -> Option<&str> {
-        self.cookie_domain.as_deref()
+        self.cookie.domain.as_deref()
     }
     /// `SESSION_COOKIE_PATH`.
     pub fn cookie_path(&self) -> &str {
-        &self.cookie_path
+        &self.cookie.path
     }
     /// `SESSION_COOKIE_SECURE`.
     pub fn cookie_secure(&self) -> bool {
-        self.cookie_secure
+        self.cookie.secure
     }
     /// `SESSION_COOKIE_HTTPONLY`.
     pub fn cookie_httponly(&self) -> bool {
-        self.cookie_httponly
+        self.cookie.httponly
     }
     /// `SESSION_COOKIE_SAMESITE`; `None` omits the attribute.
     pub fn cookie_samesite(&self) -> Option<SameSite> {
-        self.cookie_samesite
+        self.cookie.samesite
     }
     /// `SESSION_SAVE_EVERY_REQUEST`.
     pub fn save_every_request(&self) -> bool {
-        self.save_every_request
+        self.saving.every_request
     }
     /// `SESSION_EXPIRE_AT_BROWSER_CLOSE`.
     pub fn expire_at_browser_close(&self) -> bool {
-        self.expire_at_browser_close
+        self.lifetimes.expire_at_browser_close
     }
     /// Whether server engines create their schema when they start.
     pub fn auto_migrate(&self) -> bool {
-        self.auto_migrate
+        self.servers.auto_migrate
     }
     /// The `Cache-Control` directive added to responses that set or delete the session
     /// cookie (`private` by default, so shared caches never store a response that carries
     /// someone's session); `None` leaves `Cache-Control` alone, as Django does.
     pub fn cache_control(&self) -> Option<&str> {
-        self.cache_control.as_deref()
+        self.cookie.cache_control.as_deref()
     }
     /// The idle timeout: a session unused for this long is over, on every engine.
     pub fn idle_timeout(&self) -> Option<std::time::Duration> {
-        self.idle_timeout
+        self.lifetimes.idle_timeout
     }
     /// The absolute lifetime: a session this old is over however active it is.
     pub fn absolute_timeout(&self) -> Option<std::time::Duration> {
-        self.absolute_timeout
+        self.lifetimes.absolute_timeout
     }
     /// Whether server engines store a keyed hash of each id instead of the id.
     pub fn hash_ids_at_rest(&self) -> bool {
-        self.hash_ids_at_rest
+        self.keys.hash_ids_at_rest
     }
     /// Whether logins are indexed per user, so a user's sessions can be listed and revoked.
     pub fn track_user_sessions(&self) -> bool {
-        self.track_user_sessions
+        self.users.track_user_sessions
     }
     /// Whether a user's session list records the client address.
     pub fn record_ip(&self) -> bool {
-        self.record_ip
+        self.users.record_ip
     }
     /// The most sessions one user may have at once; `None` is unlimited.
     pub fn max_sessions_per_user(&self) -> Option<u32> {
-        self.max_sessions_per_user
+        self.users.max_sessions_per_user
     }
     /// How long after an id is retired (login cycles it) a request may still present it
     /// before sessio treats the cookie as stolen; `None` disables stolen-cookie detection.
     pub fn stolen_cookie_grace(&self) -> Option<std::time::Duration> {
-        self.stolen_cookie_grace
+        self.users.stolen_cookie_grace
     }
     /// Whether a stolen cookie ends every session of its user, not only the one it
     /// belonged to.
     pub fn stolen_cookie_ends_user_sessions(&self) -> bool {
-        self.stolen_cookie_ends_user_sessions
+        self.users.stolen_cookie_ends_user_sessions
     }
     /// The server engine that keeps per-user generation counters for cookie sessions
     /// ("log out everywhere" for cookie engines).
     pub fn cookie_revocation(&self) -> Option<EngineKind> {
-        self.cookie_revocation
+        self.users.cookie_revocation
     }
     /// Whether revocation counters in the in-process cache were explicitly allowed.
     pub fn in_memory_revocation_allowed(&self) -> bool {
-        self.allow_in_memory_revocation
+        self.users.allow_in_memory_revocation
     }
     /// Whether revocation counters live in this process's memory only (`cookie_revocation =
     /// cache` on `memory://`).
     pub fn revocation_is_in_memory(&self) -> bool {
-        self.cookie_revocation == Some(EngineKind::Cache)
-            && crate::cache::is_in_process(&self.cache_url)
+        self.users.cookie_revocation == Some(EngineKind::Cache)
+            && crate::cache::is_in_process(&self.servers.cache.url)
     }
     /// What cookie engines do with a session too big for a cookie.
     pub fn cookie_overflow(&self) -> CookieOverflow {
-        self.cookie_overflow
+        self.cookie.overflow
     }
     /// How concurrent saves of one session combine.
     pub fn concurrency(&self) -> Concurrency {
-        self.concurrency
+        self.saving.concurrency
     }
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -525,18 +729,23 @@ impl Config {
     }
     /// The salt of signed-cookie values.
     pub fn signed_cookies_salt(&self) -> &str {
-        &self.signed_cookies_salt
+        &self.keys.signed_cookies_salt
     }
     /// The salt of `session_data` in server stores.
     pub fn store_salt(&self) -> &str {
-        &self.store_salt
+        &self.keys.store_salt
     }
 
     /// A signer for `salt` with this configuration's keys.
     pub(crate) fn signer(&self, salt: &str) -> signing::Signer {
-        let fallbacks: Vec<&[u8]> = self.fallback_keys.iter().map(|k| k.as_bytes()).collect();
+        let fallbacks: Vec<&[u8]> = self
+            .keys
+            .fallback_keys
+            .iter()
+            .map(|k| k.as_bytes())
+            .collect();
         // Engines verify the same values over and over: remember them.
-        signing::Signer::new(self.secret_key.as_bytes(), &fallbacks, salt).remembering()
+        signing::Signer::new(self.keys.secret_key.as_bytes(), &fallbacks, salt).remembering()
     }
 
     /// Django's codec of `session_data` for server stores, with this configuration's keys
@@ -550,17 +759,17 @@ impl Config {
     /// `sessio.I…` information.
     pub fn deploy_warnings(&self) -> Vec<(&'static str, String)> {
         let mut w = Vec::new();
-        if let Some(why) = self.secret_key.weakness() {
+        if let Some(why) = self.keys.secret_key.weakness() {
             w.push(("sessio.W001", format!("{why}. {HOW_TO_MAKE_A_KEY}")));
         }
-        for (i, k) in self.fallback_keys.iter().enumerate() {
+        for (i, k) in self.keys.fallback_keys.iter().enumerate() {
             // An error, not a warning: whatever a fallback verifies is re-issued under the
             // current key, so a weak fallback is as bad as a weak current key.
             if let Some(why) = k.weakness_of(&format!("fallback key #{}", i + 1)) {
                 w.push(("sessio.E002", format!("{why}. {FALLBACK_FIX}")));
             }
         }
-        if !self.cookie_secure {
+        if !self.cookie.secure {
             w.push((
                 "sessio.W010",
                 "cookie_secure is off: the session cookie is sent over plain HTTP too. \
@@ -569,19 +778,19 @@ impl Config {
                     .into(),
             ));
         }
-        if !self.cookie_httponly {
+        if !self.cookie.httponly {
             w.push((
                 "sessio.W011",
                 "cookie_httponly is off: scripts on the page (and any XSS) can read the session cookie".into(),
             ));
         }
-        if self.cookie_samesite == Some(SameSite::None) && !self.cookie_secure {
+        if self.cookie.samesite == Some(SameSite::None) && !self.cookie.secure {
             w.push((
                 "sessio.W012",
                 "cookie_samesite=None without cookie_secure: browsers reject the cookie".into(),
             ));
         }
-        if self.cookie_samesite.is_none() {
+        if self.cookie.samesite.is_none() {
             w.push((
                 "sessio.W013",
                 "cookie_samesite is off: the cookie is sent on cross-site requests (CSRF risk)"
@@ -605,12 +814,12 @@ impl Config {
                     .into(),
             ));
         }
-        if self.cookie_age > 60 * 60 * 24 * 30 {
+        if self.lifetimes.cookie_age > 60 * 60 * 24 * 30 {
             w.push((
                 "sessio.W021",
                 format!(
                     "cookie_age is {} days: long-lived sessions widen the window of a stolen cookie",
-                    self.cookie_age / 86400
+                    self.lifetimes.cookie_age / 86400
                 ),
             ));
         }
@@ -1392,40 +1601,58 @@ impl ConfigBuilder {
         }
         Ok(Config {
             engine: self.engine,
-            database_url: self.database_url,
-            cache_url: self.cache_url,
-            cache_key_prefix: self.cache_key_prefix,
-            file_path: self.file_path,
-            store_timeout: self.store_timeout,
-            expiry_slack: self.expiry_slack,
-            secret_key,
-            fallback_keys: self.fallback_keys,
-            weak_key_allowed: self.allow_weak_secret_key,
-            cookie_name: self.cookie_name,
-            cookie_age: self.cookie_age,
-            cookie_domain: self.cookie_domain,
-            cookie_path: self.cookie_path,
-            cookie_secure: self.cookie_secure,
-            cookie_httponly: self.cookie_httponly,
-            cookie_samesite: self.cookie_samesite,
-            save_every_request: self.save_every_request,
-            expire_at_browser_close: self.expire_at_browser_close,
-            auto_migrate: self.auto_migrate,
-            cache_control: self.cache_control,
-            concurrency: self.concurrency,
-            cookie_overflow: self.cookie_overflow,
-            hash_ids_at_rest: self.hash_ids_at_rest,
-            record_ip: self.record_ip,
-            track_user_sessions: self.track_user_sessions,
-            max_sessions_per_user: self.max_sessions_per_user.filter(|&n| n != 0),
-            stolen_cookie_grace: self.stolen_cookie_grace.filter(|d| !d.is_zero()),
-            stolen_cookie_ends_user_sessions: self.stolen_cookie_ends_user_sessions,
-            cookie_revocation: self.cookie_revocation,
-            allow_in_memory_revocation: self.allow_in_memory_revocation,
-            idle_timeout: self.idle_timeout,
-            absolute_timeout: self.absolute_timeout,
-            signed_cookies_salt: self.signed_cookies_salt,
-            store_salt: self.store_salt,
+            cookie: CookieSettings {
+                name: self.cookie_name,
+                domain: self.cookie_domain,
+                path: self.cookie_path,
+                secure: self.cookie_secure,
+                httponly: self.cookie_httponly,
+                samesite: self.cookie_samesite,
+                overflow: self.cookie_overflow,
+                cache_control: self.cache_control,
+            },
+            keys: KeySettings {
+                secret_key,
+                fallback_keys: self.fallback_keys,
+                weak_key_allowed: self.allow_weak_secret_key,
+                signed_cookies_salt: self.signed_cookies_salt,
+                store_salt: self.store_salt,
+                hash_ids_at_rest: self.hash_ids_at_rest,
+            },
+            lifetimes: Lifetimes {
+                cookie_age: self.cookie_age,
+                expire_at_browser_close: self.expire_at_browser_close,
+                idle_timeout: self.idle_timeout,
+                absolute_timeout: self.absolute_timeout,
+            },
+            saving: SaveSettings {
+                every_request: self.save_every_request,
+                concurrency: self.concurrency,
+            },
+            servers: ServerSettings {
+                db: DbOptions {
+                    url: self.database_url,
+                    expiry_slack: self.expiry_slack,
+                },
+                cache: CacheOptions {
+                    url: self.cache_url,
+                    key_prefix: self.cache_key_prefix,
+                },
+                file: FileOptions {
+                    path: self.file_path,
+                },
+                timeout: self.store_timeout,
+                auto_migrate: self.auto_migrate,
+            },
+            users: UserSettings {
+                track_user_sessions: self.track_user_sessions,
+                record_ip: self.record_ip,
+                max_sessions_per_user: self.max_sessions_per_user.filter(|&n| n != 0),
+                stolen_cookie_grace: self.stolen_cookie_grace.filter(|d| !d.is_zero()),
+                stolen_cookie_ends_user_sessions: self.stolen_cookie_ends_user_sessions,
+                cookie_revocation: self.cookie_revocation,
+                allow_in_memory_revocation: self.allow_in_memory_revocation,
+            },
             clock: self.clock,
         })
     }
