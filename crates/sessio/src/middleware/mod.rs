@@ -34,4 +34,5 @@ pub mod service;
 pub use self::axum::MissingSessionLayer;
 pub use future::ResponseFuture;
 pub use layer::SessionLayer;
-pub use service::{SessionError, SessionService};
+pub use policy::SessionError;
+pub use service::SessionService;

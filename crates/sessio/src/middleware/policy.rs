@@ -7,10 +7,14 @@ use std::sync::Arc;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, Response};
 
-use super::service::SessionError;
 use crate::config::Config;
 use crate::error::{Error, LogId};
 use crate::session::Session;
+
+/// The error that ended a request in the session middleware, put in the extensions of the
+/// error response so an outer layer can inspect it.
+#[derive(Clone, Debug)]
+pub struct SessionError(pub Arc<Error>);
 
 /// What the end of a request does, decided from the session's flags (Django's
 /// `SessionMiddleware.process_response`).

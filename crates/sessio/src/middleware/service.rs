@@ -10,7 +10,6 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use crate::config::Config;
 use crate::engine::SessionEngine;
-use crate::error::Error;
 use crate::session::{ClientInfo, Session};
 use crate::users::Extras;
 
@@ -22,11 +21,6 @@ pub struct SessionService<S> {
     pub(super) config: Arc<Config>,
     pub(super) extras: Arc<Extras>,
 }
-
-/// The error that ended a request in the session middleware, put in the extensions of the
-/// error response so an outer layer can inspect it.
-#[derive(Clone, Debug)]
-pub struct SessionError(pub Arc<Error>);
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
