@@ -278,6 +278,16 @@ impl SecretKey {
         ))
     }
 
+    /// A 32-byte key for one purpose (`info`), derived from this key with HKDF-SHA256, so
+    /// that no two uses of the secret share a key.
+    pub fn derive(&self, info: &[u8]) -> [u8; 32] {
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"sessio"), self.as_bytes());
+        let mut okm = [0u8; 32];
+        hk.expand(info, &mut okm)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        okm
+    }
+
     /// The key itself. Handle with care: never log it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -713,7 +723,7 @@ impl Config {
     /// cache` on `memory://`).
     pub fn revocation_is_in_memory(&self) -> bool {
         self.users.cookie_revocation == Some(EngineKind::Cache)
-            && crate::cache::is_in_process(&self.servers.cache.url)
+            && is_in_process(&self.servers.cache.url)
     }
     /// What cookie engines do with a session too big for a cookie.
     pub fn cookie_overflow(&self) -> CookieOverflow {
@@ -1081,6 +1091,14 @@ const SETTINGS: &[Setting] = settings! {
     "signed_cookies_salt" (file only) => |b, v| { b.signed_cookies_salt = v.string()? };
     "store_salt" (file only) => |b, v| { b.store_salt = v.string()? };
 };
+
+/// Whether a cache URL names the in-process cache (`memory://`), whose records live and
+/// die with this process.
+pub(crate) fn is_in_process(url: &str) -> bool {
+    let url = url.trim();
+    let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
+    scheme.eq_ignore_ascii_case("memory") || url == "memory" || url.starts_with("memory?")
+}
 
 /// The variable of a setting: `SESSIO_` and its TOML key in capitals.
 fn env_name(key: &str) -> String {
@@ -1580,7 +1598,7 @@ impl ConfigBuilder {
             )));
         }
         if self.cookie_revocation == Some(EngineKind::Cache)
-            && crate::cache::is_in_process(&self.cache_url)
+            && is_in_process(&self.cache_url)
             && !self.allow_in_memory_revocation
         {
             return Err(Error::Config(format!(

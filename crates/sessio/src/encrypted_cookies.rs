@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 
 use crate::client::{ClientEngine, CookieCodec, Opened};
 use crate::clock::Clock;
-use crate::config::{Config, SecretKey};
+use crate::config::Config;
 use crate::engine::SessionData;
 use crate::error::{Error, Result};
 
@@ -33,15 +33,6 @@ const NONCE_LEN: usize = 24;
 /// Longer values are refused before base64 decoding: no cookie can be this large.
 const MAX_VALUE_LEN: usize = 16 * 1024;
 const HKDF_INFO: &[u8] = b"sessio encrypted-cookies v1";
-
-/// Derives a 32-byte key for one purpose from a secret key (HKDF-SHA256).
-pub(crate) fn derive_key(secret: &SecretKey, info: &[u8]) -> [u8; 32] {
-    let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"sessio"), secret.as_bytes());
-    let mut okm = [0u8; 32];
-    hk.expand(info, &mut okm)
-        .expect("32 bytes is a valid HKDF-SHA256 output length");
-    okm
-}
 
 /// Session data in an encrypted cookie: the codec.
 #[derive(Clone)]
@@ -78,7 +69,7 @@ impl EncryptedCookies {
     pub fn new(config: &Config) -> Self {
         let ciphers = std::iter::once(config.secret_key())
             .chain(config.fallback_keys())
-            .map(|k| XChaCha20Poly1305::new(&derive_key(k, HKDF_INFO).into()))
+            .map(|k| XChaCha20Poly1305::new(&k.derive(HKDF_INFO).into()))
             .collect();
         Self {
             ciphers,

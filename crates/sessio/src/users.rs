@@ -112,7 +112,7 @@ pub(crate) const SEEN_EVERY: i64 = 300;
 
 /// The logged-in user of a session (Django's `_auth_user_id`).
 pub(crate) fn owner_of(data: Option<&SessionData>) -> Option<String> {
-    match data?.get(crate::auth::USER_ID_KEY)? {
+    match data?.get(sessio_django::keys::AUTH_USER_ID)? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -242,7 +242,7 @@ impl IdHasher {
 }
 
 fn keyed(secret: &SecretKey, info: &[u8]) -> Hmac<Sha256> {
-    let key = crate::encrypted_cookies::derive_key(secret, info);
+    let key = secret.derive(info);
     Hmac::<Sha256>::new_from_slice(&key).expect("HMAC accepts any key length")
 }
 
@@ -567,7 +567,7 @@ impl Extras {
                             Some(mut entry) if engine.load(&id).await?.is_some() => {
                                 first.get_or_insert(n);
                                 seen.insert(id.clone());
-                                entry.remove(crate::session::EXPIRY_KEY);
+                                entry.remove(sessio_django::keys::EXPIRY);
                                 live.push(Listed {
                                     stored: id,
                                     entry: Value::Object(entry),
@@ -799,7 +799,7 @@ impl Extras {
             .load(&entry_name(user_id, old))
             .await?
             .unwrap_or_default();
-        entry.remove(crate::session::EXPIRY_KEY);
+        entry.remove(sessio_django::keys::EXPIRY);
         entry.remove("n");
         self.index_put(
             config,
@@ -920,7 +920,7 @@ async fn set_slot(
 /// A record's expiry, as [`record`] wrote it.
 fn expiry_of(data: Option<&SessionData>) -> Option<OffsetDateTime> {
     data?
-        .get(crate::session::EXPIRY_KEY)
+        .get(sessio_django::keys::EXPIRY)
         .and_then(Value::as_str)
         .and_then(crate::expiry::parse_iso)
 }
@@ -951,7 +951,7 @@ fn record(fields: Value, expires: OffsetDateTime) -> SessionData {
         _ => SessionData::new(),
     };
     data.insert(
-        crate::session::EXPIRY_KEY.into(),
+        sessio_django::keys::EXPIRY.into(),
         Value::String(isoformat(expires)),
     );
     data

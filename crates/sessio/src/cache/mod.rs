@@ -132,11 +132,6 @@ impl Scheme {
     }
 }
 
-/// Whether `url` names the in-process cache, whose records live and die with this process.
-pub(crate) fn is_in_process(url: &str) -> bool {
-    Scheme::of(url.trim()) == Some(Scheme::Memory)
-}
-
 /// Whether `key` could be a session key: anything else is not looked up, so a garbage
 /// cookie costs no round trip and never reaches the cache as a key.
 pub(crate) fn plausible_key(key: &str) -> bool {
