@@ -1,12 +1,10 @@
 //! Sessions kept in the cookie: a codec that seals a session into a cookie value and opens
 //! it again, synchronously, with nothing stored on the server.
 //!
-//! [`CookieCodec`] is the whole contract of a cookie engine ([`signed_cookies`] and
-//! [`encrypted_cookies`] implement it); [`ClientEngine`] makes any codec the engine sessions
-//! talk to. There is nothing to delete, migrate or clear: expired cookies live in browsers.
-//!
-//! [`signed_cookies`]: crate::signed_cookies
-//! [`encrypted_cookies`]: crate::encrypted_cookies
+//! [`CookieCodec`] is the whole contract of a cookie engine (the `signed_cookies` and
+//! `encrypted_cookies` modules implement it); [`ClientEngine`] makes any codec the engine
+//! sessions talk to. There is nothing to delete, migrate or clear: expired cookies live in
+//! browsers.
 
 use std::fmt;
 use std::sync::Arc;

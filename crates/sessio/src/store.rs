@@ -3,7 +3,7 @@
 //! A store keeps encoded records by id, each with a version, and nothing more. It knows
 //! nothing of cookies, of Django's format, of id creation, of id hashing or of merging
 //! concurrent writes: sessio's core does all of that once, for every store, around the six
-//! methods below ([`ServerEngine`](crate::server::ServerEngine)).
+//! methods below (`server::ServerEngine`).
 //!
 //! The one rule that makes a store safe under concurrency: [`update`](SessionStore::update)
 //! with an `expected` version writes only if the record still has that version (a
@@ -283,7 +283,7 @@ pub trait LocalStore: Send + Sync {
 ///
 /// Each call goes through a boxed future (about 200 instructions and one allocation);
 /// a store used on its own is wrapped directly in a
-/// [`ServerEngine`](crate::server::ServerEngine) instead.
+/// `server::ServerEngine` instead.
 #[derive(Clone)]
 pub struct AnyStore(Arc<dyn DynStore>);
 
