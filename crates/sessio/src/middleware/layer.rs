@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::engine::SessionEngine;
 use crate::users::Extras;
 
-/// Adds a [`Session`] to every request. Made by [`SessionManager::layer`](crate::SessionManager::layer).
+/// Adds a [`Session`](crate::Session) to every request. Made by [`SessionManager::layer`](crate::SessionManager::layer).
 #[derive(Clone, Debug)]
 pub struct SessionLayer {
     engine: Arc<dyn SessionEngine>,

@@ -13,7 +13,7 @@ use crate::engine::SessionEngine;
 use crate::session::{ClientInfo, Session};
 use crate::users::Extras;
 
-/// The service made by [`SessionLayer`].
+/// The service made by [`SessionLayer`](super::SessionLayer).
 #[derive(Clone, Debug)]
 pub struct SessionService<S> {
     pub(super) inner: S,
