@@ -12,69 +12,9 @@
 //! requests never lose each other's writes. A store that implements the required methods
 //! as documented is correct by construction; the conformance suite checks it.
 //!
-//! ```
-//! use std::collections::HashMap;
-//! use std::sync::Mutex;
-//! use sessio::store::{Payload, Record, SessionStore, Update};
-//! use sessio::engine::Version;
-//! use time::OffsetDateTime;
-//!
-//! /// Sessions in a `HashMap`: text and expiry by id.
-//! #[derive(Debug, Default)]
-//! struct MapStore(Mutex<HashMap<String, (String, OffsetDateTime)>>);
-//!
-//! impl SessionStore for MapStore {
-//!     fn name(&self) -> &'static str {
-//!         "map"
-//!     }
-//!     async fn load(&self, id: &str) -> sessio::Result<Option<Record>> {
-//!         let map = self.0.lock().unwrap();
-//!         Ok(map
-//!             .get(id)
-//!             .filter(|(_, expires)| *expires > OffsetDateTime::now_utc())
-//!             .map(|(text, _)| Record::Text(text.clone())))
-//!     }
-//!     async fn insert(&self, id: &str, record: &Payload<'_>, expires: OffsetDateTime) -> sessio::Result<bool> {
-//!         let mut map = self.0.lock().unwrap();
-//!         if map.contains_key(id) {
-//!             return Ok(false);
-//!         }
-//!         map.insert(id.to_owned(), (record.text().to_owned(), expires));
-//!         Ok(true)
-//!     }
-//!     async fn update(
-//!         &self,
-//!         id: &str,
-//!         record: &Payload<'_>,
-//!         expires: OffsetDateTime,
-//!         expected: Option<&Version>,
-//!     ) -> sessio::Result<Update> {
-//!         let mut map = self.0.lock().unwrap();
-//!         let Some(stored) = map.get_mut(id).filter(|(_, e)| *e > OffsetDateTime::now_utc()) else {
-//!             return Ok(Update::Gone);
-//!         };
-//!         if expected.is_some_and(|v| v.as_stored() != Some(stored.0.as_str())) {
-//!             return Ok(Update::Conflict);
-//!         }
-//!         *stored = (record.text().to_owned(), expires);
-//!         Ok(Update::Stored(Some(record.version())))
-//!     }
-//!     async fn delete(&self, id: &str) -> sessio::Result<()> {
-//!         self.0.lock().unwrap().remove(id);
-//!         Ok(())
-//!     }
-//!     async fn clear_expired(&self, limit: usize) -> sessio::Result<u64> {
-//!         let now = OffsetDateTime::now_utc();
-//!         let mut map = self.0.lock().unwrap();
-//!         let expired: Vec<String> =
-//!             map.iter().filter(|(_, (_, e))| *e <= now).map(|(k, _)| k.clone()).take(limit).collect();
-//!         for id in &expired {
-//!             map.remove(id);
-//!         }
-//!         Ok(expired.len() as u64)
-//!     }
-//! }
-//! ```
+//! A complete store is `examples/map-store` in sessio's repository: sessions in a
+//! `HashMap`, in about 120 lines, with the one-line test that runs the conformance suite
+//! (`sessio-conformance`) against it.
 
 use std::fmt;
 use std::future::Future;
