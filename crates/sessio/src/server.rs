@@ -111,7 +111,7 @@ impl<S: SessionStore> ServerEngine<S> {
                 let decoded = self.codec.decode_or_empty(Some(&text), &LogId(id));
                 LoadedSession {
                     data: decoded.data,
-                    stale_key: decoded.stale_key,
+                    stale_key: decoded.stale_key && self.store.reissues_old_keys(),
                     version: Some(Version::stored(text)),
                 }
             }
@@ -300,7 +300,7 @@ impl<S: SessionStore> SessionEngine for ServerEngine<S> {
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        Ok(self.store.load(key).await?.is_some())
+        self.store.exists(key).await
     }
 
     async fn count_expired(&self) -> Result<Option<u64>> {

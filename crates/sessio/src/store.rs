@@ -169,6 +169,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         expected: Option<&Version>,
     ) -> impl Future<Output = Result<Update>> + Send;
 
+    /// Whether a record is stored under `id`, live or expired: Django's `exists`, which
+    /// does not look at expiry (the SQL stores keep expired rows until a sweep). Optional:
+    /// by default, whether [`load`](SessionStore::load) finds a live record.
+    fn exists(&self, id: &str) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(self.load(id).await?.is_some()) }
+    }
+
     /// Deletes the record `id`; deleting an unknown id is not an error.
     fn delete(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
 
@@ -189,6 +196,14 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// The store's in-process fast path, if it has one. Optional.
     fn local(&self) -> Option<&dyn LocalStore> {
         None
+    }
+
+    /// Whether a record that only an old (fallback) secret key verifies is written again,
+    /// under the current key, by the request that reads it. Optional: yes by default. The
+    /// SQL stores answer no, as Django's `db` backend, which shares their table, never
+    /// rewrites a row it only read.
+    fn reissues_old_keys(&self) -> bool {
+        true
     }
 }
 
@@ -260,11 +275,13 @@ trait DynStore: Send + Sync + 'static {
         expires: OffsetDateTime,
         expected: Option<&'a Version>,
     ) -> BoxFuture<'a, Update>;
+    fn exists<'a>(&'a self, id: &'a str) -> BoxFuture<'a, bool>;
     fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ()>;
     fn clear_expired(&self, limit: usize) -> BoxFuture<'_, u64>;
     fn migrate(&self) -> BoxFuture<'_, ()>;
     fn count_expired(&self) -> BoxFuture<'_, Option<u64>>;
     fn local(&self) -> Option<&dyn LocalStore>;
+    fn reissues_old_keys(&self) -> bool;
 }
 
 impl<S: SessionStore> DynStore for S {
@@ -294,6 +311,9 @@ impl<S: SessionStore> DynStore for S {
     ) -> BoxFuture<'a, Update> {
         Box::pin(SessionStore::update(self, id, record, expires, expected))
     }
+    fn exists<'a>(&'a self, id: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(SessionStore::exists(self, id))
+    }
     fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(SessionStore::delete(self, id))
     }
@@ -308,6 +328,9 @@ impl<S: SessionStore> DynStore for S {
     }
     fn local(&self) -> Option<&dyn LocalStore> {
         SessionStore::local(self)
+    }
+    fn reissues_old_keys(&self) -> bool {
+        SessionStore::reissues_old_keys(self)
     }
 }
 
@@ -335,6 +358,9 @@ impl SessionStore for AnyStore {
     ) -> Result<Update> {
         self.0.update(id, record, expires, expected).await
     }
+    async fn exists(&self, id: &str) -> Result<bool> {
+        self.0.exists(id).await
+    }
     async fn delete(&self, id: &str) -> Result<()> {
         self.0.delete(id).await
     }
@@ -349,5 +375,8 @@ impl SessionStore for AnyStore {
     }
     fn local(&self) -> Option<&dyn LocalStore> {
         self.0.local()
+    }
+    fn reissues_old_keys(&self) -> bool {
+        self.0.reissues_old_keys()
     }
 }

@@ -72,7 +72,10 @@ pub async fn open(config: &Config) -> Result<Arc<dyn SessionEngine>> {
     if url.starts_with("sqlite:") {
         #[cfg(feature = "sqlite")]
         {
-            return Ok(Arc::new(sqlite::SqliteEngine::open(config).await?));
+            return Ok(Arc::new(crate::server::ServerEngine::new(
+                sqlite::SqliteStore::open(config).await?,
+                config,
+            )));
         }
         #[cfg(not(feature = "sqlite"))]
         return Err(Error::Config(

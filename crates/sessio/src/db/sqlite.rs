@@ -3,6 +3,11 @@
 //! Django and sessio can share the database file: same table, same `session_data` format,
 //! same `expire_date` text.
 //!
+//! [`SqliteStore`] is a [`SessionStore`]: it keeps each session's `session_data` text by
+//! key, with its `expire_date`, and the text is the record's version. The core
+//! ([`ServerEngine`]) does the rest: it creates keys, encodes and decodes `session_data`,
+//! and merges concurrent writes. [`SqliteEngine`] is the two together.
+//!
 //! # Design
 //!
 //! * **One writer thread, group commit.** A dedicated thread owns the only read-write
@@ -11,23 +16,31 @@
 //!   many requests share one WAL append. Each caller hears back only after the `COMMIT` of
 //!   its write succeeded. A statement that fails fails only its own operation; a failed
 //!   `COMMIT` fails every operation of the batch.
-//! * **Readers never queue behind writes.** Loads run on tokio's blocking pool, on a small
-//!   pool of read-only connections; in WAL mode they read the last committed state while the
-//!   writer writes.
+//! * **Compare-and-set in one statement.** An update that expects a version is
+//!   `UPDATE … WHERE session_key = ? AND session_data = <the text the request read> AND
+//!   expire_date > <now>`; earlier writes of the same batch count (same transaction).
+//!   Only when it matches no row does the writer read the row, to tell a session that is
+//!   gone or expired ([`Update::Gone`], never brought back) from one another request
+//!   wrote first ([`Update::Conflict`], which the core merges and retries). The writer
+//!   never decodes or merges.
+//! * **Readers never queue behind writes.** Loads of a database file run inline on the
+//!   caller's task, other reads on tokio's blocking pool, on a small pool of read-only
+//!   connections; in WAL mode they read the last committed state while the writer writes.
 //! * **Checkpoints off the write path.** A second thread copies the WAL back into the
 //!   database file every 100 ms; the writer never waits for those fsyncs.
 //! * **Durability:** `synchronous=NORMAL`. A committed session survives the process
 //!   crashing or being killed; an OS crash or power cut can lose the last commits, never
 //!   the database's consistency.
-//! * **Signing happens on the caller's task**, not on the writer thread, so HMAC and zlib
-//!   work spreads over all cores and the writer only does SQL.
+//! * **Signing happens on the caller's task** (the core encodes before the write is
+//!   queued), not on the writer thread, so HMAC and zlib work spreads over all cores and
+//!   the writer only does SQL.
 //! * **Migrations** are embedded `.sql` files under `migrations/sqlite/`, applied in order
 //!   and recorded in `sessio_migrations`.
 //!
 //! # URLs
 //!
 //! `sqlite://relative/path.db`, `sqlite:///absolute/path.db`, `sqlite:path.db`, and
-//! `sqlite::memory:` (one private in-memory database per engine). Any `?query` is ignored,
+//! `sqlite::memory:` (one private in-memory database per store). Any `?query` is ignored,
 //! except `mode=memory`, which means in-memory.
 
 use std::cell::Cell;
@@ -37,7 +50,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 use time::OffsetDateTime;
@@ -45,9 +57,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
-use crate::error::{Error, LogId, Result};
-use sessio_django::codec::StoreCodec;
+use crate::engine::Version;
+use crate::error::{Error, Result};
+use crate::server::ServerEngine;
+use crate::store::{Payload, Record, SessionStore, Update};
 
 /// The most write operations committed in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -65,14 +78,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// sweep) keeps missing the gaps between them and can wait for seconds; short, even sleeps
 /// take the lock at the next gap.
 const BUSY_RETRY: Duration = Duration::from_millis(1);
-/// After a full `clear_expired` batch the engine pauses for this fraction of the batch's
+/// After a full `clear_expired` batch the store pauses for this fraction of the batch's
 /// time, within the bounds below: a sweep takes at most ~1/8 longer, and writers it held up
 /// get in before its next batch.
 const CLEAR_PAUSE_DIVISOR: u32 = 8;
 const MIN_CLEAR_PAUSE: Duration = Duration::from_millis(1);
 const MAX_CLEAR_PAUSE: Duration = Duration::from_millis(50);
-/// Session keys tried before `create` gives up (Django retries forever).
-const CREATE_ATTEMPTS: u32 = 100;
 /// How often the checkpointer copies the WAL back into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 /// WAL pages after which the writer checkpoints itself: only reached when the background
@@ -99,16 +110,16 @@ const MIGRATIONS_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS sessio_migrations
      (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)";
 const LOAD_SQL: &str =
     "SELECT session_data FROM django_session WHERE session_key = ?1 AND expire_date > ?2";
-const SELECT_DATA_SQL: &str = "SELECT session_data FROM django_session WHERE session_key = ?1";
 const EXISTS_SQL: &str = "SELECT 1 FROM django_session WHERE session_key = ?1";
 const COUNT_EXPIRED_SQL: &str = "SELECT COUNT(*) FROM django_session WHERE expire_date < ?1";
 const INSERT_SQL: &str = "INSERT INTO django_session (session_key, session_data, expire_date) \
      VALUES (?1, ?2, ?3) ON CONFLICT (session_key) DO NOTHING";
-const UPDATE_SQL: &str =
-    "UPDATE django_session SET session_data = ?2, expire_date = ?3 WHERE session_key = ?1";
-// A save nothing raced: only if the row still holds the data its request read.
+// Only a live row: an update never brings back a session that ended.
+const UPDATE_SQL: &str = "UPDATE django_session SET session_data = ?2, expire_date = ?3 \
+     WHERE session_key = ?1 AND expire_date > ?4";
+// Compare-and-set: only if the live row still holds the text its request read.
 const UPDATE_IF_SQL: &str = "UPDATE django_session SET session_data = ?2, expire_date = ?3 \
-     WHERE session_key = ?1 AND session_data = ?4";
+     WHERE session_key = ?1 AND session_data = ?5 AND expire_date > ?4";
 const DELETE_SQL: &str = "DELETE FROM django_session WHERE session_key = ?1";
 // The rowid subquery bounds the work (and the lock) of one statement.
 const CLEAR_EXPIRED_SQL: &str = "DELETE FROM django_session WHERE rowid IN \
@@ -118,23 +129,39 @@ const CLEAR_EXPIRED_SQL: &str = "DELETE FROM django_session WHERE rowid IN \
 ///
 /// Cheap to share behind an `Arc`; dropping it commits what is queued and stops the writer
 /// thread.
-pub struct SqliteEngine {
+pub struct SqliteStore {
     shared: Arc<Shared>,
     writer: Option<mpsc::Sender<Op>>,
     thread: Option<JoinHandle<()>>,
     checkpointer: Option<Checkpointer>,
 }
 
-impl fmt::Debug for SqliteEngine {
+/// The `db` engine on SQLite: the [`SqliteStore`] behind the core's [`ServerEngine`].
+pub type SqliteEngine = ServerEngine<SqliteStore>;
+
+/// Opens the SQLite `db` engine of `config` (see [`SqliteStore::open`]).
+pub async fn open(config: &Config) -> Result<SqliteEngine> {
+    Ok(ServerEngine::new(SqliteStore::open(config).await?, config))
+}
+
+impl ServerEngine<SqliteStore> {
+    /// Opens the database that `config.database_url()` names (see
+    /// [`SqliteStore::open`]).
+    pub async fn open(config: &Config) -> Result<Self> {
+        open(config).await
+    }
+}
+
+impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteEngine")
+        f.debug_struct("SqliteStore")
             .field("database", &self.shared.database)
             .field("writer_running", &self.writer.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl SqliteEngine {
+impl SqliteStore {
     /// Opens the database that `config.database_url()` names.
     ///
     /// With `auto_migrate` it creates the file, its directory and the schema as needed;
@@ -194,7 +221,6 @@ impl SqliteEngine {
         let shared = Arc::new(Shared {
             location,
             database: database.clone(),
-            codec: config.store_codec(),
             clock: config.clock().clone(),
             readers: Mutex::new(Vec::new()),
         });
@@ -222,11 +248,7 @@ impl SqliteEngine {
             Location::Memory { .. } => None,
         };
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let writer = Writer {
-            conn,
-            database,
-            shared: shared.clone(),
-        };
+        let writer = Writer { conn, database };
         let thread = std::thread::Builder::new()
             .name("sessio-sqlite-writer".into())
             .spawn(move || writer.run(rx))
@@ -274,18 +296,13 @@ impl SqliteEngine {
         blocking(move || f(&shared)).await
     }
 
-    fn encode(&self, data: &SessionData) -> String {
-        let now = self.shared.clock.now().unix_timestamp();
-        self.shared.codec.encode(data, now)
-    }
-
-    fn encode_shared(&self, data: &Arc<SessionData>) -> String {
-        let now = self.shared.clock.now().unix_timestamp();
-        self.shared.codec.encode_shared(data, now)
+    /// Now, as `expire_date` text.
+    fn now(&self) -> String {
+        format_expire_date(self.shared.clock.now())
     }
 }
 
-impl Drop for SqliteEngine {
+impl Drop for SqliteStore {
     fn drop(&mut self) {
         // Closing the channel ends the writer loop once the queued writes are committed;
         // joining makes the shutdown deterministic (WAL checkpointed, file closed).
@@ -299,64 +316,33 @@ impl Drop for SqliteEngine {
     }
 }
 
-#[async_trait]
-impl SessionEngine for SqliteEngine {
+impl SessionStore for SqliteStore {
     fn name(&self) -> &'static str {
         ENGINE
     }
 
-    fn is_client_side(&self) -> bool {
-        false
-    }
-
-    async fn load(&self, key: &str) -> Result<Option<SessionData>> {
-        Ok(self
-            .load_session(key)
-            .await?
-            .map(|s| std::sync::Arc::unwrap_or_clone(s.data)))
-    }
-
-    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
+    async fn load(&self, id: &str) -> Result<Option<Record>> {
         if matches!(self.shared.location, Location::File(_)) {
             // Inline, on the calling task: a primary-key read in WAL mode never waits for
             // the writer and takes a few microseconds from the page cache, less than the
             // hand-off to a blocking thread and back (measured: 1.9x the `read` requests/s
             // of a server on one core). Shared-cache in-memory databases keep the blocking
             // pool: their table locks can make a read retry and sleep.
-            return self.shared.load_session(key);
+            return self.shared.load(id);
         }
-        let key = key.to_owned();
-        self.read(move |shared| shared.load_session(&key)).await
+        let id = id.to_owned();
+        self.read(move |shared| shared.load(&id)).await
     }
 
-    async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
-        let data = self.encode(data);
+    async fn insert(
+        &self,
+        id: &str,
+        record: &Payload<'_>,
+        expires: OffsetDateTime,
+    ) -> Result<bool> {
+        let key = id.to_owned();
+        let data = record.text().to_owned();
         let expires = format_expire_date(expires);
-        self.write(|reply| Op::Create {
-            data,
-            expires,
-            reply,
-        })
-        .await
-    }
-
-    async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
-        let data = self.encode(data);
-        let expires = format_expire_date(expires);
-        let key = key.to_owned();
-        self.write(|reply| Op::Save {
-            key,
-            data,
-            expires,
-            reply,
-        })
-        .await
-    }
-
-    async fn insert(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
-        let data = self.encode(data);
-        let expires = format_expire_date(expires);
-        let key = key.to_owned();
         self.write(|reply| Op::Insert {
             key,
             data,
@@ -366,74 +352,43 @@ impl SessionEngine for SqliteEngine {
         .await
     }
 
-    async fn save_changes(
+    async fn update(
         &self,
-        key: &str,
-        changes: &Changes,
+        id: &str,
+        record: &Payload<'_>,
         expires: OffsetDateTime,
-    ) -> Result<(String, SessionData)> {
-        let key = key.to_owned();
-        let changes = changes.clone();
-        let expires = format_expire_date(expires);
-        self.write(|reply| Op::SaveChanges {
-            key,
-            changes,
-            expires,
-            reply,
-        })
-        .await
-    }
-
-    /// A conditional UPDATE on the writer (`… AND session_data = <what the request
-    /// read>`): a save nothing raced skips the writer's read, decode and re-sign. When it
-    /// matches no row the writer merges, in the same transaction, as
-    /// [`save_changes`](Self::save_changes) does (and a session that is gone stays gone).
-    async fn save_changes_from(
-        &self,
-        key: &str,
-        base: &Version,
-        data: &Arc<SessionData>,
-        changes: &Changes,
-        expires: OffsetDateTime,
-    ) -> Result<Saved> {
-        let Some(old) = base.as_stored() else {
-            let (cookie, merged) = self.save_changes(key, changes, expires).await?;
-            return Ok(Saved {
-                cookie,
-                merged: Some(merged),
-                version: None,
-            });
+        expected: Option<&Version>,
+    ) -> Result<Update> {
+        let expected = match expected {
+            None => Expected::Live,
+            Some(version) => match version.as_stored() {
+                Some(text) => Expected::Text(text.to_owned()),
+                None => Expected::Never,
+            },
         };
-        let data = self.encode_shared(data);
-        let version = Version::stored(data.as_str());
-        let key = key.to_owned();
-        let changes = changes.clone();
+        let key = id.to_owned();
+        let data = record.text().to_owned();
         let expires = format_expire_date(expires);
-        let old = old.to_owned();
-        let (cookie, merged) = self
-            .write(|reply| Op::SaveFrom {
+        let now = self.now();
+        let written = self
+            .write(|reply| Op::Update {
                 key,
-                old,
                 data,
-                changes,
                 expires,
+                now,
+                expected,
                 reply,
             })
             .await?;
-        Ok(Saved {
-            cookie,
-            version: merged.is_none().then_some(version),
-            merged,
+        Ok(match written {
+            Written::Stored => Update::Stored(Some(record.version())),
+            Written::Conflict => Update::Conflict,
+            Written::Gone => Update::Gone,
         })
     }
 
-    async fn delete(&self, key: &str) -> Result<()> {
-        let key = key.to_owned();
-        self.write(|reply| Op::Delete { key, reply }).await
-    }
-
-    async fn exists(&self, key: &str) -> Result<bool> {
-        let key = key.to_owned();
+    async fn exists(&self, id: &str) -> Result<bool> {
+        let key = id.to_owned();
         self.read(move |shared| {
             shared.with_reader("checking whether a session exists", |conn| {
                 conn.prepare_cached(EXISTS_SQL)?.exists([&key])
@@ -442,23 +397,16 @@ impl SessionEngine for SqliteEngine {
         .await
     }
 
-    async fn count_expired(&self) -> Result<Option<u64>> {
-        self.read(|shared| {
-            let now = format_expire_date(shared.clock.now());
-            let n: i64 = shared.with_reader("counting expired sessions", |conn| {
-                conn.prepare_cached(COUNT_EXPIRED_SQL)?
-                    .query_row([&now], |r| r.get(0))
-            })?;
-            Ok(Some(u64::try_from(n).unwrap_or(0)))
-        })
-        .await
+    async fn delete(&self, id: &str) -> Result<()> {
+        let key = id.to_owned();
+        self.write(|reply| Op::Delete { key, reply }).await
     }
 
-    async fn clear_expired_batch(&self, limit: usize) -> Result<u64> {
+    async fn clear_expired(&self, limit: usize) -> Result<u64> {
         if limit == 0 {
             return Ok(0);
         }
-        let now = format_expire_date(self.shared.clock.now());
+        let now = self.now();
         let started = Instant::now();
         let batch = i64::try_from(limit).unwrap_or(i64::MAX);
         let deleted = self
@@ -483,8 +431,25 @@ impl SessionEngine for SqliteEngine {
     }
 
     async fn migrate(&self) -> Result<()> {
-        let now = format_expire_date(self.shared.clock.now());
+        let now = self.now();
         self.write(|reply| Op::Migrate { now, reply }).await
+    }
+
+    /// No: Django's `db` backend reads rows an old key signed without rewriting them.
+    fn reissues_old_keys(&self) -> bool {
+        false
+    }
+
+    async fn count_expired(&self) -> Result<Option<u64>> {
+        self.read(|shared| {
+            let now = format_expire_date(shared.clock.now());
+            let n: i64 = shared.with_reader("counting expired sessions", |conn| {
+                conn.prepare_cached(COUNT_EXPIRED_SQL)?
+                    .query_row([&now], |r| r.get(0))
+            })?;
+            Ok(Some(u64::try_from(n).unwrap_or(0)))
+        })
+        .await
     }
 }
 
@@ -510,12 +475,11 @@ where
 // ---------------------------------------------------------------------------------------
 // Reading
 
-/// What the engine and its reads share.
+/// What the store and its reads share.
 struct Shared {
     location: Location,
     /// The path (or `:memory:`), for messages.
     database: Arc<str>,
-    codec: StoreCodec,
     clock: Arc<dyn Clock>,
     /// Idle read-only connections. The lock is held only to pop or push, never during a
     /// query and never across an `.await`.
@@ -585,39 +549,29 @@ impl Shared {
         result.map_err(|e| sql_error(&self.database, what, e))
     }
 
-    fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
+    /// The live record under `key`: its `session_data`, which is also its version.
+    fn load(&self, key: &str) -> Result<Option<Record>> {
         let now = format_expire_date(self.clock.now());
         let row = self.with_reader("loading a session", |conn| {
             conn.prepare_cached(LOAD_SQL)?
                 .query_row(params![key, now], |r| r.get::<_, Value>(0))
                 .optional()
         })?;
-        Ok(row.map(|value| {
-            // Text as read is the version (a blob never compares equal to the text a
-            // conditional UPDATE binds, so it gets none).
-            let version = match &value {
-                Value::Text(text) => Some(Version::stored(text.as_str())),
-                _ => None,
-            };
-            LoadedSession {
-                data: self.decode(key, value),
-                stale_key: false,
-                version,
-            }
-        }))
+        Ok(row.map(|value| Record::Text(loaded_text(value))))
     }
+}
 
-    /// Django's `SessionBase.decode`: data that does not verify or parse is an empty
-    /// session (with a warning), never an error.
-    fn decode(&self, key: &str, value: Value) -> std::sync::Arc<SessionData> {
-        let text = match value {
-            Value::Text(text) => Some(text),
-            Value::Blob(bytes) => String::from_utf8(bytes).ok(),
-            _ => None,
-        };
-        self.codec
-            .decode_or_empty(text.as_deref(), &LogId(key))
-            .data
+/// The text of a stored `session_data`. Django writes text; anything else (a blob another
+/// program wrote) is read as text, and does not verify unless it is the very text, so
+/// it loads as an empty session (Django's rule for data that does not verify).
+fn loaded_text(value: Value) -> String {
+    match value {
+        Value::Text(text) => text,
+        Value::Blob(bytes) => String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        Value::Integer(n) => n.to_string(),
+        Value::Real(x) => x.to_string(),
+        Value::Null => String::new(),
     }
 }
 
@@ -626,40 +580,22 @@ impl Shared {
 
 /// A write for the writer thread, with where to send its result.
 enum Op {
-    Create {
-        data: String,
-        expires: String,
-        reply: oneshot::Sender<Result<String>>,
-    },
-    Save {
-        key: String,
-        data: String,
-        expires: String,
-        reply: oneshot::Sender<Result<String>>,
-    },
-    /// INSERT under a chosen key; `false` when the key is taken.
+    /// INSERT under a chosen key; `false` when the key is taken (by a live or an expired
+    /// row).
     Insert {
         key: String,
         data: String,
         expires: String,
         reply: oneshot::Sender<Result<bool>>,
     },
-    /// Read, apply `changes`, write: atomic because this thread is the only writer.
-    SaveChanges {
+    /// UPDATE of the row `key` if it is live at `now` and holds what `expected` says.
+    Update {
         key: String,
-        changes: Changes,
-        expires: String,
-        reply: oneshot::Sender<Result<(String, SessionData)>>,
-    },
-    /// UPDATE only if the row still holds `old`; otherwise as `SaveChanges`. Answers the
-    /// merged data, or `None` when `data` was stored as it is.
-    SaveFrom {
-        key: String,
-        old: String,
         data: String,
-        changes: Changes,
         expires: String,
-        reply: oneshot::Sender<Result<(String, Option<SessionData>)>>,
+        now: String,
+        expected: Expected,
+        reply: oneshot::Sender<Result<Written>>,
     },
     Delete {
         key: String,
@@ -676,6 +612,25 @@ enum Op {
     },
 }
 
+/// What an update expects the live row to hold.
+enum Expected {
+    /// Anything: an unconditional update.
+    Live,
+    /// This `session_data` text, as a load gave it.
+    Text(String),
+    /// A version that is not stored text: none this store hands out, so it never matches.
+    Never,
+}
+
+/// What the writer did with an update.
+enum Written {
+    Stored,
+    /// The live row holds something else.
+    Conflict,
+    /// There is no live row.
+    Gone,
+}
+
 /// Makes the error that every operation of a failed batch gets.
 type BatchFailure<'a> = &'a dyn Fn() -> Error;
 
@@ -688,11 +643,9 @@ impl Op {
     fn fail(self, failure: BatchFailure<'_>) {
         // Send errors mean the caller stopped waiting: nothing to do.
         let _ = match self {
-            Op::Create { reply, .. } | Op::Save { reply, .. } => reply.send(Err(failure())).ok(),
             Op::Delete { reply, .. } | Op::Migrate { reply, .. } => reply.send(Err(failure())).ok(),
             Op::ClearExpired { reply, .. } => reply.send(Err(failure())).ok(),
-            Op::SaveChanges { reply, .. } => reply.send(Err(failure())).ok(),
-            Op::SaveFrom { reply, .. } => reply.send(Err(failure())).ok(),
+            Op::Update { reply, .. } => reply.send(Err(failure())).ok(),
             Op::Insert { reply, .. } => reply.send(Err(failure())).ok(),
         };
     }
@@ -718,14 +671,12 @@ fn settle<T: Send + 'static>(
 struct Writer {
     conn: Connection,
     database: Arc<str>,
-    // For merging saves, which decode and re-sign inside the writer.
-    shared: Arc<Shared>,
 }
 
 impl Writer {
     fn run(self, mut queue: mpsc::Receiver<Op>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        // Ends when every sender is gone, i.e. the engine was dropped.
+        // Ends when every sender is gone, i.e. the store was dropped.
         while let Some(op) = queue.blocking_recv() {
             batch.push(op);
             // Group commit: whatever queued up during the last commit goes in this one.
@@ -795,20 +746,6 @@ impl Writer {
 
     fn apply(&self, op: Op) -> (Finish, bool) {
         match op {
-            Op::Create {
-                data,
-                expires,
-                reply,
-            } => settle(reply, self.create(&data, &expires)),
-            Op::Save {
-                key,
-                data,
-                expires,
-                reply,
-            } => {
-                let result = self.save(&key, &data, &expires).map(|()| key);
-                settle(reply, result)
-            }
             Op::Insert {
                 key,
                 data,
@@ -823,26 +760,14 @@ impl Writer {
                     .map_err(|e| self.error("creating a session", e));
                 settle(reply, result)
             }
-            Op::SaveChanges {
+            Op::Update {
                 key,
-                changes,
-                expires,
-                reply,
-            } => {
-                let result = self.save_changes(key, &changes, &expires);
-                settle(reply, result)
-            }
-            Op::SaveFrom {
-                key,
-                old,
                 data,
-                changes,
                 expires,
+                now,
+                expected,
                 reply,
-            } => {
-                let result = self.save_from(key, &old, &data, &changes, &expires);
-                settle(reply, result)
-            }
+            } => settle(reply, self.update(&key, &data, &expires, &now, &expected)),
             Op::Delete { key, reply } => {
                 let result = self
                     .conn
@@ -865,81 +790,65 @@ impl Writer {
         }
     }
 
-    /// Django's `create()`: INSERT only, and a fresh key on collision.
-    fn create(&self, data: &str, expires: &str) -> Result<String> {
-        for _ in 0..CREATE_ATTEMPTS {
-            let key = crate::key::new_session_key()?;
-            let inserted = self
-                .conn
-                .prepare_cached(INSERT_SQL)
-                .and_then(|mut s| s.execute(params![key, data, expires]))
-                .map_err(|e| self.error("creating a session", e))?;
-            if inserted == 1 {
-                return Ok(key);
-            }
-        }
-        Err(Error::KeyCreation {
-            attempts: CREATE_ATTEMPTS,
-        })
-    }
-
-    /// Django's `save(must_create=False)`: UPDATE only. No row means a concurrent request
-    /// deleted the session (logout), which must not be undone by inserting it again.
-    fn save(&self, key: &str, data: &str, expires: &str) -> Result<()> {
-        let updated = self
-            .conn
-            .prepare_cached(UPDATE_SQL)
-            .and_then(|mut s| s.execute(params![key, data, expires]))
-            .map_err(|e| self.error("saving a session", e))?;
-        if updated == 0 {
-            return Err(Error::SessionInterrupted);
-        }
-        Ok(())
-    }
-
-    /// Applies one request's changes to the row as it is now. Earlier writes of the same
-    /// batch are visible here (same transaction), and no other connection writes.
-    fn save_changes(
+    /// Django's `save(must_create=False)`, UPDATE only, of a row live at `now`: no live
+    /// row means a concurrent request deleted the session (logout) or it expired, and it
+    /// is not brought back. With an expected text, a compare-and-set (earlier writes of the
+    /// batch count: same transaction).
+    fn update(
         &self,
-        key: String,
-        changes: &Changes,
+        key: &str,
+        data: &str,
         expires: &str,
-    ) -> Result<(String, SessionData)> {
+        now: &str,
+        expected: &Expected,
+    ) -> Result<Written> {
+        let updated = match expected {
+            Expected::Live => self.update_live(key, data, expires, now)?,
+            Expected::Text(old) => self
+                .conn
+                .prepare_cached(UPDATE_IF_SQL)
+                .and_then(|mut s| s.execute(params![key, data, expires, now, old]))
+                .map_err(|e| self.error("saving a session", e))?,
+            Expected::Never => 0,
+        };
+        if updated == 1 {
+            return Ok(Written::Stored);
+        }
+        if let Expected::Live = expected {
+            return Ok(Written::Gone);
+        }
+        // Nothing written: tell a row that is gone from one that changed.
         let stored = self
             .conn
-            .prepare_cached(SELECT_DATA_SQL)
-            .and_then(|mut s| s.query_row([&key], |r| r.get::<_, Value>(0)).optional())
-            .map_err(|e| self.error("loading a session to merge", e))?;
-        // Gone: a concurrent logout deleted it, and it stays deleted.
-        let stored = stored.ok_or(Error::SessionInterrupted)?;
-        let mut data = std::sync::Arc::unwrap_or_clone(self.shared.decode(&key, stored));
-        changes.apply(&mut data);
-        let now = self.shared.clock.now().unix_timestamp();
-        let encoded = self.shared.codec.encode(&data, now);
-        self.save(&key, &encoded, expires)?;
-        Ok((key, data))
+            .prepare_cached(LOAD_SQL)
+            .and_then(|mut s| {
+                s.query_row(params![key, now], |r| r.get::<_, Value>(0))
+                    .optional()
+            })
+            .map_err(|e| self.error("saving a session", e))?;
+        let value = match stored {
+            None => return Ok(Written::Gone),
+            Some(Value::Text(_)) => return Ok(Written::Conflict),
+            Some(value) => value,
+        };
+        // Not text (a blob another program wrote) that loads as the text expected: that is
+        // the version the request read, so the write goes ahead.
+        match expected {
+            Expected::Text(old) if loaded_text(value) == *old => {
+                match self.update_live(key, data, expires, now)? {
+                    1 => Ok(Written::Stored),
+                    _ => Ok(Written::Gone),
+                }
+            }
+            _ => Ok(Written::Conflict),
+        }
     }
 
-    /// Stores `data` if the row still holds `old` (earlier writes of the batch count:
-    /// same transaction); otherwise merges `changes` into what is there.
-    fn save_from(
-        &self,
-        key: String,
-        old: &str,
-        data: &str,
-        changes: &Changes,
-        expires: &str,
-    ) -> Result<(String, Option<SessionData>)> {
-        let updated = self
-            .conn
-            .prepare_cached(UPDATE_IF_SQL)
-            .and_then(|mut s| s.execute(params![key, data, expires, old]))
-            .map_err(|e| self.error("saving a session", e))?;
-        if updated == 1 {
-            return Ok((key, None));
-        }
-        let (key, merged) = self.save_changes(key, changes, expires)?;
-        Ok((key, Some(merged)))
+    fn update_live(&self, key: &str, data: &str, expires: &str, now: &str) -> Result<usize> {
+        self.conn
+            .prepare_cached(UPDATE_SQL)
+            .and_then(|mut s| s.execute(params![key, data, expires, now]))
+            .map_err(|e| self.error("saving a session", e))
     }
 
     fn error(&self, what: &str, e: rusqlite::Error) -> Error {
@@ -977,7 +886,7 @@ impl Checkpointer {
                         return;
                     }
                 };
-                // Runs until the engine is dropped (the sender goes away).
+                // Runs until the store is dropped (the sender goes away).
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_INTERVAL)
                 {
@@ -1285,6 +1194,7 @@ pub fn parse_expire_date(text: &str) -> Option<OffsetDateTime> {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::engine::{SessionData, SessionEngine};
     use crate::json;
     use std::path::Path;
     use std::time::Instant;
@@ -1498,6 +1408,79 @@ mod tests {
         assert_eq!(engine.clear_expired_batch(10).await.unwrap(), 0);
         clock.set(at(T0 + 10) + time::Duration::microseconds(1));
         assert_eq!(engine.clear_expired_batch(10).await.unwrap(), 1);
+    }
+
+    /// The store's contract: insert only if absent, update only a live row, and with an
+    /// expected version only if the row still holds it; gone and changed told apart.
+    #[tokio::test]
+    async fn update_is_a_compare_and_set_that_tells_gone_from_conflict() {
+        let dir = TempDir::new().unwrap();
+        let clock = ManualClock::at_unix(T0);
+        let config = file_config(&dir, &clock);
+        let store = SqliteStore::open(&config).await.unwrap();
+        let codec = config.store_codec();
+        let (a, b) = (
+            Arc::new(data(json!({"n": 1}))),
+            Arc::new(data(json!({"n": 2}))),
+        );
+        let (a, b) = (Payload::new(&a, &codec, T0), Payload::new(&b, &codec, T0));
+        let key = "cas00000000000000000000000000000";
+        assert!(store.insert(key, &a, at(T0 + DAY)).await.unwrap());
+        assert!(!store.insert(key, &b, at(T0 + DAY)).await.unwrap());
+        let Some(Record::Text(read)) = store.load(key).await.unwrap() else {
+            panic!("not loaded")
+        };
+        assert_eq!(read, a.text());
+        let read = Version::stored(read);
+
+        let stored = store.update(key, &b, at(T0 + DAY), Some(&read)).await;
+        assert_eq!(stored.unwrap(), Update::Stored(Some(b.version())));
+        // Another request wrote since `read`: a conflict, and nothing written.
+        let conflict = store.update(key, &a, at(T0 + DAY), Some(&read)).await;
+        assert_eq!(conflict.unwrap(), Update::Conflict);
+        let counter = Version::counter(1);
+        let conflict = store.update(key, &a, at(T0 + DAY), Some(&counter)).await;
+        assert_eq!(conflict.unwrap(), Update::Conflict);
+        assert_eq!(
+            store.load(key).await.unwrap(),
+            Some(Record::Text(b.text().into()))
+        );
+
+        // Expired: gone for every update, though the row is still there.
+        clock.set(at(T0 + DAY));
+        let expected = b.version();
+        for expected in [Some(&expected), Some(&read), None] {
+            let gone = store.update(key, &a, at(T0 + 2 * DAY), expected).await;
+            assert_eq!(gone.unwrap(), Update::Gone);
+        }
+        assert!(store.exists(key).await.unwrap());
+        assert_eq!(rows(&dir), 1);
+        clock.set(at(T0));
+        store.delete(key).await.unwrap();
+        assert_eq!(
+            store.update(key, &a, at(T0 + DAY), None).await.unwrap(),
+            Update::Gone
+        );
+        assert_eq!(rows(&dir), 0);
+
+        // A blob row is read as its text, and an update that read it goes through.
+        raw(&dir)
+            .execute(
+                "INSERT INTO django_session VALUES (?1, CAST(?2 AS BLOB), '2030-01-01 00:00:00')",
+                params![key, a.text()],
+            )
+            .unwrap();
+        let Some(Record::Text(read)) = store.load(key).await.unwrap() else {
+            panic!("not loaded")
+        };
+        assert_eq!(read, a.text());
+        let read = Version::stored(read);
+        let stored = store.update(key, &b, at(T0 + DAY), Some(&read)).await;
+        assert_eq!(stored.unwrap(), Update::Stored(Some(b.version())));
+        assert_eq!(
+            store.load(key).await.unwrap(),
+            Some(Record::Text(b.text().into()))
+        );
     }
 
     #[tokio::test]
