@@ -346,7 +346,7 @@ pub(crate) async fn open_kind(config: &Config, kind: EngineKind) -> Result<Arc<d
         )),
         EngineKind::Db => crate::db::open(config).await,
         EngineKind::Cache => crate::cache::open(config).await,
-        EngineKind::CachedDb => crate::cached_db::open(config).await,
+        EngineKind::CachedDb => Ok(Arc::new(crate::cached_db::open(config).await?)),
         EngineKind::File => Ok(Arc::new(crate::file::open(config).await?)),
     }
 }

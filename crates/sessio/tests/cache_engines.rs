@@ -10,10 +10,11 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use sessio::cache::{MemoryCacheEngine, SessionCache};
+use sessio::cache::{MemoryCacheEngine, MemoryStore};
 use sessio::cached_db::{CachedDbEngine, FILL_TTL};
 use sessio::clock::ManualClock;
+use sessio::store::{AnyStore, Payload, Record, SessionStore, Update};
+use sessio::Version;
 use sessio::{json, Value};
 use sessio::{Config, ConfigBuilder, EngineKind, Error, SessionData, SessionEngine};
 use time::{Duration, OffsetDateTime};
@@ -241,7 +242,7 @@ async fn cached_db_fill_never_overwrites_a_newer_copy() {
         .await
         .unwrap();
     let stale = data(json!({"v": 0}));
-    assert!(!e.cache().add(&k, &stale, at(T + 3600)).await.unwrap());
+    assert!(!e.cache().insert(&k, &stale, at(T + 3600)).await.unwrap());
     assert_eq!(e.load(&k).await.unwrap(), Some(data(json!({"v": 1}))));
 }
 
@@ -267,11 +268,11 @@ async fn cached_db_fills_live_at_most_fill_ttl_unless_the_expiry_is_fixed() {
     assert!(e.cache().exists(&sliding).await.unwrap());
 }
 
-/// A db engine that counts the calls that reach it.
+/// A database store that counts the calls that reach it.
 #[derive(Debug)]
 struct Counting {
-    inner: Arc<dyn SessionEngine>,
-    calls: AtomicUsize,
+    inner: AnyStore,
+    calls: Arc<AtomicUsize>,
 }
 
 impl Counting {
@@ -280,42 +281,40 @@ impl Counting {
     }
 }
 
-#[async_trait]
-impl SessionEngine for Counting {
+impl SessionStore for Counting {
     fn name(&self) -> &'static str {
         "counting"
     }
-    fn is_client_side(&self) -> bool {
-        false
-    }
-    async fn load(&self, key: &str) -> sessio::Result<Option<SessionData>> {
+    async fn load(&self, id: &str) -> sessio::Result<Option<Record>> {
         self.hit();
-        self.inner.load(key).await
+        self.inner.load(id).await
     }
-    async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> sessio::Result<String> {
-        self.hit();
-        self.inner.create(data, expires).await
-    }
-    async fn save(
+    async fn insert(
         &self,
-        key: &str,
-        data: &SessionData,
+        id: &str,
+        record: &Payload<'_>,
         expires: OffsetDateTime,
-    ) -> sessio::Result<String> {
+    ) -> sessio::Result<bool> {
         self.hit();
-        self.inner.save(key, data, expires).await
+        self.inner.insert(id, record, expires).await
     }
-    async fn delete(&self, key: &str) -> sessio::Result<()> {
+    async fn update(
+        &self,
+        id: &str,
+        record: &Payload<'_>,
+        expires: OffsetDateTime,
+        expected: Option<&Version>,
+    ) -> sessio::Result<Update> {
         self.hit();
-        self.inner.delete(key).await
+        self.inner.update(id, record, expires, expected).await
     }
-    async fn exists(&self, key: &str) -> sessio::Result<bool> {
+    async fn delete(&self, id: &str) -> sessio::Result<()> {
         self.hit();
-        self.inner.exists(key).await
+        self.inner.delete(id).await
     }
-    async fn clear_expired_batch(&self, limit: usize) -> sessio::Result<u64> {
+    async fn clear_expired(&self, limit: usize) -> sessio::Result<u64> {
         self.hit();
-        self.inner.clear_expired_batch(limit).await
+        self.inner.clear_expired(limit).await
     }
 }
 
@@ -324,21 +323,22 @@ async fn cached_db_reads_and_exists_search_the_cache_first() {
     // Django's test_exists_searches_cache_first: no database query.
     let clock = ManualClock::at_unix(T);
     let (plain, _dir) = cached_db_memory(&clock).await;
-    let counting = Arc::new(Counting {
-        inner: plain.db().clone(),
-        calls: AtomicUsize::new(0),
-    });
+    let counting = Counting {
+        inner: plain.store().db().clone(),
+        calls: Arc::new(AtomicUsize::new(0)),
+    };
+    let calls = counting.calls.clone();
     let config = builder(&clock).build().unwrap();
-    let cache = Arc::new(MemoryCacheEngine::open(&config).unwrap());
-    let e = CachedDbEngine::new(counting.clone(), cache, &config);
+    let cache = AnyStore::new(MemoryStore::open(&config).unwrap().with_text_versions());
+    let e = CachedDbEngine::from_stores(AnyStore::new(counting), cache, &config);
     let k = e
         .create(&data(json!({"a": 1})), at(T + 3600))
         .await
         .unwrap();
-    assert_eq!(counting.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert!(e.exists(&k).await.unwrap());
     assert!(e.load(&k).await.unwrap().is_some());
-    assert_eq!(counting.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
     // An overlong key is no key (Django's test_load_overlong_key), wherever it is asked.
     let long = "a".repeat(1240);
     assert_eq!(e.load(&long).await.unwrap(), None);
@@ -357,10 +357,10 @@ async fn cached_db_maintenance_is_the_databases() {
 
 /// 64 requests add a key each to one session at once, through a `cached-db` whose record
 /// merges atomically: every key survives, in the record and in the copy (if one is left).
-async fn concurrent_merges(db: Arc<dyn SessionEngine>, cache: Arc<dyn SessionCache>) {
+async fn concurrent_merges(db: AnyStore, cache: AnyStore) {
     let clock = ManualClock::at_unix(T);
     let config = builder(&clock).build().unwrap();
-    let engine = Arc::new(CachedDbEngine::new(db, cache, &config));
+    let engine = Arc::new(CachedDbEngine::from_stores(db, cache, &config));
     let sessions = sessio::SessionManager::new(config, engine.clone());
     let s = sessions.session(None);
     s.insert("start", true).await.unwrap();
@@ -392,8 +392,8 @@ async fn cached_db_concurrent_merges_keep_every_change() {
     let config = builder(&clock).build().unwrap();
     for _ in 0..5 {
         // The in-process cache stands in for a database that merges atomically.
-        let db = Arc::new(MemoryCacheEngine::open(&config).unwrap());
-        let cache = Arc::new(MemoryCacheEngine::open(&config).unwrap());
+        let db = AnyStore::new(MemoryStore::open(&config).unwrap().with_text_versions());
+        let cache = AnyStore::new(MemoryStore::open(&config).unwrap().with_text_versions());
         concurrent_merges(db, cache).await;
     }
 }
@@ -469,7 +469,7 @@ mod redis_tests {
 
     use super::*;
     use common::redis_servers::{self, KeyCleanup, PrivateRedis};
-    use sessio::cache::RedisCacheEngine;
+    use sessio::cache::{RedisCacheEngine, RedisStore};
 
     /// A Redis engine on the shared server with a prefix of its own; `None` skips.
     async fn shared(clock: &ManualClock) -> Option<(RedisCacheEngine, Config, KeyCleanup)> {
@@ -577,7 +577,7 @@ mod redis_tests {
             .await
             .unwrap();
         assert!(!e
-            .add(&k, &data(json!({"second": 1})), at(T + 3600))
+            .insert(&k, &data(json!({"second": 1})), at(T + 3600))
             .await
             .unwrap());
         assert_eq!(e.load(&k).await.unwrap(), Some(data(json!({"first": 1}))));
@@ -980,11 +980,13 @@ mod redis_tests {
     async fn cached_db_concurrent_merges_keep_every_change_on_redis() {
         let clock = ManualClock::at_unix(T);
         for _ in 0..3 {
-            let Some((cache, config, _cleanup)) = shared(&clock).await else {
+            let Some((_engine, config, _cleanup)) = shared(&clock).await else {
                 return;
             };
-            let db = Arc::new(MemoryCacheEngine::new(1000, config.clock().clone()));
-            concurrent_merges(db, Arc::new(cache)).await;
+            let cache = AnyStore::new(RedisStore::open(&config).await.unwrap());
+            let db =
+                AnyStore::new(MemoryStore::new(1000, config.clock().clone()).with_text_versions());
+            concurrent_merges(db, cache).await;
         }
     }
 

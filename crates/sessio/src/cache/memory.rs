@@ -3,6 +3,9 @@
 //! Fast and private to one process: a restart forgets every session, and several
 //! processes (or hosts) do not share them. Use Redis, or `cached-db`, when that matters.
 //!
+//! [`MemoryStore`] keeps the sessions; the core's [`ServerEngine`] creates ids and
+//! merges concurrent writes around it ([`MemoryCacheEngine`]).
+//!
 //! # Design
 //!
 //! * **Sharded.** The map is split into up to [`MAX_SHARDS`] shards by a seeded hash of
@@ -17,25 +20,38 @@
 //! * **TTL by the configured clock.** Each session expires at the `expires` it was saved
 //!   with, as told by `config.clock()` (so tests can move time). Expired sessions are never
 //!   returned; they are dropped when met, when room is needed, or by `clear_expired`.
-//! * **No serialisation.** The session map is stored as it is (behind an `Arc`); nothing is
-//!   signed, since it never leaves the process. The price is memory: about 250 bytes for an
-//!   empty session, 1.1 KB for three small keys and 1.7 KB for a Django login, as measured
-//!   by `tests/cache_engines.rs` (`memory_bytes_per_session`); size `max_entries` with that
-//!   in mind (the default bound is ~110-170 MB of typical sessions).
+//! * **No serialisation.** The session map is stored as it is (behind an `Arc`, the
+//!   request's own: [`Payload::shared`]) and handed out as a [`Record::Data`]; nothing is
+//!   encoded or signed, since it never leaves the process. The price is memory: about 250
+//!   bytes for an empty session, 1.1 KB for three small keys and 1.7 KB for a Django login,
+//!   as measured by `tests/cache_engines.rs` (`memory_bytes_per_session`); size
+//!   `max_entries` with that in mind (the default bound is ~110-170 MB of typical sessions).
+//! * **Versions are write counters**, one sequence per shard. A `write` request nothing
+//!   raced is applied where the data lies ([`LocalStore::apply_now`]): the request lets go
+//!   of its handle first, so unless another request still reads that version the stored
+//!   map is changed in place, not copied. A raced one takes the core's merge path
+//!   ([`update`](SessionStore::update) with the version it read, which answers
+//!   [`Update::Conflict`]).
+//! * **Or text versions**, in front of a database (`cached-db`,
+//!   [`with_text_versions`](MemoryStore::with_text_versions)): each record's version is
+//!   the text the database keeps ([`Payload::version`]), so a version read from the cache
+//!   is one the database's compare-and-set accepts. Nothing is then applied in place: the
+//!   database is written first.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
-use super::{plausible_key, SessionCache, ENGINE};
+use super::{plausible_key, ENGINE};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
+use crate::engine::{Changes, SessionData, Version};
 use crate::error::{Error, Result};
+use crate::server::ServerEngine;
+use crate::store::{LocalStore, Payload, Record, SessionStore, Update};
 
 /// The hash of the shard index and of each shard's map: foldhash, randomly seeded, in place
 /// of SipHash (measured: a load's lookup cost ~750 instructions with SipHash, hashing the
@@ -53,8 +69,6 @@ pub const MAX_SHARDS: usize = 64;
 /// Shards are added only while each keeps at least this many entries, so that per-shard
 /// LRU stays a good approximation of global LRU.
 const MIN_ENTRIES_PER_SHARD: usize = 1024;
-/// How many fresh keys `create` tries before giving up.
-const CREATE_ATTEMPTS: u32 = 100;
 /// A full shard scans itself for expired sessions at most this often (by the configured
 /// clock); in between it evicts from the LRU end, where expired sessions gather anyway.
 const SWEEP_INTERVAL: Duration = Duration::seconds(1);
@@ -76,24 +90,52 @@ const NIL: u32 = u32::MAX;
 /// assert_eq!(engine.name(), "cache");
 /// # Ok(()) }
 /// ```
-pub struct MemoryCacheEngine {
+pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
     hasher: KeyHasher,
     clock: Arc<dyn Clock>,
     max_entries: usize,
+    /// Records are versioned by their text, not by write counters.
+    text_versions: bool,
 }
 
-impl fmt::Debug for MemoryCacheEngine {
+/// The in-process `cache` engine: the [`MemoryStore`] behind the core's [`ServerEngine`].
+pub type MemoryCacheEngine = ServerEngine<MemoryStore>;
+
+impl ServerEngine<MemoryStore> {
+    /// Opens the cache that `config.cache_url()` describes (`memory://?max_entries=N`).
+    pub fn open(config: &Config) -> Result<Self> {
+        Ok(ServerEngine::new(MemoryStore::open(config)?, config))
+    }
+
+    /// The most sessions this cache holds.
+    pub fn max_entries(&self) -> usize {
+        self.store().max_entries()
+    }
+
+    /// How many sessions are stored now (including expired ones not yet dropped).
+    pub fn len(&self) -> usize {
+        self.store().len()
+    }
+
+    /// Whether no session is stored.
+    pub fn is_empty(&self) -> bool {
+        self.store().is_empty()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryCacheEngine")
+        f.debug_struct("MemoryStore")
             .field("max_entries", &self.max_entries)
             .field("shards", &self.shards.len())
             .field("len", &self.len())
+            .field("text_versions", &self.text_versions)
             .finish_non_exhaustive()
     }
 }
 
-impl MemoryCacheEngine {
+impl MemoryStore {
     /// Opens the cache that `config.cache_url()` describes (`memory://?max_entries=N`).
     pub fn open(config: &Config) -> Result<Self> {
         let max_entries = parse_url(config.cache_url())?;
@@ -120,7 +162,18 @@ impl MemoryCacheEngine {
             hasher: KeyHasher::default(),
             clock,
             max_entries,
+            text_versions: false,
         }
+    }
+
+    /// Versions each record by the text the core encoded for it ([`Payload::version`]),
+    /// as a text store does, instead of by a write counter: for a cache in front of a
+    /// database, whose compare-and-set then accepts the versions the cache hands out.
+    /// Every write then encodes (the database needs the text anyway), and nothing is
+    /// applied in place.
+    pub fn with_text_versions(mut self) -> Self {
+        self.text_versions = true;
+        self
     }
 
     /// The most sessions this cache holds.
@@ -147,9 +200,15 @@ impl MemoryCacheEngine {
         self.clock.now()
     }
 
-    /// The live session under `key`, shared with the store (a request that writes copies
-    /// it then, outside the lock).
-    fn find_live(&self, key: &str) -> Option<LoadedSession> {
+    /// The version a write of `record` stores: its text, with text versions (encoded
+    /// here, outside any lock); otherwise the shard's next counter, taken under its lock.
+    fn text_version(&self, record: &Payload<'_>) -> Option<Version> {
+        self.text_versions.then(|| record.version())
+    }
+
+    /// The live record under `key`, its data shared with the store (a request that
+    /// writes copies it then, outside the lock).
+    fn find_live(&self, key: &str) -> Option<Record> {
         if !plausible_key(key) {
             return None;
         }
@@ -160,18 +219,14 @@ impl MemoryCacheEngine {
                 Found::Live(i) => {
                     shard.touch(i);
                     let entry = shard.entry(i);
-                    (Some((entry.data.clone(), entry.version)), None)
+                    (Some((entry.data.clone(), entry.version.clone())), None)
                 }
                 Found::Expired(i) => (None, shard.remove(i)),
                 Found::Absent => (None, None),
             }
         };
         drop(dropped);
-        found.map(|(data, version)| LoadedSession {
-            data,
-            stale_key: false,
-            version: Some(Version::counter(version)),
-        })
+        found.map(|(data, version)| Record::Data { data, version })
     }
 }
 
@@ -212,270 +267,89 @@ fn parse_url(url: &str) -> Result<usize> {
     Ok(max_entries)
 }
 
-#[async_trait]
-impl SessionEngine for MemoryCacheEngine {
+impl SessionStore for MemoryStore {
     fn name(&self) -> &'static str {
         ENGINE
     }
 
-    fn is_client_side(&self) -> bool {
-        false
+    async fn load(&self, id: &str) -> Result<Option<Record>> {
+        Ok(self.find_live(id))
     }
 
-    async fn load(&self, key: &str) -> Result<Option<SessionData>> {
-        // The deep copy happens outside the lock.
-        Ok(self
-            .load_session(key)
-            .await?
-            .map(|l| Arc::unwrap_or_clone(l.data)))
-    }
-
-    fn load_session_now(&self, key: &str) -> Option<Result<Option<LoadedSession>>> {
-        Some(Ok(self.find_live(key)))
-    }
-
-    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
-        Ok(self.find_live(key))
-    }
-
-    async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
-        let now = self.now();
-        if expires <= now {
-            // Already over: nothing to keep (Django's cache backend adds and drops it).
-            return crate::key::new_session_key();
-        }
-        let data = Arc::new(data.clone());
-        for _ in 0..CREATE_ATTEMPTS {
-            let key = crate::key::new_session_key()?;
-            let dropped = {
-                let mut shard = self.shard(&key);
-                match shard.find(&key, now) {
-                    Found::Live(_) => continue,
-                    Found::Expired(i) => {
-                        let old = shard.remove(i);
-                        let evicted = shard.insert(key.as_str().into(), data, expires, now);
-                        (old, evicted)
-                    }
-                    Found::Absent => (None, shard.insert(key.as_str().into(), data, expires, now)),
-                }
-            };
-            drop(dropped);
-            return Ok(key);
-        }
-        Err(Error::KeyCreation {
-            attempts: CREATE_ATTEMPTS,
-        })
-    }
-
-    async fn insert(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
-        let now = self.now();
-        if !plausible_key(key) {
+    /// Django's cache `add`: stores unless a live session has `id` (an expired one is
+    /// replaced). A session already expired is not kept (Django's cache backend adds and
+    /// drops it), and counts as stored.
+    async fn insert(
+        &self,
+        id: &str,
+        record: &Payload<'_>,
+        expires: OffsetDateTime,
+    ) -> Result<bool> {
+        if !plausible_key(id) {
             return Err(Error::Config(format!(
-                "`{key}` is not a valid session key for the memory cache"
+                "`{id}` is not a valid session key for the memory cache"
             )));
         }
+        let now = self.now();
         if expires <= now {
             return Ok(true);
         }
-        let data = Arc::new(data.clone());
+        let data = record.shared();
+        let text_version = self.text_version(record);
         let dropped = {
-            let mut shard = self.shard(key);
-            match shard.find(key, now) {
+            let mut shard = self.shard(id);
+            let old = match shard.find(id, now) {
                 Found::Live(_) => return Ok(false),
-                Found::Expired(i) => {
-                    let old = shard.remove(i);
-                    (old, shard.insert(key.into(), data, expires, now))
-                }
-                Found::Absent => (None, shard.insert(key.into(), data, expires, now)),
-            }
+                Found::Expired(i) => shard.remove(i),
+                Found::Absent => None,
+            };
+            let version = text_version.unwrap_or_else(|| shard.next_counter());
+            (old, shard.insert(id.into(), data, expires, version, now))
         };
         // Freed outside the shard lock.
         drop(dropped);
         Ok(true)
     }
 
-    async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
-        if !plausible_key(key) {
-            return Err(Error::SessionInterrupted);
+    async fn update(
+        &self,
+        id: &str,
+        record: &Payload<'_>,
+        expires: OffsetDateTime,
+        expected: Option<&Version>,
+    ) -> Result<Update> {
+        if !plausible_key(id) {
+            return Ok(Update::Gone);
         }
         let now = self.now();
-        let data = (expires > now).then(|| Arc::new(data.clone()));
-        let dropped = {
-            let mut shard = self.shard(key);
-            let i = match shard.find(key, now) {
-                Found::Live(i) => i,
-                Found::Expired(i) => {
-                    drop(shard.remove(i));
-                    // Gone by its TTL: never resurrect it.
-                    return Err(Error::SessionInterrupted);
+        let data = record.shared();
+        let text_version = self.text_version(record);
+        let (outcome, dropped) = {
+            let mut shard = self.shard(id);
+            match shard.find(id, now) {
+                // Gone by its TTL: never resurrect it.
+                Found::Expired(i) => (Update::Gone, shard.remove(i).map(|e| e.data)),
+                Found::Absent => (Update::Gone, None),
+                Found::Live(i) if expected.is_some_and(|v| *v != shard.entry(i).version) => {
+                    (Update::Conflict, None)
                 }
-                Found::Absent => return Err(Error::SessionInterrupted),
-            };
-            match data {
-                Some(data) => {
+                Found::Live(i) => {
+                    let version = text_version.unwrap_or_else(|| shard.next_counter());
                     shard.touch(i);
-                    Some(shard.replace(i, data, expires))
+                    let old = shard.replace(i, data, expires, version.clone());
+                    (Update::Stored(Some(version)), Some(old))
                 }
-                // Saved as already expired: it ends now.
-                None => shard.remove(i).map(|e| e.data),
             }
         };
         drop(dropped);
-        Ok(key.to_owned())
+        Ok(outcome)
     }
 
-    async fn save_changes(
-        &self,
-        key: &str,
-        changes: &Changes,
-        expires: OffsetDateTime,
-    ) -> Result<(String, SessionData)> {
-        if !plausible_key(key) {
-            return Err(Error::SessionInterrupted);
-        }
-        let now = self.now();
-        // Read, apply and write under the shard's lock: atomic.
-        let (merged, dropped) = {
-            let mut shard = self.shard(key);
-            let i = match shard.find(key, now) {
-                Found::Live(i) => i,
-                Found::Expired(i) => {
-                    drop(shard.remove(i));
-                    return Err(Error::SessionInterrupted);
-                }
-                Found::Absent => return Err(Error::SessionInterrupted),
-            };
-            let (_, merged) = shard.apply(i, changes);
-            if expires > now {
-                shard.touch(i);
-                shard.set_expiry(i, expires);
-                (merged, None)
-            } else {
-                // Saved as already expired: it ends now.
-                (merged, shard.remove(i))
-            }
-        };
-        drop(dropped);
-        Ok((key.to_owned(), (*merged).clone()))
-    }
-
-    fn save_changes_now(
-        &self,
-        key: &str,
-        base: &Version,
-        read: &mut Option<Arc<SessionData>>,
-        changes: &Changes,
-        expires: OffsetDateTime,
-    ) -> Option<Saved> {
-        let base = base.as_counter()?;
-        if !plausible_key(key) {
-            return None;
-        }
-        let now = self.now();
-        if expires <= now {
-            return None;
-        }
-        let version = {
-            let mut shard = self.shard(key);
-            let Found::Live(i) = shard.find(key, now) else {
-                return None;
-            };
-            let entry = shard.entry(i);
-            let same = read.as_ref().is_some_and(|r| Arc::ptr_eq(r, &entry.data));
-            if entry.version != base || !same {
-                return None;
-            }
-            // The request's handle goes first: then, unless another request still reads
-            // this version, `apply` changes the stored map in place instead of copying it.
-            // (Dropping it frees nothing: the store holds the same map.)
-            drop(read.take());
-            shard.touch(i);
-            let (version, data) = shard.apply(i, changes);
-            shard.set_expiry(i, expires);
-            *read = Some(data);
-            version
-        };
-        Some(Saved {
-            cookie: key.to_owned(),
-            merged: None,
-            version: Some(Version::counter(version)),
-        })
-    }
-
-    async fn save_changes_from(
-        &self,
-        key: &str,
-        base: &Version,
-        data: &Arc<SessionData>,
-        changes: &Changes,
-        expires: OffsetDateTime,
-    ) -> Result<Saved> {
-        enum Outcome {
-            /// Unraced: the request's data is stored as it is; holds the old data.
-            Stored(u64, Arc<SessionData>),
-            /// Raced: the changes were merged into the stored data (shared with the store).
-            Merged(u64, Arc<SessionData>),
-            /// Saved as already expired: removed.
-            Ended(Option<Entry>, bool),
-        }
-        if !plausible_key(key) {
-            return Err(Error::SessionInterrupted);
-        }
-        let now = self.now();
-        let outcome = {
-            let mut shard = self.shard(key);
-            let i = match shard.find(key, now) {
-                Found::Live(i) => i,
-                Found::Expired(i) => {
-                    drop(shard.remove(i));
-                    return Err(Error::SessionInterrupted);
-                }
-                Found::Absent => return Err(Error::SessionInterrupted),
-            };
-            let unraced = base.as_counter() == Some(shard.entry(i).version);
-            if expires <= now {
-                Outcome::Ended(shard.remove(i), unraced)
-            } else if unraced {
-                // Nothing wrote it since this request read it: share the request's data
-                // (no copy, no merge).
-                shard.touch(i);
-                let old = shard.replace(i, data.clone(), expires);
-                Outcome::Stored(shard.entry(i).version, old)
-            } else {
-                let (version, merged) = shard.apply(i, changes);
-                shard.touch(i);
-                shard.set_expiry(i, expires);
-                Outcome::Merged(version, merged)
-            }
-        };
-        // Copies and frees happen outside the lock.
-        let (merged, version) = match outcome {
-            Outcome::Stored(version, old) => {
-                drop(old);
-                (None, Some(version))
-            }
-            Outcome::Merged(version, merged) => (Some((*merged).clone()), Some(version)),
-            Outcome::Ended(old, unraced) => {
-                let merged = old.filter(|_| !unraced).map(|e| {
-                    let mut d = (*e.data).clone();
-                    changes.apply(&mut d);
-                    d
-                });
-                (merged, None)
-            }
-        };
-        Ok(Saved {
-            cookie: key.to_owned(),
-            merged,
-            version: version.map(Version::counter),
-        })
-    }
-
-    async fn delete(&self, key: &str) -> Result<()> {
-        if plausible_key(key) {
+    async fn delete(&self, id: &str) -> Result<()> {
+        if plausible_key(id) {
             let dropped = {
-                let mut shard = self.shard(key);
-                let i = shard.map.get(key).copied();
+                let mut shard = self.shard(id);
+                let i = shard.map.get(id).copied();
                 i.and_then(|i| shard.remove(i))
             };
             drop(dropped);
@@ -483,12 +357,18 @@ impl SessionEngine for MemoryCacheEngine {
         Ok(())
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
-        if !plausible_key(key) {
-            return Ok(false);
-        }
+    async fn clear_expired(&self, limit: usize) -> Result<u64> {
         let now = self.now();
-        Ok(matches!(self.shard(key).find(key, now), Found::Live(_)))
+        let mut deleted = 0;
+        for shard in self.shards.iter() {
+            let left = limit.saturating_sub(deleted as usize);
+            if left == 0 {
+                break;
+            }
+            let dropped = lock(shard).sweep(now, left);
+            deleted += dropped.len() as u64;
+        }
+        Ok(deleted)
     }
 
     async fn count_expired(&self) -> Result<Option<u64>> {
@@ -508,42 +388,52 @@ impl SessionEngine for MemoryCacheEngine {
         Ok(Some(n))
     }
 
-    async fn clear_expired_batch(&self, limit: usize) -> Result<u64> {
-        let now = self.now();
-        let mut deleted = 0;
-        for shard in self.shards.iter() {
-            let left = limit.saturating_sub(deleted as usize);
-            if left == 0 {
-                break;
-            }
-            let dropped = lock(shard).sweep(now, left);
-            deleted += dropped.len() as u64;
-        }
-        Ok(deleted)
+    fn local(&self) -> Option<&dyn LocalStore> {
+        Some(self)
     }
 }
 
-#[async_trait]
-impl SessionCache for MemoryCacheEngine {
-    async fn add(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
-        let now = self.now();
-        if !plausible_key(key) || expires <= now {
-            return Ok(false);
+impl LocalStore for MemoryStore {
+    fn load_now(&self, id: &str) -> Option<Record> {
+        self.find_live(id)
+    }
+
+    fn apply_now(
+        &self,
+        id: &str,
+        base: &Version,
+        read: &mut Option<Arc<SessionData>>,
+        changes: &Changes,
+        expires: OffsetDateTime,
+    ) -> Option<Version> {
+        // Text versions (a cache in front of a database) never match: that record is
+        // written through `update`, the database first.
+        let base = base.as_counter()?;
+        if !plausible_key(id) {
+            return None;
         }
-        let data = Arc::new(data.clone());
-        let dropped = {
-            let mut shard = self.shard(key);
-            match shard.find(key, now) {
-                Found::Live(_) => return Ok(false),
-                Found::Expired(i) => {
-                    let old = shard.remove(i);
-                    (old, shard.insert(key.into(), data, expires, now))
-                }
-                Found::Absent => (None, shard.insert(key.into(), data, expires, now)),
-            }
+        let now = self.now();
+        if expires <= now {
+            return None;
+        }
+        let mut shard = self.shard(id);
+        let Found::Live(i) = shard.find(id, now) else {
+            return None;
         };
-        drop(dropped);
-        Ok(true)
+        let entry = shard.entry(i);
+        let same = read.as_ref().is_some_and(|r| Arc::ptr_eq(r, &entry.data));
+        if entry.version.as_counter() != Some(base) || !same {
+            return None;
+        }
+        // The request's handle goes first: then, unless another request still reads
+        // this version, `apply` changes the stored map in place instead of copying it.
+        // (Dropping it frees nothing: the store holds the same map.)
+        drop(read.take());
+        shard.touch(i);
+        let (version, data) = shard.apply(i, changes);
+        shard.set_expiry(i, expires);
+        *read = Some(data);
+        Some(Version::counter(version))
     }
 }
 
@@ -554,8 +444,9 @@ struct Entry {
     key: Arc<str>,
     data: Arc<SessionData>,
     expires: OffsetDateTime,
-    /// Which write of its shard stored this data (a [`Version::counter`]).
-    version: u64,
+    /// Which write of its shard stored this data (a [`Version::counter`]), or the text
+    /// it was stored as (with text versions).
+    version: Version,
 }
 
 struct Slot {
@@ -595,6 +486,10 @@ impl Shard {
         self.writes
     }
 
+    fn next_counter(&mut self) -> Version {
+        Version::counter(self.next_version())
+    }
+
     fn new(capacity: usize) -> Self {
         Self {
             map: HashMap::default(),
@@ -630,7 +525,7 @@ impl Shard {
         let entry = self.entry_mut(i);
         // Copies the map only if a reader still holds this version.
         changes.apply(Arc::make_mut(&mut entry.data));
-        entry.version = version;
+        entry.version = Version::counter(version);
         (version, entry.data.clone())
     }
 
@@ -699,9 +594,9 @@ impl Shard {
         i: u32,
         data: Arc<SessionData>,
         expires: OffsetDateTime,
+        version: Version,
     ) -> Arc<SessionData> {
         self.set_expiry(i, expires);
-        let version = self.next_version();
         let entry = self.entry_mut(i);
         entry.version = version;
         std::mem::replace(&mut entry.data, data)
@@ -717,6 +612,7 @@ impl Shard {
         key: Arc<str>,
         data: Arc<SessionData>,
         expires: OffsetDateTime,
+        version: Version,
         now: OffsetDateTime,
     ) -> Vec<Entry> {
         let evicted = if self.map.len() >= self.capacity {
@@ -728,7 +624,7 @@ impl Shard {
             key: key.clone(),
             data,
             expires,
-            version: self.next_version(),
+            version,
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -798,9 +694,24 @@ impl Shard {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::engine::SessionEngine;
     use crate::Value;
 
     const T0: i64 = 1_700_000_000;
+
+    /// The engine over a store of at most `max_entries`, timed by `clock`.
+    fn engine(max_entries: usize, clock: &ManualClock) -> MemoryCacheEngine {
+        let config = Config::builder()
+            .secret_key("test-secret")
+            .allow_weak_secret_key(true)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        ServerEngine::new(
+            MemoryStore::new(max_entries, Arc::new(clock.clone())),
+            &config,
+        )
+    }
 
     fn at(seconds: i64) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(seconds).unwrap()
@@ -832,19 +743,19 @@ mod tests {
     fn shards_add_up_to_the_bound() {
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_unix(T0));
         for max in [1, 10, 1023, 2048, 100_000, 1_000_003] {
-            let c = MemoryCacheEngine::new(max, clock.clone());
+            let c = MemoryStore::new(max, clock.clone());
             let total: usize = c.shards.iter().map(|s| lock(s).capacity).sum();
             assert_eq!(total, max);
             assert!(c.shards.len().is_power_of_two() && c.shards.len() <= MAX_SHARDS);
         }
-        assert_eq!(MemoryCacheEngine::new(10, clock.clone()).shards.len(), 1);
-        assert_eq!(MemoryCacheEngine::new(100_000, clock).shards.len(), 64);
+        assert_eq!(MemoryStore::new(10, clock.clone()).shards.len(), 1);
+        assert_eq!(MemoryStore::new(100_000, clock).shards.len(), 64);
     }
 
     #[tokio::test]
     async fn lru_order_survives_reads_and_writes() {
         let clock = ManualClock::at_unix(T0);
-        let c = MemoryCacheEngine::new(3, Arc::new(clock.clone()));
+        let c = engine(3, &clock);
         let far = at(T0 + 3600);
         let a = c.create(&data(1), far).await.unwrap();
         let b = c.create(&data(2), far).await.unwrap();
@@ -870,7 +781,7 @@ mod tests {
     #[tokio::test]
     async fn expired_sessions_are_evicted_before_live_ones() {
         let clock = ManualClock::at_unix(T0);
-        let c = MemoryCacheEngine::new(3, Arc::new(clock.clone()));
+        let c = engine(3, &clock);
         let short = c.create(&data(1), at(T0 + 10)).await.unwrap();
         let old = c.create(&data(2), at(T0 + 3600)).await.unwrap();
         let new = c.create(&data(3), at(T0 + 3600)).await.unwrap();
@@ -886,7 +797,7 @@ mod tests {
     #[tokio::test]
     async fn load_now_answers_as_load_session() {
         let clock = ManualClock::at_unix(T0);
-        let c = MemoryCacheEngine::new(16, Arc::new(clock.clone()));
+        let c = engine(16, &clock);
         let live = c.create(&data(1), at(T0 + 60)).await.unwrap();
         let short = c.create(&data(2), at(T0 + 10)).await.unwrap();
         clock.advance(time::Duration::seconds(30));
@@ -908,7 +819,7 @@ mod tests {
     #[tokio::test]
     async fn save_now_changes_the_stored_data_in_place_only_when_unraced() {
         let clock = ManualClock::at_unix(T0);
-        let c = MemoryCacheEngine::new(16, Arc::new(clock.clone()));
+        let c = engine(16, &clock);
         let key = c.create(&data(1), at(T0 + 60)).await.unwrap();
         let change = |n: i64| Changes {
             cleared: false,
@@ -980,11 +891,60 @@ mod tests {
     #[tokio::test]
     async fn slots_are_reused() {
         let clock = ManualClock::at_unix(T0);
-        let c = MemoryCacheEngine::new(4, Arc::new(clock));
+        let c = engine(4, &clock);
         for i in 0..1000 {
             c.create(&data(i), at(T0 + 60)).await.unwrap();
         }
         assert_eq!(c.len(), 4);
-        assert!(lock(&c.shards[0]).slots.len() <= 4);
+        assert!(lock(&c.store().shards[0]).slots.len() <= 4);
+    }
+
+    #[tokio::test]
+    async fn text_versions_are_the_stored_text() {
+        let clock = ManualClock::at_unix(T0);
+        let config = Config::builder()
+            .secret_key("test-secret")
+            .allow_weak_secret_key(true)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let codec = config.store_codec();
+        let store = MemoryStore::new(16, Arc::new(clock.clone())).with_text_versions();
+        let key = crate::key::new_session_key().unwrap();
+        let first = Arc::new(data(1));
+        let first = Payload::new(&first, &codec, T0);
+        assert!(store.insert(&key, &first, at(T0 + 60)).await.unwrap());
+        let Some(Record::Data { version, .. }) = store.load(&key).await.unwrap() else {
+            panic!("a data record");
+        };
+        assert_eq!(version, first.version());
+        // Never applied in place: the database is written first.
+        let mut read = None;
+        assert!(store
+            .apply_now(&key, &version, &mut read, &Changes::default(), at(T0 + 60))
+            .is_none());
+        let second = Arc::new(data(2));
+        let second = Payload::new(&second, &codec, T0);
+        assert_eq!(
+            store
+                .update(&key, &second, at(T0 + 60), Some(&Version::counter(1)))
+                .await
+                .unwrap(),
+            Update::Conflict
+        );
+        assert_eq!(
+            store
+                .update(&key, &second, at(T0 + 60), Some(&version))
+                .await
+                .unwrap(),
+            Update::Stored(Some(second.version()))
+        );
+        assert_eq!(
+            store
+                .update(&key, &first, at(T0 + 60), Some(&version))
+                .await
+                .unwrap(),
+            Update::Conflict
+        );
     }
 }

@@ -5,9 +5,15 @@
 //!
 //! | URL | cache |
 //! |---|---|
-//! | `memory://`, `memory`, `memory://?max_entries=N` | [`MemoryCacheEngine`], in this process |
-//! | `redis://[:password@]host[:port][/db]` | `RedisCacheEngine` on one Redis server (feature `redis`) |
-//! | `redis+cluster://host1:port1,host2:port2,...` (or `redis-cluster://`) | `RedisCacheEngine` on a Redis Cluster (feature `redis`) |
+//! | `memory://`, `memory`, `memory://?max_entries=N` | [`MemoryStore`], in this process |
+//! | `redis://[:password@]host[:port][/db]` | `RedisStore` on one Redis server (feature `redis`) |
+//! | `redis+cluster://host1:port1,host2:port2,...` (or `redis-cluster://`) | `RedisStore` on a Redis Cluster (feature `redis`) |
+//!
+//! Each is a [`SessionStore`](crate::store::SessionStore) behind the core's
+//! [`ServerEngine`](crate::server::ServerEngine) ([`MemoryCacheEngine`],
+//! `RedisCacheEngine`). Django's cache `add`, which a read-through fill needs (it must
+//! never overwrite a newer copy), is the store contract's
+//! [`insert`](crate::store::SessionStore::insert).
 //!
 //! A cache forgets: a session evicted for room, or lost with a restarted server, is simply
 //! gone (the visitor starts a new one). For sessions that must survive, use the `cached-db`
@@ -15,39 +21,23 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use time::OffsetDateTime;
+use sessio_django::codec::StoreCodec;
 
 use crate::config::Config;
-use crate::engine::{SessionData, SessionEngine};
+use crate::engine::SessionEngine;
 use crate::error::{Error, Result};
+use crate::store::AnyStore;
 
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 
-pub use memory::MemoryCacheEngine;
+pub use memory::{MemoryCacheEngine, MemoryStore};
 #[cfg(feature = "redis")]
-pub use redis::RedisCacheEngine;
+pub use redis::{RedisCacheEngine, RedisStore};
 
 /// The engine name of every cache, in errors and logs.
 pub(crate) const ENGINE: &str = "cache";
-
-/// What a cache engine offers beyond [`SessionEngine`]: storing a session under a key that
-/// someone else (the database of the `cached-db` engine) has issued.
-///
-/// With [`SessionEngine::save`] (which only replaces a session that is still there), this is
-/// all that `cached-db` needs from a cache.
-#[async_trait]
-pub trait SessionCache: SessionEngine {
-    /// Stores `data` under `key` until `expires`, unless a live session is already stored
-    /// under `key`; returns whether it stored it. A session that has already expired is not
-    /// stored.
-    ///
-    /// Never overwriting is what makes a read-through fill safe: a fill carrying data read
-    /// from the database cannot replace the newer data a concurrent save has just written.
-    async fn add(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool>;
-}
 
 /// The accepted cache URLs, for error messages.
 const ACCEPTED: &str = "use memory://[?max_entries=N], redis://[:password@]host[:port][/db] \
@@ -55,47 +45,46 @@ const ACCEPTED: &str = "use memory://[?max_entries=N], redis://[:password@]host[
 
 /// Opens the cache that `config.cache_url()` names, as a session engine.
 pub async fn open(config: &Config) -> Result<Arc<dyn SessionEngine>> {
-    // No trait upcasting on the MSRV: each concrete engine is boxed twice over.
-    Ok(match Opened::open(config).await? {
-        Opened::Memory(engine) => engine,
+    Ok(match Cache::of(config)? {
+        Cache::Memory => Arc::new(MemoryCacheEngine::open(config)?),
         #[cfg(feature = "redis")]
-        Opened::Redis(engine) => engine,
+        Cache::Redis => Arc::new(RedisCacheEngine::open(config).await?),
     })
 }
 
-/// Opens the cache that `config.cache_url()` names, as a cache (for `cached-db`).
-pub async fn open_cache(config: &Config) -> Result<Arc<dyn SessionCache>> {
-    Ok(match Opened::open(config).await? {
-        Opened::Memory(engine) => engine,
+/// Opens the cache that `config.cache_url()` names, as a store in front of a database
+/// (`cached-db`): its versions are the text the database keeps, so that a version read
+/// from the cache is one the database accepts. `codec` is the engine's (a Redis store
+/// checks expiry with a clone of it).
+#[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+pub(crate) async fn open_store(config: &Config, codec: &StoreCodec) -> Result<AnyStore> {
+    Ok(match Cache::of(config)? {
+        Cache::Memory => AnyStore::new(MemoryStore::open(config)?.with_text_versions()),
         #[cfg(feature = "redis")]
-        Opened::Redis(engine) => engine,
+        Cache::Redis => AnyStore::new(RedisStore::open_sharing(config, codec.clone()).await?),
     })
 }
 
-enum Opened {
-    Memory(Arc<MemoryCacheEngine>),
+/// The caches this build supports.
+enum Cache {
+    Memory,
     #[cfg(feature = "redis")]
-    Redis(Arc<RedisCacheEngine>),
+    Redis,
 }
 
-impl Opened {
-    async fn open(config: &Config) -> Result<Self> {
+impl Cache {
+    /// The cache `config.cache_url()` names, if this build supports it.
+    fn of(config: &Config) -> Result<Self> {
         let url = config.cache_url();
         match Scheme::of(url) {
-            Some(Scheme::Memory) => Ok(Opened::Memory(Arc::new(MemoryCacheEngine::open(config)?))),
-            Some(Scheme::Redis) => {
-                #[cfg(feature = "redis")]
-                {
-                    Ok(Opened::Redis(Arc::new(
-                        RedisCacheEngine::open(config).await?,
-                    )))
-                }
-                #[cfg(not(feature = "redis"))]
-                Err(Error::Config(format!(
-                    "cache URL `{}` needs Redis support: build sessio with the `redis` feature",
-                    crate::error::redact_url(url)
-                )))
-            }
+            Some(Scheme::Memory) => Ok(Cache::Memory),
+            #[cfg(feature = "redis")]
+            Some(Scheme::Redis) => Ok(Cache::Redis),
+            #[cfg(not(feature = "redis"))]
+            Some(Scheme::Redis) => Err(Error::Config(format!(
+                "cache URL `{}` needs Redis support: build sessio with the `redis` feature",
+                crate::error::redact_url(url)
+            ))),
             Some(Scheme::RedisTls) => Err(Error::Config(format!(
                 "cache URL `{}`: TLS to Redis (rediss://) is not supported yet; \
                  use redis:// on a private network, or a local TLS tunnel (stunnel, a sidecar)",

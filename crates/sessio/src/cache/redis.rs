@@ -6,23 +6,32 @@
 //!   bare session key, so sessions cannot collide with, or be read as, other data in the same
 //!   Redis (Django CVE-2011-4136).
 //! * **Value**: a signed string in Django's format (salt `store_salt`), as in a
-//!   `django_session.session_data` column but never compressed, so a value read from Redis
-//!   is authenticated like a database row, and a corrupted or foreign value loads as an
-//!   empty session.
+//!   `django_session.session_data` column, so a value read from Redis is authenticated
+//!   like a database row, and a corrupted or foreign value loads as an empty session. The
+//!   `cache` engine never compresses it; in front of a database (`cached-db`) it is the
+//!   database's own text, which is the record's version.
 //! * **TTL**: the seconds until the session's expiry date (at least one). Redis drops
 //!   expired sessions by itself; `clear_expired` has nothing to do.
 //!
 //! # Operations
 //!
-//! `create` is `SET key value NX EX ttl` (a new key never overwrites another session; a
-//! taken key is retried with a fresh one); `save` is `SET key value XX EX ttl` (a session
-//! deleted meanwhile, by a logout or its TTL, is [`Error::SessionInterrupted`] and is never
-//! resurrected); `load` is `GET`, `delete` is `DEL`, `exists` is `EXISTS`. A merging save
-//! (`save_changes`) reads, applies the request's changes and writes back with a
-//! compare-and-set script, starting over when another write came first, so concurrent
-//! requests keep each other's changes. A load hands out the value it read as the
-//! session's version, so a save nothing raced (`save_changes_from`) is that same script
-//! run once with the request's data: one round trip, no second read or decode.
+//! [`RedisStore`] keeps the values; the core's [`ServerEngine`] creates ids, encodes and
+//! merges around it ([`RedisCacheEngine`], whose codec never compresses: no Django reads
+//! these values, and for session-sized data zlib costs more CPU than the bytes it saves).
+//!
+//! `insert` is `SET key value NX EX ttl` (a new key never overwrites another session);
+//! an unconditional `update` is `SET key value XX EX ttl` (a session deleted meanwhile, by
+//! a logout or its TTL, is [`Update::Gone`] and is never resurrected); `load` is `GET`,
+//! `delete` is `DEL`. An `update` from the version a request read is a compare-and-set
+//! script: the key becomes the new value only if it still holds that value (the version of
+//! a Redis record is its value), answering [`Update::Conflict`] when another write came
+//! first (the core then merges) and [`Update::Gone`] when the key is gone. A save nothing
+//! raced is that script run once: one round trip, no second read or decode.
+//!
+//! A load also checks the session's expiry against the configured clock (Redis's TTL runs
+//! on the server's), from the time the value was signed: it decodes the value with a clone
+//! of the engine's codec, which shares its table of verified values, so the core's decode
+//! of the same value is a lookup.
 //!
 //! # Connections
 //!
@@ -40,7 +49,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{
@@ -49,15 +57,15 @@ use redis::{
 };
 use time::OffsetDateTime;
 
-use super::{plausible_key, SessionCache, ENGINE};
+use super::{plausible_key, ENGINE};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
-use crate::error::{redact_url, Error, LogId, Result};
+use crate::engine::Version;
+use crate::error::{redact_url, Error, Result};
+use crate::server::ServerEngine;
+use crate::store::{Payload, Record, SessionStore, Update};
 use sessio_django::codec::StoreCodec;
 
-/// How many fresh keys `create` tries before giving up (each try is a round trip).
-const CREATE_ATTEMPTS: u32 = 10;
 /// The longest TTL set, far beyond any real session (Redis refuses TTLs that overflow).
 const MAX_TTL_SECS: i64 = 100 * 365 * 24 * 3600;
 /// Retries within one reconnection. None: while the server is down, each command makes
@@ -68,15 +76,13 @@ const RECONNECT_RETRIES: usize = 0;
 /// Sessions in Redis or a Redis Cluster.
 ///
 /// Cheap to share: every call clones a handle to the one multiplexed connection.
-pub struct RedisCacheEngine {
+pub struct RedisStore {
     conn: Conn,
     /// The URL with any password hidden, for messages.
     url: String,
     prefix: String,
-    /// Not compressed: no Django reads these values (its cache backend pickles), and for
-    /// session-sized data zlib costs more CPU than the bytes it saves are worth (it was
-    /// more than half of the encoding time of a `write` request). Compressed values from
-    /// earlier versions still load.
+    /// A clone of the engine's codec (sharing its table of verified values), for the
+    /// expiry check of `load`.
     codec: StoreCodec,
     clock: Arc<dyn Clock>,
     cookie_age: i64,
@@ -90,11 +96,10 @@ pub struct RedisCacheEngine {
     swapper: Option<tokio::sync::mpsc::Sender<SwapRequest>>,
 }
 
-/// Compare-and-set for `save_changes` and `save_changes_from`, for one key or many in
-/// order: `KEYS[i]` becomes its `new` (with TTL `ttl`; it is deleted when `new` is empty)
-/// only if it still holds its `old`. `ARGV` holds `old`, `new` and `ttl` for each key.
-/// Returns one result per key: 1 when swapped, 0 when the value changed meanwhile, -1
-/// when the key is gone.
+/// Compare-and-set for `update` from a version, for one key or many in order: `KEYS[i]`
+/// becomes its `new` (with TTL `ttl`) only if it still holds its `old`. `ARGV` holds
+/// `old`, `new` and `ttl` for each key. Returns one result per key: 1 when swapped, 0 when
+/// the value changed meanwhile, -1 when the key is gone.
 const SWAP_SCRIPT: &str = r"
 local out = {}
 for i = 1, #KEYS do
@@ -105,11 +110,7 @@ for i = 1, #KEYS do
   elseif current ~= old then
     out[i] = 0
   else
-    if new == '' then
-      redis.call('DEL', KEYS[i])
-    else
-      redis.call('SET', KEYS[i], new, 'EX', ttl)
-    end
+    redis.call('SET', KEYS[i], new, 'EX', ttl)
     out[i] = 1
   end
 end
@@ -223,9 +224,9 @@ enum Conn {
     Cluster(ClusterConnection),
 }
 
-impl fmt::Debug for RedisCacheEngine {
+impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisCacheEngine")
+        f.debug_struct("RedisStore")
             .field("url", &self.url)
             .field("cluster", &matches!(self.conn, Conn::Cluster(_)))
             .field("prefix", &self.prefix)
@@ -300,13 +301,44 @@ fn cluster_nodes(url: &str) -> Option<Result<Vec<String>>> {
     Some(Ok(nodes))
 }
 
-impl RedisCacheEngine {
+/// The Redis `cache` engine: the [`RedisStore`] behind the core's [`ServerEngine`].
+pub type RedisCacheEngine = ServerEngine<RedisStore>;
+
+impl ServerEngine<RedisStore> {
+    /// Connects to the Redis server or cluster that `config.cache_url()` names (see
+    /// [`RedisStore::open`]), with a codec that never compresses: no Django reads these
+    /// values (its cache backend pickles), and for session-sized data zlib costs more CPU
+    /// than the bytes it saves are worth (it was more than half of the encoding time of a
+    /// `write` request). Compressed values from earlier versions still load.
+    pub async fn open(config: &Config) -> Result<Self> {
+        let codec = config.store_codec().without_compression();
+        let store = RedisStore::open_sharing(config, codec.clone()).await?;
+        Ok(ServerEngine::with_codec(
+            store,
+            codec,
+            config.clock().clone(),
+        ))
+    }
+
+    /// The Redis key of a session: never the bare session key.
+    pub fn redis_key(&self, key: &str) -> String {
+        self.store().redis_key(key)
+    }
+}
+
+impl RedisStore {
     /// Connects to the Redis server or cluster that `config.cache_url()` names.
     ///
     /// Fails, naming the URL (without its password), when the server cannot be reached
     /// within `store_timeout`: a misconfigured or missing cache is reported at start-up,
     /// not on the first request.
     pub async fn open(config: &Config) -> Result<Self> {
+        Self::open_sharing(config, config.store_codec()).await
+    }
+
+    /// As [`open`](Self::open), checking expiry with `codec`, a clone of the engine's: the
+    /// engine's decode of a value this store has checked is then a lookup.
+    pub(crate) async fn open_sharing(config: &Config, codec: StoreCodec) -> Result<Self> {
         let raw_url = config.cache_url();
         let url = redact_url(raw_url);
         let timeout = config.store_timeout();
@@ -398,7 +430,7 @@ impl RedisCacheEngine {
             conn,
             url,
             prefix: config.cache_key_prefix().to_owned(),
-            codec: config.store_codec().without_compression(),
+            codec,
             clock: config.clock().clone(),
             cookie_age: config.cookie_age(),
             timeout,
@@ -450,9 +482,10 @@ impl RedisCacheEngine {
         }
     }
 
-    /// The stored value of `key` and its session; `None` when there is no live session.
-    /// A value that does not verify is an empty session (and is replaced by the next write).
-    async fn get(&self, what: &str, key: &str) -> Result<Option<(String, LoadedSession)>> {
+    /// The stored value of `key`; `None` when there is no live session. A value that does
+    /// not verify is returned as it is (the core reads it as an empty session, and the
+    /// next write replaces it).
+    async fn get(&self, what: &str, key: &str) -> Result<Option<String>> {
         let value: Option<String> = match &self.reader {
             Some(reader) => {
                 let (reply, answer) = tokio::sync::oneshot::channel();
@@ -484,32 +517,20 @@ impl RedisCacheEngine {
         let Some(value) = value else {
             return Ok(None);
         };
-        let decoded = self.codec.decode_or_empty(Some(&value), &LogId(key));
-        if let Some(signed_at) = decoded.signed_at {
+        if let Ok(decoded) = self.codec.decode(&value) {
             // Redis's TTL runs on the server's clock; this check applies the configured
             // one as well (it matters when that clock is not the system's, or is ahead).
-            let saved = OffsetDateTime::from_unix_timestamp(signed_at)
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            let expires = crate::expiry::date(Some(&decoded.data), saved, self.cookie_age);
-            if expires <= self.clock.now() {
-                return Ok(None);
+            // The decode is remembered by the codec the engine shares.
+            if let Some(signed_at) = decoded.signed_at {
+                let saved = OffsetDateTime::from_unix_timestamp(signed_at)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                let expires = crate::expiry::date(Some(&decoded.data), saved, self.cookie_age);
+                if expires <= self.clock.now() {
+                    return Ok(None);
+                }
             }
         }
-        let session = LoadedSession {
-            data: decoded.data,
-            stale_key: decoded.stale_key,
-            version: None,
-        };
-        Ok(Some((value, session)))
-    }
-
-    fn encode(&self, data: &SessionData, now: OffsetDateTime) -> String {
-        self.codec.encode(data, now.unix_timestamp())
-    }
-
-    /// As `encode`, keeping a reference to `data` in the signer's memory, not a copy.
-    fn encode_shared(&self, data: &Arc<SessionData>, now: OffsetDateTime) -> String {
-        self.codec.encode_shared(data, now.unix_timestamp())
+        Ok(Some(value))
     }
 
     /// `SET key value EX ttl` with `NX` or `XX`; whether Redis stored it.
@@ -531,19 +552,9 @@ impl RedisCacheEngine {
         let reply: Option<String> = self.run(what, &cmd).await?;
         Ok(reply.is_some())
     }
-    /// The value and TTL a save stores; an empty value means the session was saved as
-    /// already expired, so it ends now (the script deletes it).
-    fn encode_for_save(&self, data: &Arc<SessionData>, expires: OffsetDateTime) -> (String, i64) {
-        let now = self.clock.now();
-        if expires > now {
-            (self.encode_shared(data, now), ttl_secs(expires, now))
-        } else {
-            (String::new(), 1)
-        }
-    }
 
     /// Runs the compare-and-set script: `key` becomes `new` only if it still holds `old`.
-    async fn swap(&self, key: &str, old: &str, new: &str, ttl: i64) -> Result<Swap> {
+    async fn swap(&self, key: &str, old: &str, new: &str, ttl: i64) -> Result<Update> {
         let redis_key = self.redis_key(key);
         let swapped: i64 = match &self.swapper {
             Some(swapper) => {
@@ -590,66 +601,13 @@ impl RedisCacheEngine {
             }
         };
         Ok(match swapped {
-            1 => Swap::Done,
-            -1 => Swap::Gone,
-            _ => Swap::Changed,
+            1 => Update::Stored(Some(Version::stored(new))),
+            // The key is gone (deleted, or its TTL ran out): never resurrect it.
+            -1 => Update::Gone,
+            // Another write changed the value first.
+            _ => Update::Conflict,
         })
     }
-
-    /// Optimistic merge: read, apply, and write only if the value is still the one read
-    /// (the compare-and-set script, atomic on the server); a concurrent write makes it
-    /// start over with that write's result. Gives up at `deadline`. Returns the merged
-    /// data and the value stored (empty when saved as already expired).
-    async fn merge(
-        &self,
-        key: &str,
-        changes: &Changes,
-        expires: OffsetDateTime,
-        deadline: tokio::time::Instant,
-    ) -> Result<(SessionData, String)> {
-        loop {
-            let Some((old, session)) = self.get("merging a session", key).await? else {
-                // Deleted meanwhile (a logout, its TTL): never resurrect it.
-                return Err(Error::SessionInterrupted);
-            };
-            let mut data = Arc::unwrap_or_clone(session.data);
-            changes.apply(&mut data);
-            let data = Arc::new(data);
-            let (new, ttl) = self.encode_for_save(&data, expires);
-            match self.swap(key, &old, &new, ttl).await? {
-                Swap::Done => return Ok((Arc::unwrap_or_clone(data), new)),
-                Swap::Gone => return Err(Error::SessionInterrupted),
-                Swap::Changed if tokio::time::Instant::now() >= deadline => {
-                    return Err(Error::Store {
-                        engine: ENGINE,
-                        message: format!(
-                            "could not merge a session on Redis at {} within {:?}: \
-                             it kept changing under concurrent writes",
-                            self.url, self.timeout
-                        ),
-                        source: None,
-                    })
-                }
-                // Lost the race: let the winner's neighbours through, then retry.
-                Swap::Changed => tokio::task::yield_now().await,
-            }
-        }
-    }
-}
-
-/// What the compare-and-set script did.
-enum Swap {
-    /// The value was still the expected one and is replaced (or deleted).
-    Done,
-    /// Another write changed the value first.
-    Changed,
-    /// The key is gone (deleted, or its TTL ran out).
-    Gone,
-}
-
-/// The version of a value just stored; none for a session that ended (deleted).
-fn stored_version(value: String) -> Option<Version> {
-    (!value.is_empty()).then(|| Version::stored(value))
 }
 
 /// Whole seconds from `now` until `expires`, rounded up, at least one.
@@ -658,211 +616,94 @@ fn ttl_secs(expires: OffsetDateTime, now: OffsetDateTime) -> i64 {
     (secs as i64).clamp(1, MAX_TTL_SECS)
 }
 
-#[async_trait]
-impl SessionEngine for RedisCacheEngine {
+impl SessionStore for RedisStore {
     fn name(&self) -> &'static str {
         ENGINE
     }
 
-    fn is_client_side(&self) -> bool {
-        false
-    }
-
-    async fn load(&self, key: &str) -> Result<Option<SessionData>> {
-        Ok(self
-            .load_session(key)
-            .await?
-            .map(|s| Arc::unwrap_or_clone(s.data)))
-    }
-
-    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
-        if !plausible_key(key) {
+    async fn load(&self, id: &str) -> Result<Option<Record>> {
+        if !plausible_key(id) {
             return Ok(None);
         }
         // The value as read is the version: a save from it is one compare-and-set.
-        Ok(self
-            .get("loading a session", key)
-            .await?
-            .map(|(value, mut session)| {
-                session.version = Some(Version::stored(value));
-                session
-            }))
+        Ok(self.get("loading a session", id).await?.map(Record::Text))
     }
 
-    async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
-        let now = self.clock.now();
-        if expires <= now {
-            // Already over: nothing to keep (Django's cache backend adds and drops it).
-            return crate::key::new_session_key();
-        }
-        let value = self.encode(data, now);
-        let ttl = ttl_secs(expires, now);
-        for _ in 0..CREATE_ATTEMPTS {
-            let key = crate::key::new_session_key()?;
-            if self
-                .set("creating a session", "NX", &key, &value, ttl)
-                .await?
-            {
-                return Ok(key);
-            }
-        }
-        Err(Error::KeyCreation {
-            attempts: CREATE_ATTEMPTS,
-        })
-    }
-
-    async fn insert(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
-        if !plausible_key(key) {
+    /// `SET NX`: Django's cache `add`. A session already expired is not kept (Django's
+    /// cache backend adds and drops it), and counts as stored.
+    async fn insert(
+        &self,
+        id: &str,
+        record: &Payload<'_>,
+        expires: OffsetDateTime,
+    ) -> Result<bool> {
+        if !plausible_key(id) {
             return Err(Error::Config(format!(
-                "`{key}` is not a valid session key for the Redis cache"
+                "`{id}` is not a valid session key for the Redis cache"
             )));
         }
         let now = self.clock.now();
         if expires <= now {
             return Ok(true);
         }
-        let value = self.encode(data, now);
         self.set(
             "creating a session",
             "NX",
-            key,
-            &value,
+            id,
+            record.text(),
             ttl_secs(expires, now),
         )
         .await
     }
 
-    async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
-        if !plausible_key(key) {
-            return Err(Error::SessionInterrupted);
-        }
-        let now = self.clock.now();
-        let stored = if expires <= now {
-            // Saved as already expired: it ends now, if it was still there.
-            let deleted: i64 = self
-                .run(
-                    "saving an expired session",
-                    redis::cmd("DEL").arg(self.redis_key(key)),
-                )
-                .await?;
-            deleted > 0
-        } else {
-            let value = self.encode(data, now);
-            self.set(
-                "saving a session",
-                "XX",
-                key,
-                &value,
-                ttl_secs(expires, now),
-            )
-            .await?
-        };
-        if !stored {
-            // Deleted meanwhile (a logout, its TTL): never resurrect it.
-            return Err(Error::SessionInterrupted);
-        }
-        Ok(key.to_owned())
-    }
-
-    async fn save_changes(
+    async fn update(
         &self,
-        key: &str,
-        changes: &Changes,
+        id: &str,
+        record: &Payload<'_>,
         expires: OffsetDateTime,
-    ) -> Result<(String, SessionData)> {
-        if !plausible_key(key) {
-            return Err(Error::SessionInterrupted);
+        expected: Option<&Version>,
+    ) -> Result<Update> {
+        if !plausible_key(id) {
+            return Ok(Update::Gone);
         }
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let (data, _) = self.merge(key, changes, expires, deadline).await?;
-        Ok((key.to_owned(), data))
-    }
-
-    /// One compare-and-set from the value the request read; only when another write came
-    /// first does it fall back to the merge loop (and a key that is gone stays gone).
-    async fn save_changes_from(
-        &self,
-        key: &str,
-        base: &Version,
-        data: &Arc<SessionData>,
-        changes: &Changes,
-        expires: OffsetDateTime,
-    ) -> Result<Saved> {
-        if !plausible_key(key) {
-            return Err(Error::SessionInterrupted);
-        }
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        if let Some(old) = base.as_stored() {
-            let (new, ttl) = self.encode_for_save(data, expires);
-            match self.swap(key, old, &new, ttl).await? {
-                Swap::Done => {
-                    return Ok(Saved {
-                        cookie: key.to_owned(),
-                        merged: None,
-                        version: stored_version(new),
-                    })
+        let ttl = ttl_secs(expires, self.clock.now());
+        let new = record.text();
+        match expected {
+            Some(version) => match version.as_stored() {
+                Some(old) => self.swap(id, old, new, ttl).await,
+                // Not a version of a Redis record: it never matches.
+                None => Ok(Update::Conflict),
+            },
+            None => {
+                if self.set("saving a session", "XX", id, new, ttl).await? {
+                    Ok(Update::Stored(Some(record.version())))
+                } else {
+                    // Deleted meanwhile (a logout, its TTL): never resurrect it.
+                    Ok(Update::Gone)
                 }
-                Swap::Gone => return Err(Error::SessionInterrupted),
-                Swap::Changed => {}
             }
         }
-        let (merged, new) = self.merge(key, changes, expires, deadline).await?;
-        Ok(Saved {
-            cookie: key.to_owned(),
-            merged: Some(merged),
-            version: stored_version(new),
-        })
     }
 
-    async fn delete(&self, key: &str) -> Result<()> {
-        if plausible_key(key) {
+    async fn delete(&self, id: &str) -> Result<()> {
+        if plausible_key(id) {
             let _: i64 = self
                 .run(
                     "deleting a session",
-                    redis::cmd("DEL").arg(self.redis_key(key)),
+                    redis::cmd("DEL").arg(self.redis_key(id)),
                 )
                 .await?;
         }
         Ok(())
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
-        if !plausible_key(key) {
-            return Ok(false);
-        }
-        self.run(
-            "checking whether a session exists",
-            redis::cmd("EXISTS").arg(self.redis_key(key)),
-        )
-        .await
+    async fn clear_expired(&self, _limit: usize) -> Result<u64> {
+        // Redis drops a key when its TTL runs out: no expired session is ever left.
+        Ok(0)
     }
 
     async fn count_expired(&self) -> Result<Option<u64>> {
-        // Redis drops a key when its TTL runs out: no expired session is ever left.
         Ok(Some(0))
-    }
-
-    async fn clear_expired_batch(&self, _limit: usize) -> Result<u64> {
-        Ok(0)
-    }
-}
-
-#[async_trait]
-impl SessionCache for RedisCacheEngine {
-    async fn add(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
-        let now = self.clock.now();
-        if !plausible_key(key) || expires <= now {
-            return Ok(false);
-        }
-        let value = self.encode(data, now);
-        self.set(
-            "caching a session",
-            "NX",
-            key,
-            &value,
-            ttl_secs(expires, now),
-        )
-        .await
     }
 }
 
