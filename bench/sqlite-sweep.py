@@ -2,7 +2,7 @@
 """Where the time of a SQLite `clear-expired` sweep goes, without sessio and without load.
 
 Builds Django's `django_session` table with ROWS expired rows of random 32-character keys
-(as `sessio bench --scale clear-expired` does), then deletes them the way sessio's SQLite
+(as `sessio-bench --scale clear-expired` does), then deletes them the way sessio's SQLite
 engine does: `DELETE ... WHERE rowid IN (SELECT rowid ... WHERE expire_date < ? LIMIT ?)`,
 one transaction per batch, WAL mode, synchronous=NORMAL. It prints the total time, the
 time spent in COMMIT, the longest batch, the time spent checkpointing and the largest WAL.

@@ -97,7 +97,7 @@ impl ServiceArgs {
     }
 }
 
-/// The options of `sessio bench` (and of the `sessio-bench` binary).
+/// The options of the `sessio-bench` binary.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
     /// How long each measurement lasts (`5s`, `500ms`, `1m`).

@@ -1,4 +1,4 @@
-//! `sessio-bench`: the benchmark harness as a command (the same options as `sessio bench`).
+//! `sessio-bench`: the benchmark harness as a command.
 //!
 //! ```text
 //! sessio-bench --duration 5s --engines signed-cookies,db,memory
@@ -6,6 +6,7 @@
 //! sessio-bench serve --engine db           # one engine's server, for bench/peers
 //! ```
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing();
     // The harness starts its own pinned runtimes; this one only coordinates.
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -53,4 +55,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs (sessio's warnings) go to stderr. `RUST_LOG` decides; without it only warnings, so
+/// the table stays readable.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colours only for people: a log file or pipe gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }

@@ -1,32 +1,34 @@
-//! `sessio`: run the demo, migrate and clean the session store, inspect signed values,
-//! check settings. A thin shell over library calls; the logic lives in the modules.
+//! `sessio`: migrate and clean the session store, sign and inspect signed values, check
+//! settings. A thin shell over library calls; the logic lives in the modules.
 //!
 //! ```text
-//! sessio demo                     # the demo site on http://127.0.0.1:8000
-//! sessio demo --engine encrypted-cookies
 //! sessio migrate --database-url postgres://app@db.internal/shop
 //! sessio clear-expired            # Django's clearsessions
 //! sessio sign '{"user_id": 42}' --secret "$KEY"
 //! sessio inspect 'eyJ1...:1r31eq:oxQq...' --secret "$KEY"
 //! sessio check --deploy           # settings that are unsafe in production
 //! sessio generate-key             # a value for SESSIO_SECRET_KEY
-//! sessio bench --duration 5s      # measure the engines on this machine
 //! ```
+//!
+//! The demo shop and the benchmark are programs of their own: `sessio-demo` and
+//! `sessio-bench`.
 
 use std::io::IsTerminal as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use sessio::{Config, ConfigBuilder, EngineKind};
+use sessio::{Config, ConfigBuilder};
 
 mod check;
 mod inspect;
 mod maintenance;
 mod sign;
+mod store;
 
-/// Django-compatible web sessions for Rust: demo, maintenance and inspection.
+use store::StoreArgs;
+
+/// Django-compatible web sessions for Rust: maintenance and inspection.
 ///
 /// Settings come from the TOML file given with --config (or SESSIO_CONFIG), then from
 /// SESSIO_* environment variables, then from each command's flags.
@@ -44,8 +46,6 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the demo shop on http://127.0.0.1:8000 (or a free port if that one is taken).
-    Demo(DemoArgs),
     /// Prepare the store: create or upgrade the session table, or the file directory.
     ///
     /// The db and cached-db engines get Django's `django_session` table; the file engine
@@ -64,61 +64,6 @@ enum Command {
     Check(CheckArgs),
     /// Print a new random secret key, for SESSIO_SECRET_KEY.
     GenerateKey,
-    /// Measure the engines on this machine: real HTTP servers on loopback, a closed-loop
-    /// load generator, a table, a Markdown report and charts.
-    Bench(sessio_bench::BenchOptions),
-}
-
-/// Which engine, and where its sessions live. Each option overrides the settings; naming a
-/// store without `--engine` selects the engine that uses it.
-#[derive(Debug, Args)]
-struct StoreArgs {
-    /// The session engine: signed-cookies, encrypted-cookies, db, cache, cached-db or file
-    /// [default: SESSIO_ENGINE, else the one the options below imply, else db].
-    #[arg(long, value_name = "ENGINE", value_parser = parse_engine)]
-    engine: Option<EngineKind>,
-    /// The database of the db and cached-db engines: sqlite://PATH,
-    /// postgres://USER:PASSWORD@HOST:5432/DB or mysql://USER:PASSWORD@HOST:3306/DB
-    /// [default: SESSIO_DATABASE_URL]. Without --engine it selects db.
-    #[arg(long, value_name = "URL")]
-    database_url: Option<String>,
-    /// The cache of the cache and cached-db engines: memory://, redis://HOST:6379/0 or
-    /// redis+cluster://HOST1:7000,HOST2:7001 [default: SESSIO_CACHE_URL]. Without --engine
-    /// it selects cache (cached-db with --database-url).
-    #[arg(long, value_name = "URL")]
-    cache_url: Option<String>,
-    /// The directory of the file engine [default: SESSIO_FILE_PATH]. Without --engine it
-    /// selects file.
-    #[arg(long, value_name = "DIR")]
-    file_path: Option<PathBuf>,
-}
-
-impl StoreArgs {
-    fn options(self) -> sessio_demo::StoreOptions {
-        sessio_demo::StoreOptions {
-            engine: self.engine,
-            database_url: self.database_url,
-            cache_url: self.cache_url,
-            file_path: self.file_path,
-        }
-    }
-}
-
-#[derive(Debug, Args)]
-struct DemoArgs {
-    /// The store; the demo's defaults are the db engine on <DATA_DIR>/sessions.sqlite3,
-    /// and <DATA_DIR>/sessions for the file engine.
-    #[command(flatten)]
-    store: StoreArgs,
-    /// A SQLite file for the database: short for --database-url sqlite://PATH.
-    #[arg(long, value_name = "PATH", conflicts_with = "database_url")]
-    database: Option<PathBuf>,
-    /// Where the demo keeps its database and its generated secret key.
-    #[arg(long, value_name = "DIR", default_value = sessio_demo::DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
-    /// The address to listen on [default: 127.0.0.1:8000, or a free port if taken].
-    #[arg(long, value_name = "ADDR")]
-    addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -145,10 +90,6 @@ struct CheckArgs {
     deploy: bool,
 }
 
-fn parse_engine(s: &str) -> Result<EngineKind, sessio::Error> {
-    s.parse()
-}
-
 /// An error in how the command was called (exit code 2, as clap's own).
 #[derive(Debug)]
 pub(crate) struct UsageError(pub(crate) String);
@@ -173,7 +114,7 @@ pub(crate) fn settings(config_file: Option<&Path>) -> sessio::Result<ConfigBuild
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(matches!(cli.command, Command::Demo(_)));
+    init_tracing();
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
@@ -190,28 +131,13 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config_file = cli.config.as_deref();
     match cli.command {
-        Command::Demo(args) => {
-            sessio_demo::serve(sessio_demo::DemoOptions {
-                store: args.store.options(),
-                database: args.database,
-                data_dir: args.data_dir,
-                addr: args.addr,
-                config_file: cli.config.clone(),
-            })
-            .await?;
-            Ok(ExitCode::SUCCESS)
-        }
         Command::Migrate(args) => {
-            maintenance::migrate(settings(config_file)?, &args.store.options()).await?;
+            maintenance::migrate(settings(config_file)?, &args.store).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::ClearExpired(args) => {
-            maintenance::clear_expired(
-                settings(config_file)?,
-                &args.store.options(),
-                args.batch_size,
-            )
-            .await?;
+            maintenance::clear_expired(settings(config_file)?, &args.store, args.batch_size)
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sign(args) => sign::run(settings(config_file)?, args),
@@ -221,27 +147,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", sessio::SecretKey::generate()?.expose());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench(opts) => {
-            // The harness pins runtimes of its own; it is driven from a plain thread, as
-            // the sessio-bench binary does.
-            tokio::task::spawn_blocking(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?
-                    .block_on(sessio_bench::run(opts))
-            })
-            .await??;
-            Ok(ExitCode::SUCCESS)
-        }
     }
 }
 
-/// Logs go to stderr. `RUST_LOG` decides; without it the demo logs each request and the
-/// other commands only warnings, so their output stays clean.
-fn init_tracing(demo: bool) {
+/// Logs go to stderr. `RUST_LOG` decides; without it only warnings, so the commands'
+/// output stays clean.
+fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let default = if demo { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -327,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn store_options_and_the_sqlite_shortcut() {
+    fn store_options() {
         let cli = Cli::try_parse_from([
             "sessio",
             "migrate",
@@ -339,33 +252,35 @@ mod tests {
         .unwrap();
         match cli.command {
             Command::Migrate(args) => {
-                let options = args.store.options();
-                assert_eq!(options.database_url.as_deref(), Some("postgres://h/db"));
-                assert_eq!(options.cache_url.as_deref(), Some("redis://h"));
+                assert_eq!(args.store.database_url.as_deref(), Some("postgres://h/db"));
+                assert_eq!(args.store.cache_url.as_deref(), Some("redis://h"));
             }
             other => panic!("{other:?}"),
         }
-        let both = [
-            "sessio",
-            "demo",
-            "--database",
-            "a.db",
-            "--database-url",
-            "sqlite://b.db",
-        ];
-        assert!(Cli::try_parse_from(both).is_err(), "one database at a time");
-        assert!(Cli::try_parse_from(["sessio", "demo", "--file-path", "/tmp/s"]).is_ok());
+        let cli = Cli::try_parse_from(["sessio", "clear-expired", "--file-path", "/tmp/s"]);
+        match cli.unwrap().command {
+            Command::ClearExpired(args) => {
+                assert_eq!(args.store.file_path, Some(PathBuf::from("/tmp/s")));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn engines_and_batch_sizes_are_validated() {
-        assert!(Cli::try_parse_from(["sessio", "demo", "--engine", "db"]).is_ok());
-        assert!(Cli::try_parse_from(["sessio", "demo", "--engine", "mongo"]).is_err());
+        assert!(Cli::try_parse_from(["sessio", "migrate", "--engine", "db"]).is_ok());
+        assert!(Cli::try_parse_from(["sessio", "migrate", "--engine", "mongo"]).is_err());
         assert!(Cli::try_parse_from(["sessio", "clear-expired", "--batch-size", "0"]).is_err());
         let cli = Cli::try_parse_from(["sessio", "clear-expired"]).unwrap();
         match cli.command {
             Command::ClearExpired(args) => assert_eq!(args.batch_size, sessio::DEFAULT_CLEAR_BATCH),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_demo_and_the_bench_are_not_commands() {
+        assert!(Cli::try_parse_from(["sessio", "demo"]).is_err());
+        assert!(Cli::try_parse_from(["sessio", "bench"]).is_err());
     }
 }

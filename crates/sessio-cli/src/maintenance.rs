@@ -5,8 +5,8 @@ use std::io::IsTerminal as _;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use sessio::{ConfigBuilder, EngineKind, SecretKey, SessionManager};
-use sessio_demo::store::{self, StoreOptions};
 
+use crate::store::{self, StoreArgs};
 use crate::UsageError;
 
 /// Show a progress bar only when the work takes more than this many batches.
@@ -26,7 +26,7 @@ fn housekeeping(builder: ConfigBuilder) -> anyhow::Result<ConfigBuilder> {
 /// Prepares the store of the configured engine: creates or upgrades the session table
 /// (db, cached-db), creates the directory (file), checks that the cache answers (cache);
 /// cookie engines have nothing to prepare.
-pub(crate) async fn migrate(builder: ConfigBuilder, store: &StoreOptions) -> anyhow::Result<()> {
+pub(crate) async fn migrate(builder: ConfigBuilder, store: &StoreArgs) -> anyhow::Result<()> {
     let builder = store.apply(housekeeping(builder)?);
     // Opening without auto-migrate tells a missing table from an existing one, so the
     // message can say which; only then is the schema created.
@@ -101,7 +101,7 @@ async fn migrate_directory(config: &sessio::Config) -> anyhow::Result<()> {
 /// Deletes expired sessions batch by batch, with a progress bar for long runs.
 pub(crate) async fn clear_expired(
     builder: ConfigBuilder,
-    store: &StoreOptions,
+    store: &StoreArgs,
     batch_size: usize,
 ) -> anyhow::Result<()> {
     let had_key = builder.has_secret_key();
@@ -235,7 +235,7 @@ mod tests {
     async fn signed_cookies_have_nothing_to_clear() {
         for engine in [EngineKind::SignedCookies, EngineKind::EncryptedCookies] {
             let builder = sessio::Config::builder().engine(engine);
-            clear_expired(builder, &StoreOptions::default(), 10)
+            clear_expired(builder, &StoreArgs::default(), 10)
                 .await
                 .unwrap();
         }

@@ -5,14 +5,17 @@
 //! axum app that uses only sessio's public API, so it doubles as an example.
 //!
 //! ```text
-//! cargo run --release -- demo                            # db engine, SQLite in .sessio-demo/
-//! cargo run --release -- demo --engine signed-cookies    # everything in the cookie, signed
-//! cargo run --release -- demo --engine encrypted-cookies # everything in the cookie, encrypted
-//! cargo run --release -- demo --engine file              # files in .sessio-demo/sessions/
-//! cargo run --release -- demo --engine cache             # this process's memory
-//! cargo run --release -- demo --database-url postgres://postgres@127.0.0.1/test
-//! cargo run --release -- demo --cache-url redis://127.0.0.1:6379/0
+//! cargo run --release -p sessio-demo                            # db engine, SQLite in .sessio-demo/
+//! cargo run --release -p sessio-demo -- --engine signed-cookies    # in the cookie, signed
+//! cargo run --release -p sessio-demo -- --engine encrypted-cookies # in the cookie, encrypted
+//! cargo run --release -p sessio-demo -- --engine file              # files in .sessio-demo/sessions/
+//! cargo run --release -p sessio-demo -- --engine cache             # this process's memory
+//! cargo run --release -p sessio-demo -- --database-url postgres://postgres@127.0.0.1/test
+//! cargo run --release -p sessio-demo -- --cache-url redis://127.0.0.1:6379/0
 //! ```
+//!
+//! The `sessio-demo` binary (`src/main.rs`) parses those flags into [`DemoOptions`] and
+//! calls [`serve`].
 //!
 //! * [`app`] builds the router for a [`SessionManager`]; tests drive it with
 //!   `tower::ServiceExt::oneshot`, no server needed.

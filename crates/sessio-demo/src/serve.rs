@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use crate::store::{self, StoreOptions};
 
 /// Prints a line for the person running the demo. A stdout that was closed
-/// (`sessio demo | head -1`) is no reason to stop serving, so write errors are ignored
+/// (`sessio-demo | head -1`) is no reason to stop serving, so write errors are ignored
 /// (`println!` would panic).
 macro_rules! say {
     ($($arg:tt)*) => {{
@@ -25,7 +25,7 @@ pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::
 /// The demo's default data directory, relative to the current directory.
 pub const DEFAULT_DATA_DIR: &str = ".sessio-demo";
 
-/// How to run the demo. `DemoOptions::default()` is what `sessio demo` does without flags.
+/// How to run the demo. `DemoOptions::default()` is what `sessio-demo` does without flags.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     /// The engine and its store (`--engine`, `--database-url`, `--cache-url`,
@@ -298,7 +298,7 @@ fn browser_url(addr: SocketAddr) -> String {
 ///
 /// ```no_run
 /// # async fn run() -> anyhow::Result<()> {
-/// // cargo run --release -- demo
+/// // cargo run --release -p sessio-demo
 /// sessio_demo::serve(sessio_demo::DemoOptions::default()).await
 /// # }
 /// ```

@@ -1,5 +1,5 @@
-//! Where sessions live: the store options that `sessio demo`, `sessio migrate` and
-//! `sessio clear-expired` share, a plain-words description of a store, and one-line errors
+//! Where sessions live: the demo's store options (`--engine`, `--database-url`,
+//! `--cache-url`, `--file-path`), a plain-words description of a store, and one-line errors
 //! for a store that cannot be opened.
 //!
 //! Every URL shown goes through [`sessio::redact_url`] or drops its user part altogether:
@@ -13,7 +13,7 @@ use sessio::{Config, ConfigBuilder, EngineKind};
 /// `SESSIO_*` variables); `None` keeps them.
 ///
 /// Naming a store without an engine picks the engine that uses it, so
-/// `sessio migrate --database-url postgres://…` needs no `--engine db`: a database URL
+/// `sessio-demo --database-url postgres://…` needs no `--engine db`: a database URL
 /// selects `db`, a cache URL `cache`, both `cached-db`, a directory `file`. An engine from
 /// the settings that already uses the named store (`cached-db` with a database URL) is kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

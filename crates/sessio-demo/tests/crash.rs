@@ -1,4 +1,4 @@
-//! Crash safety: the real `sessio demo` binary under load, killed with SIGKILL at a random
+//! Crash safety: the real `sessio-demo` binary under load, killed with SIGKILL at a random
 //! moment and restarted on the same store, must still hold every write it acknowledged.
 //!
 //! Concurrent clients log in, add to carts and re-login (which cycles the session id),
@@ -19,6 +19,8 @@
 //! `SKIPPED:` line when the server is unreachable (fails under
 //! `SESSIO_REQUIRE_SERVICES=1`). Each test prints its figures on stderr (`--nocapture`).
 
+// The CLI's tests reach the same servers the same way: one copy of the helpers.
+#[path = "../../sessio-cli/tests/servers/mod.rs"]
 mod servers;
 
 use std::collections::hash_map::RandomState;
@@ -55,7 +57,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 // --- the server ---------------------------------------------------------------------------
 
-/// A `sessio demo` process; killed (SIGKILL) on drop too, so a failing test leaves none.
+/// A `sessio-demo` process; killed (SIGKILL) on drop too, so a failing test leaves none.
 struct Server {
     child: Child,
     addr: SocketAddr,
@@ -67,7 +69,7 @@ impl Server {
     /// for the address it prints.
     fn start(dir: &Path, store_args: &[String], run: usize) -> Server {
         let log = dir.join(format!("server-{run}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessio"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessio-demo"));
         for (name, _) in std::env::vars() {
             if name.starts_with("SESSIO_") {
                 cmd.env_remove(name);
@@ -75,7 +77,7 @@ impl Server {
         }
         let mut child = cmd
             .current_dir(dir)
-            .args(["demo", "--addr", "127.0.0.1:0", "--data-dir"])
+            .args(["--addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
             .args(store_args)
             .env("SESSIO_SECRET_KEY", SECRET)
@@ -109,7 +111,7 @@ impl Server {
             Err(_) => {
                 let _ = server.child.kill();
                 let _ = server.child.wait();
-                panic!("sessio demo did not start:\n{}", server.log_text());
+                panic!("sessio-demo did not start:\n{}", server.log_text());
             }
         };
         server.addr = banner
@@ -786,39 +788,33 @@ fn file_engine_keeps_every_acknowledged_write_and_tears_no_file_through_kill_9()
     eprintln!("crash[file] total: {totals:?}");
 
     // Leftover temp files: not sessions, so `clear-expired` passes over them; say what
-    // happens to them, and check it deletes no live session.
+    // happens to them, and check it deletes no live session. This is the library call that
+    // `sessio clear-expired --engine file --file-path DIR` makes.
     let before = census(&files);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessio"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("SESSIO_") {
-            cmd.env_remove(name);
-        }
-    }
-    let out = cmd
-        .current_dir(dir.path())
-        .args([
-            "clear-expired",
-            "--engine",
-            "file",
-            "--file-path",
-            &files_arg,
-        ])
-        .env("SESSIO_SECRET_KEY", SECRET)
-        .output()
+    let config = sessio::Config::builder()
+        .engine(sessio::EngineKind::File)
+        .file_path(&files)
+        .secret_key(SECRET)
+        .build()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let deleted = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let sessions = sessio::SessionManager::open(config).await?;
+            sessions
+                .clear_expired(sessio::DEFAULT_CLEAR_BATCH, |_| {})
+                .await
+        })
+        .unwrap();
     let after = census(&files);
     eprintln!(
-        "crash[file] clear-expired: session files {} -> {}, temp files {} -> {} ({})",
+        "crash[file] clear-expired: session files {} -> {}, temp files {} -> {} (deleted {deleted})",
         before.sessions,
         after.sessions,
         before.temp.len(),
         after.temp.len(),
-        String::from_utf8_lossy(&out.stdout).trim()
     );
     assert_eq!(
         after.sessions, before.sessions,
