@@ -123,6 +123,7 @@ impl ServerEngine<CachedDbStore> {
     fn with_stores(db: AnyStore, cache: AnyStore, codec: StoreCodec, config: &Config) -> Self {
         let store = CachedDbStore::sharing(db, cache, codec.clone(), config);
         ServerEngine::with_codec(store, codec, config.clock().clone())
+            .merging_for(config.store_timeout())
     }
 
     /// The database (the record), as an engine of its own.

@@ -9,10 +9,12 @@
 //! A request that read version `v` of a session saves with `update(expected = v)`. When
 //! another request wrote in between, the store answers [`Update::Conflict`]; the engine
 //! then reads the record again, applies this request's changes (the keys it wrote or
-//! removed) to what is stored, and tries again, at most [`MAX_MERGES`] times. Each retry
-//! follows a write that succeeded, so the loop only runs long under a burst of writers to
-//! one session; past the bound the save fails with [`Error::Store`] (503) rather than
-//! overwrite anything.
+//! removed) to what is stored, and tries again. Each retry follows a write that succeeded,
+//! so a save among N concurrent writers retries at most N − 1 times; after the second
+//! conflict it waits a random moment first, so writers that lost together (a store that
+//! batches its round trips answers them together) do not come back in lockstep. A save
+//! that keeps losing for the store timeout (or [`MAX_MERGES`] times) fails with
+//! [`Error::Store`] (503) rather than overwrite anything.
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,11 +29,12 @@ use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, V
 use crate::error::{Error, LogId, Result};
 use crate::store::{Payload, Record, SessionStore, Update};
 
-/// How many times a save reads, merges and tries again after a conflict. Each conflict
-/// means another write to the session succeeded, so a save among N concurrent writers
-/// retries at most N − 1 times; the bound only stops a save that keeps losing to an
-/// endless stream of writers.
-pub const MAX_MERGES: usize = 128;
+/// The most times a save reads, merges and tries again after a conflict (the store timeout
+/// bounds it too): only a save that keeps losing to an endless stream of writers stops.
+pub const MAX_MERGES: usize = 1024;
+
+/// The longest random wait before a retry, in milliseconds.
+const MAX_BACKOFF_MS: u64 = 20;
 
 /// How many fresh ids a new session tries before giving up (a store that answers "taken"
 /// to every one of them is broken or full).
@@ -54,6 +57,8 @@ pub struct ServerEngine<S> {
     store: S,
     codec: StoreCodec,
     clock: Arc<dyn Clock>,
+    /// How long a save may keep merging (the store timeout).
+    patience: std::time::Duration,
 }
 
 impl<S: SessionStore> fmt::Debug for ServerEngine<S> {
@@ -68,6 +73,7 @@ impl<S: SessionStore> ServerEngine<S> {
     /// `store`, with the keys, salt and clock of `config`.
     pub fn new(store: S, config: &Config) -> Self {
         Self::with_codec(store, config.store_codec(), config.clock().clone())
+            .merging_for(config.store_timeout())
     }
 
     /// `store`, with its own codec (a store whose values only sessio reads may skip
@@ -77,7 +83,15 @@ impl<S: SessionStore> ServerEngine<S> {
             store,
             codec,
             clock,
+            patience: crate::config::DEFAULT_STORE_TIMEOUT,
         }
+    }
+
+    /// How long a save may keep merging after conflicts before it fails (the store
+    /// timeout by default).
+    pub fn merging_for(mut self, patience: std::time::Duration) -> Self {
+        self.patience = patience;
+        self
     }
 
     /// The store.
@@ -131,7 +145,16 @@ impl<S: SessionStore> ServerEngine<S> {
         changes: &Changes,
         expires: OffsetDateTime,
     ) -> Result<(Arc<SessionData>, Option<Version>)> {
-        for _ in 0..MAX_MERGES {
+        // Real time, not the configured clock (which tests may stop).
+        let deadline = std::time::Instant::now() + self.patience;
+        for attempt in 0..MAX_MERGES {
+            if attempt > 1 {
+                if std::time::Instant::now() >= deadline {
+                    break;
+                }
+                let ms = getrandom::u64().unwrap_or(attempt as u64) % (MAX_BACKOFF_MS + 1);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
             let Some(record) = self.store.load(id).await? else {
                 // A concurrent logout deleted it, and it stays deleted.
                 return Err(Error::SessionInterrupted);
@@ -147,13 +170,15 @@ impl<S: SessionStore> ServerEngine<S> {
             {
                 Update::Stored(version) => return Ok((data, version)),
                 Update::Gone => return Err(Error::SessionInterrupted),
-                // Let the writer that came first finish before reading again.
-                Update::Conflict => tokio::task::yield_now().await,
+                Update::Conflict => continue,
             }
         }
         Err(Error::Store {
             engine: self.store.name(),
-            message: format!("{MAX_MERGES} concurrent writes to one session came first; try again"),
+            message: format!(
+                "concurrent writes to one session kept coming first for {:?}; try again",
+                self.patience
+            ),
             source: None,
         })
     }

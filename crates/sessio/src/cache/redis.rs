@@ -313,11 +313,10 @@ impl ServerEngine<RedisStore> {
     pub async fn open(config: &Config) -> Result<Self> {
         let codec = config.store_codec().without_compression();
         let store = RedisStore::open_sharing(config, codec.clone()).await?;
-        Ok(ServerEngine::with_codec(
-            store,
-            codec,
-            config.clock().clone(),
-        ))
+        Ok(
+            ServerEngine::with_codec(store, codec, config.clock().clone())
+                .merging_for(config.store_timeout()),
+        )
     }
 
     /// The Redis key of a session: never the bare session key.
