@@ -51,6 +51,8 @@ pub struct ServerEngine<S> {
     store: S,
     codec: StoreCodec,
     clock: Arc<dyn Clock>,
+    /// Whether a record only a fallback key verifies is re-issued under the current key.
+    reissue_old_keys: bool,
 }
 
 impl<S: SessionStore> fmt::Debug for ServerEngine<S> {
@@ -74,7 +76,16 @@ impl<S: SessionStore> ServerEngine<S> {
             store,
             codec,
             clock,
+            reissue_old_keys: true,
         }
+    }
+
+    /// Leaves a record that only a fallback key verifies as it is until the session
+    /// changes, as Django's database backend does, instead of re-issuing it under the
+    /// current key at the end of the request (the default).
+    pub fn keeping_old_keys(mut self) -> Self {
+        self.reissue_old_keys = false;
+        self
     }
 
     /// The store.
@@ -108,7 +119,7 @@ impl<S: SessionStore> ServerEngine<S> {
                 let decoded = self.codec.decode_or_empty(Some(&text), &LogId(id));
                 LoadedSession {
                     data: decoded.data,
-                    stale_key: decoded.stale_key,
+                    stale_key: decoded.stale_key && self.reissue_old_keys,
                     version: Some(Version::stored(text)),
                 }
             }
@@ -296,7 +307,7 @@ impl<S: SessionStore> SessionEngine for ServerEngine<S> {
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        Ok(self.store.load(key).await?.is_some())
+        self.store.exists(key).await
     }
 
     async fn count_expired(&self) -> Result<Option<u64>> {

@@ -246,6 +246,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         async { Ok(None) }
     }
 
+    /// Whether a record has the id `id`. Optional: by default, whether
+    /// [`load`](Self::load) finds a live one; a store that keeps expired records until
+    /// they are cleared may answer for those too, as Django's database backend does.
+    fn exists(&self, id: &str) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(self.load(id).await?.is_some()) }
+    }
+
     /// The store's in-process fast path, if it has one. Optional.
     fn local(&self) -> Option<&dyn LocalStore> {
         None
@@ -324,6 +331,7 @@ trait DynStore: Send + Sync + 'static {
     fn clear_expired(&self, limit: usize) -> BoxFuture<'_, u64>;
     fn migrate(&self) -> BoxFuture<'_, ()>;
     fn count_expired(&self) -> BoxFuture<'_, Option<u64>>;
+    fn exists<'a>(&'a self, id: &'a str) -> BoxFuture<'a, bool>;
     fn local(&self) -> Option<&dyn LocalStore>;
 }
 
@@ -366,6 +374,9 @@ impl<S: SessionStore> DynStore for S {
     fn count_expired(&self) -> BoxFuture<'_, Option<u64>> {
         Box::pin(SessionStore::count_expired(self))
     }
+    fn exists<'a>(&'a self, id: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(SessionStore::exists(self, id))
+    }
     fn local(&self) -> Option<&dyn LocalStore> {
         SessionStore::local(self)
     }
@@ -406,6 +417,9 @@ impl SessionStore for AnyStore {
     }
     async fn count_expired(&self) -> Result<Option<u64>> {
         self.0.count_expired().await
+    }
+    async fn exists(&self, id: &str) -> Result<bool> {
+        self.0.exists(id).await
     }
     fn local(&self) -> Option<&dyn LocalStore> {
         self.0.local()
