@@ -19,7 +19,7 @@ pub mod sqlite;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod sqlx_common;
 
-/// The parts of sqlx that the PostgreSQL and MySQL engines use (sqlx 0.8), for callers
+/// The parts of sqlx that the PostgreSQL and MySQL stores use (sqlx 0.8), for callers
 /// that build their own pool (`PostgresEngine::from_pool`) or need raw SQL.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub use sqlx_core;
@@ -85,7 +85,8 @@ pub async fn open(config: &Config) -> Result<Arc<dyn SessionEngine>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
         {
-            return Ok(Arc::new(postgres::PostgresEngine::open(config).await?));
+            let store = postgres::PostgresStore::open(config).await?;
+            return Ok(Arc::new(postgres::engine(store, config)));
         }
         #[cfg(not(feature = "postgres"))]
         return Err(Error::Config(
@@ -95,7 +96,8 @@ pub async fn open(config: &Config) -> Result<Arc<dyn SessionEngine>> {
     if url.starts_with("mysql://") || url.starts_with("mariadb://") {
         #[cfg(feature = "mysql")]
         {
-            return Ok(Arc::new(mysql::MySqlEngine::open(config).await?));
+            let store = mysql::MySqlStore::open(config).await?;
+            return Ok(Arc::new(mysql::engine(store, config)));
         }
         #[cfg(not(feature = "mysql"))]
         return Err(Error::Config(

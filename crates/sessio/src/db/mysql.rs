@@ -1,23 +1,32 @@
-//! The `db` engine on MySQL and MariaDB, in Django's `django_session` layout.
+//! The `db` store on MySQL and MariaDB, in Django's `django_session` layout.
 //!
 //! Django and sessio can share the table: same columns, same `session_data` format,
 //! `expire_date` as naive UTC `datetime(6)` (what Django writes with `USE_TZ = True`).
+//! The store keeps rows; the core ([`ServerEngine`]) encodes `session_data`, chooses keys
+//! and merges concurrent saves ([`MySqlEngine`] is the two together).
 //!
 //! # Design
 //!
 //! * **A sqlx pool** ([`MySqlPool`]), opened from the URL or handed over by the application
-//!   ([`MySqlEngine::from_pool`]). sqlx prepares each statement once per connection and
+//!   ([`MySqlStore::from_pool`]). sqlx prepares each statement once per connection and
 //!   reconnects by itself when the server comes back.
 //! * **Every call is bounded** by [`Config::store_timeout`]: waiting for a connection, and
-//!   the query itself. A timeout or a broken connection is [`Error::Store`], which the
+//!   the query itself. A timeout or a broken connection is [`Error::Store`](crate::Error::Store), which the
 //!   middleware answers with 503.
 //! * **The clock is sessio's**, never the server's `NOW()`: "now" is always a bound
 //!   parameter, so expiry follows [`Config::clock`] (and tests can move time).
+//! * **One statement per write.** An insert is a plain `INSERT` (a taken key is MySQL's
+//!   duplicate-entry error, and the core tries another key). An update is one autocommit
+//!   `UPDATE` of a live row (`expire_date` after now: a session deleted by a concurrent
+//!   logout, or expired, is never brought back); when the core expects a version, only
+//!   where `session_data` still holds the text its request read, compared as bytes. Only
+//!   when a conditional update matches no row does a second query tell a conflict (a
+//!   live row with other data: the core merges) from a session that is gone.
 //! * **An unchanged save is still a save.** MySQL counts only *changed* rows by default,
 //!   so an UPDATE writing the values already there would look like a deleted session.
 //!   sqlx always connects with `CLIENT_FOUND_ROWS`, which makes UPDATE count the rows it
 //!   *matched*; that holds for pools handed over by the application too. The same goes
-//!   for a conditional save (`save_changes_from`) writing back the very value it read.
+//!   for a conditional update writing back the very value it read.
 //! * **Migrations** are embedded `.sql` files under `migrations/mysql/`, applied in order
 //!   under a named lock (`GET_LOCK`), and recorded in `sessio_migrations`. MySQL has no
 //!   `CREATE INDEX IF NOT EXISTS`: an index is created only when `information_schema`
@@ -34,7 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::TryFutureExt;
+use futures_util::{FutureExt, TryFutureExt};
 use sqlx_core::connection::ConnectOptions;
 use sqlx_core::executor::Executor;
 use sqlx_core::query::query;
@@ -46,12 +55,13 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 pub use super::sqlx_common::DEFAULT_MAX_CONNECTIONS;
 use super::sqlx_common::{
-    self, apply_pending, broken_connection, Core, Driver, Migration, Options, SqlResult,
-    CREATE_ATTEMPTS, ENGINE, TABLE,
+    self, apply_pending, Core, Driver, Migration, Options, SqlResult, ENGINE, TABLE,
 };
 use crate::config::Config;
-use crate::engine::{Changes, LoadedSession, Saved, SessionData, SessionEngine, Version};
-use crate::error::{Error, Result};
+use crate::engine::Version;
+use crate::error::Result;
+use crate::server::ServerEngine;
+use crate::store::{Payload, Record, SessionStore, Update};
 
 /// `ER_NO_SUCH_TABLE`.
 const NO_SUCH_TABLE: u16 = 1146;
@@ -80,19 +90,20 @@ const LOAD_SQL: &str =
     "SELECT session_data FROM django_session WHERE session_key = ? AND expire_date > ?";
 const EXISTS_SQL: &str = "SELECT 1 FROM django_session WHERE session_key = ?";
 const COUNT_EXPIRED_SQL: &str = "SELECT COUNT(*) FROM django_session WHERE expire_date < ?";
+// Whether a conditional update that matched nothing met a live row (a conflict).
+const LIVE_SQL: &str = "SELECT 1 FROM django_session WHERE session_key = ? AND expire_date > ?";
 const INSERT_SQL: &str =
     "INSERT INTO django_session (session_key, session_data, expire_date) VALUES (?, ?, ?)";
-const UPDATE_SQL: &str =
-    "UPDATE django_session SET session_data = ?, expire_date = ? WHERE session_key = ?";
-// A save nothing raced: only if the row still holds the data its request read. Compared
-// as bytes: the table's collation may ignore case (and trailing spaces), so two different
-// values could compare equal as text.
+// Only a live row: an update never brings back an expired session.
+const UPDATE_SQL: &str = "UPDATE django_session SET session_data = ?, expire_date = ? \
+     WHERE session_key = ? AND expire_date > ?";
+// An update from the version its request read: only if the row still holds that data.
+// Compared as bytes: the table's collation may ignore case (and trailing spaces), so two
+// different values could compare equal as text.
 const UPDATE_IF_SQL: &str = "UPDATE django_session SET session_data = ?, expire_date = ? \
-     WHERE session_key = ? AND CAST(session_data AS BINARY) = CAST(? AS BINARY)";
+     WHERE session_key = ? AND expire_date > ? \
+     AND CAST(session_data AS BINARY) = CAST(? AS BINARY)";
 const DELETE_SQL: &str = "DELETE FROM django_session WHERE session_key = ?";
-// The row lock taken by a merging save: concurrent merges of one session queue here.
-const LOCK_ROW_SQL: &str =
-    "SELECT session_data FROM django_session WHERE session_key = ? FOR UPDATE";
 // LIMIT bounds the work (and the locks) of one statement.
 const CLEAR_EXPIRED_SQL: &str = "DELETE FROM django_session WHERE expire_date < ? LIMIT ?";
 
@@ -100,22 +111,50 @@ const CLEAR_EXPIRED_SQL: &str = "DELETE FROM django_session WHERE expire_date < 
 ///
 /// Cheap to share behind an `Arc`; the pool inside is shared by clones of the
 /// [`MySqlPool`].
-pub struct MySqlEngine {
+pub struct MySqlStore {
     core: Core<MySql>,
 }
 
-impl fmt::Debug for MySqlEngine {
+/// The `db` engine on MySQL and MariaDB: the [`MySqlStore`] behind the core's
+/// [`ServerEngine`].
+pub type MySqlEngine = ServerEngine<MySqlStore>;
+
+/// The engine on `store`: the core with `config`'s keys and clock, leaving rows that only a
+/// fallback key verifies as they are, as Django does.
+pub(super) fn engine(store: MySqlStore, config: &Config) -> MySqlEngine {
+    ServerEngine::new(store, config)
+}
+
+impl fmt::Debug for MySqlStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.debug(f, "MySqlEngine")
+        self.core.debug(f, "MySqlStore")
     }
 }
 
 impl MySqlEngine {
+    /// The engine on the database that `config.database_url()` names (see
+    /// [`MySqlStore::open`]).
+    pub async fn open(config: &Config) -> Result<Self> {
+        Ok(engine(MySqlStore::open(config).await?, config))
+    }
+
+    /// The engine on the application's own pool (see [`MySqlStore::from_pool`]).
+    pub async fn from_pool(pool: MySqlPool, config: &Config) -> Result<Self> {
+        Ok(engine(MySqlStore::from_pool(pool, config).await?, config))
+    }
+
+    /// The pool, for the application's own queries.
+    pub fn pool(&self) -> &MySqlPool {
+        self.store().pool()
+    }
+}
+
+impl MySqlStore {
     /// Connects to the database that `config.database_url()` names.
     ///
     /// With `auto_migrate` it creates the schema as needed; without, a database lacking the
-    /// `django_session` table is [`Error::SchemaMissing`]. A server that cannot be reached
-    /// within [`Config::store_timeout`] is [`Error::Store`], naming the URL (without its
+    /// `django_session` table is [`Error::SchemaMissing`](crate::Error::SchemaMissing). A server that cannot be reached
+    /// within [`Config::store_timeout`] is [`Error::Store`](crate::Error::Store), naming the URL (without its
     /// password).
     pub async fn open(config: &Config) -> Result<Self> {
         sqlx_common::open(config).await
@@ -136,7 +175,7 @@ impl MySqlEngine {
     }
 }
 
-impl sqlx_common::Engine for MySqlEngine {
+impl sqlx_common::SqlStore for MySqlStore {
     type Db = MySql;
 
     fn new(pool: MySqlPool, config: &Config, database: Arc<str>) -> Self {
@@ -252,31 +291,6 @@ impl Driver for MySql {
             .await
             .map(drop)
     }
-
-    async fn lock_row(conn: &mut MySqlConnection, key: &str) -> SqlResult<Option<Option<String>>> {
-        let row = query(LOCK_ROW_SQL)
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
-        Ok(row.map(|row| row.try_get::<String, _>(0).ok()))
-    }
-
-    /// `keep` is not used: MySQL writes the expiry date as asked.
-    async fn update_row(
-        conn: &mut MySqlConnection,
-        key: &str,
-        data: String,
-        expires: OffsetDateTime,
-        _keep: OffsetDateTime,
-    ) -> SqlResult<()> {
-        query(UPDATE_SQL)
-            .bind(data)
-            .bind(naive_utc(expires))
-            .bind(key)
-            .execute(&mut *conn)
-            .await
-            .map(drop)
-    }
 }
 
 /// The statements of a migration file: `--` comment lines dropped, split at `;` line ends.
@@ -319,204 +333,124 @@ fn error_number(e: &sqlx_core::Error) -> Option<u16> {
         .map(MySqlDatabaseError::number)
 }
 
-#[async_trait]
-impl SessionEngine for MySqlEngine {
+impl SessionStore for MySqlStore {
+    // Django's database backend leaves a row that an old key verifies as it is until the
+    // session changes.
+    fn reissues_old_keys(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         ENGINE
     }
 
-    fn is_client_side(&self) -> bool {
-        false
-    }
-
-    async fn load(&self, key: &str) -> Result<Option<SessionData>> {
-        Ok(self
-            .load_session(key)
-            .await?
-            .map(|s| std::sync::Arc::unwrap_or_clone(s.data)))
-    }
-
-    async fn load_session(&self, key: &str) -> Result<Option<LoadedSession>> {
+    async fn load(&self, id: &str) -> Result<Option<Record>> {
         let core = &self.core;
         let now = naive_utc(core.clock.now());
         let row = core
             .call("loading a session", || {
                 query(LOAD_SQL)
-                    .bind(key)
+                    .bind(id)
                     .bind(now)
                     .fetch_optional(&core.pool)
             })
             .await?;
-        Ok(row.map(|row| {
-            let text = row.try_get::<String, _>(0).ok();
-            // The text as read is the version: a save from it is one conditional UPDATE.
-            let version = text.as_deref().map(Version::stored);
-            LoadedSession {
-                data: core.decode(key, text),
-                stale_key: false,
-                version,
-            }
-        }))
+        // `session_data` is longtext NOT NULL; anything else decodes as no data.
+        Ok(row.map(|row| Record::Text(row.try_get::<String, _>(0).unwrap_or_default())))
     }
 
-    async fn create(&self, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
+    /// A plain INSERT, not INSERT IGNORE: IGNORE would also turn other errors (say, a
+    /// value too long) into warnings and a silently missing row.
+    async fn insert(
+        &self,
+        id: &str,
+        record: &Payload<'_>,
+        expires: OffsetDateTime,
+    ) -> Result<bool> {
         let core = &self.core;
-        let data = core.encode(data);
+        let data = record.text();
         let expires = naive_utc(expires);
-        let attempts = async {
-            // Connections that broke while idle in the pool are replaced, not reported.
-            let mut broken = 0;
-            let tries = core.pool.options().get_max_connections();
-            for _ in 0..CREATE_ATTEMPTS {
-                let key = crate::key::new_session_key()?;
-                // A plain INSERT, not INSERT IGNORE: IGNORE would also turn other errors
-                // (say, a value too long) into warnings and a silently missing row.
-                let inserted = query(INSERT_SQL)
-                    .bind(&key)
-                    .bind(&data)
-                    .bind(expires)
-                    .execute(&core.pool)
-                    .await;
-                match inserted {
-                    Ok(_) => return Ok(key),
-                    Err(e) if error_number(&e) == Some(DUPLICATE_ENTRY) => continue,
-                    Err(e) if broken_connection::<MySql>(&e) && broken < tries => broken += 1,
-                    Err(e) => return Err(core.sql_error("creating a session", e)),
-                }
-            }
-            Err(Error::KeyCreation {
-                attempts: CREATE_ATTEMPTS,
-            })
-        };
-        match tokio::time::timeout(core.timeout, attempts).await {
-            Ok(result) => result,
-            Err(elapsed) => Err(core.timed_out("creating a session", elapsed)),
-        }
+        core.call("creating a session", || {
+            query(INSERT_SQL)
+                .bind(id)
+                .bind(data)
+                .bind(expires)
+                .execute(&core.pool)
+                .map(|inserted| match inserted {
+                    Ok(_) => Ok(true),
+                    Err(e) if error_number(&e) == Some(DUPLICATE_ENTRY) => Ok(false),
+                    Err(e) => Err(e),
+                })
+        })
+        .await
     }
 
-    async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<String> {
+    /// One autocommit UPDATE of the live row, conditional on the stored text when a
+    /// version is expected. Rows are counted as matched (`CLIENT_FOUND_ROWS`), so writing
+    /// back unchanged data still counts as done.
+    async fn update(
+        &self,
+        id: &str,
+        record: &Payload<'_>,
+        expires: OffsetDateTime,
+        expected: Option<&Version>,
+    ) -> Result<Update> {
         let core = &self.core;
-        let data = core.encode(data);
+        let now = naive_utc(core.clock.now());
+        let expires = naive_utc(expires);
+        let old = match expected.map(Version::as_stored) {
+            None => None,
+            Some(Some(old)) => Some(old),
+            // Not a version of a row: it cannot match.
+            Some(None) => return self.missed(id, now).await,
+        };
+        let data = record.text();
         let updated = core
             .call("saving a session", || {
-                query(UPDATE_SQL)
-                    .bind(&data)
-                    .bind(naive_utc(expires))
-                    .bind(key)
-                    .execute(&core.pool)
+                let update = match old {
+                    None => query(UPDATE_SQL),
+                    Some(_) => query(UPDATE_IF_SQL),
+                };
+                let update = update.bind(data).bind(expires).bind(id).bind(now);
+                match old {
+                    None => update,
+                    Some(old) => update.bind(old),
+                }
+                .execute(&core.pool)
             })
             .await?
             .rows_affected();
-        // Django's `save(must_create=False)`: UPDATE only. No row means a concurrent
-        // request deleted the session (logout), which must not be undone by inserting it.
-        // (CLIENT_FOUND_ROWS: an unchanged row still counts, see the module docs.)
-        if updated == 0 {
-            return Err(Error::SessionInterrupted);
-        }
-        Ok(key.to_owned())
-    }
-
-    async fn insert(&self, key: &str, data: &SessionData, expires: OffsetDateTime) -> Result<bool> {
-        let core = &self.core;
-        let data = core.encode(data);
-        let inserted = tokio::time::timeout(
-            core.timeout,
-            query(INSERT_SQL)
-                .bind(key)
-                .bind(&data)
-                .bind(naive_utc(expires))
-                .execute(&core.pool),
-        )
-        .await;
-        match inserted {
-            Ok(Ok(_)) => Ok(true),
-            Ok(Err(e)) if error_number(&e) == Some(DUPLICATE_ENTRY) => Ok(false),
-            Ok(Err(e)) => Err(core.sql_error("creating a session", e)),
-            Err(elapsed) => Err(core.timed_out("creating a session", elapsed)),
+        if updated > 0 {
+            Ok(Update::Stored(Some(record.version())))
+        } else if old.is_some() {
+            self.missed(id, now).await
+        } else {
+            // No live row: a concurrent logout deleted the session, or it expired.
+            Ok(Update::Gone)
         }
     }
 
-    /// Reads the row with a row lock (`SELECT ... FOR UPDATE`), applies the changes and
-    /// writes it back in one transaction: concurrent merges of one session serialise on the
-    /// row instead of overwriting each other.
-    async fn save_changes(
-        &self,
-        key: &str,
-        changes: &Changes,
-        expires: OffsetDateTime,
-    ) -> Result<(String, SessionData)> {
-        self.core.save_changes(key, changes, expires, None).await
-    }
-
-    /// One autocommit conditional UPDATE (`… AND session_data = <what the request read>`),
-    /// falling back to the locked merge of [`save_changes`](Self::save_changes) when it
-    /// matches no row: another write came first, or the session is gone (the merge tells
-    /// which, and never recreates it). Rows are counted as matched (`CLIENT_FOUND_ROWS`),
-    /// so writing back unchanged data still counts as done.
-    async fn save_changes_from(
-        &self,
-        key: &str,
-        base: &Version,
-        data: &Arc<SessionData>,
-        changes: &Changes,
-        expires: OffsetDateTime,
-    ) -> Result<Saved> {
-        let core = &self.core;
-        if let Some(old) = base.as_stored() {
-            let new = core.encode_shared(data);
-            let updated = core
-                .call("saving a session", || {
-                    query(UPDATE_IF_SQL)
-                        .bind(&new)
-                        .bind(naive_utc(expires))
-                        .bind(key)
-                        .bind(old)
-                        .execute(&core.pool)
-                })
-                .await?
-                .rows_affected();
-            if updated == 1 {
-                return Ok(Saved {
-                    cookie: key.to_owned(),
-                    merged: None,
-                    version: Some(Version::stored(new)),
-                });
-            }
-        }
-        core.merged(key, changes, expires, None).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<()> {
+    async fn delete(&self, id: &str) -> Result<()> {
         let core = &self.core;
         core.call("deleting a session", || {
-            query(DELETE_SQL).bind(key).execute(&core.pool)
+            query(DELETE_SQL).bind(id).execute(&core.pool)
         })
         .await?;
         Ok(())
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
+    /// Any row, live or expired (Django's `exists()`).
+    async fn exists(&self, id: &str) -> Result<bool> {
         let core = &self.core;
         let row = core
             .call("checking whether a session exists", || {
-                query(EXISTS_SQL).bind(key).fetch_optional(&core.pool)
+                query(EXISTS_SQL).bind(id).fetch_optional(&core.pool)
             })
             .await?;
         Ok(row.is_some())
     }
 
-    async fn count_expired(&self) -> Result<Option<u64>> {
-        let pool = &self.core.pool;
-        self.core
-            .count_expired(|now| {
-                query_scalar(COUNT_EXPIRED_SQL)
-                    .bind(naive_utc(now))
-                    .fetch_one(pool)
-            })
-            .await
-    }
-
-    async fn clear_expired_batch(&self, limit: usize) -> Result<u64> {
+    async fn clear_expired(&self, limit: usize) -> Result<u64> {
         let pool = &self.core.pool;
         self.core
             .clear_expired_batch(limit, |now, limit| {
@@ -531,6 +465,38 @@ impl SessionEngine for MySqlEngine {
 
     async fn migrate(&self) -> Result<()> {
         self.core.migrate().await
+    }
+
+    async fn count_expired(&self) -> Result<Option<u64>> {
+        let pool = &self.core.pool;
+        self.core
+            .count_expired(|now| {
+                query_scalar(COUNT_EXPIRED_SQL)
+                    .bind(naive_utc(now))
+                    .fetch_one(pool)
+            })
+            .await
+    }
+}
+
+impl MySqlStore {
+    /// A conditional update that matched no row: a conflict while the session lives,
+    /// gone otherwise.
+    async fn missed(&self, key: &str, now: PrimitiveDateTime) -> Result<Update> {
+        let core = &self.core;
+        let row = core
+            .call("saving a session", || {
+                query(LIVE_SQL)
+                    .bind(key)
+                    .bind(now)
+                    .fetch_optional(&core.pool)
+            })
+            .await?;
+        Ok(if row.is_some() {
+            Update::Conflict
+        } else {
+            Update::Gone
+        })
     }
 }
 
@@ -560,6 +526,7 @@ pub fn naive_utc(at: OffsetDateTime) -> PrimitiveDateTime {
 mod tests {
     use super::*;
     use crate::db::sqlx_common::parse_url;
+    use crate::error::Error;
     use time::macros::datetime;
 
     #[test]

@@ -1,7 +1,10 @@
-//! What the PostgreSQL and MySQL engines share: opening the sqlx pool, bounding and
-//! retrying calls, mapping driver errors to sessio's [`Error`], the migration runner, the
-//! locked merge and clear-expired batching. Each driver module implements [`Driver`] for
-//! its sqlx database (its SQL, its types, its error codes) and keeps what only it does.
+//! What the PostgreSQL and MySQL stores share: opening the sqlx pool, bounding and
+//! retrying calls, mapping driver errors to sessio's [`Error`], the migration runner and
+//! clear-expired batching. Each driver module implements [`Driver`] for its sqlx database
+//! (its SQL, its types, its error codes) and keeps what only it does.
+//!
+//! Encoding `session_data`, creating keys and merging concurrent saves are the core's
+//! ([`ServerEngine`](crate::server::ServerEngine)): the stores only read and write rows.
 
 use std::borrow::{Borrow, Cow};
 use std::fmt;
@@ -18,17 +21,13 @@ use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{Changes, Saved, SessionData};
-use crate::error::{redact_url, Error, LogId, Result};
-use sessio_django::codec::StoreCodec;
+use crate::error::{redact_url, Error, Result};
 
 /// The pool size when the URL does not set `max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
 pub(super) const ENGINE: &str = "db";
 pub(super) const TABLE: &str = "django_session";
-/// Session keys tried before `create` gives up (Django retries forever).
-pub(super) const CREATE_ATTEMPTS: u32 = 100;
 /// Migrations may wait for another migrator's lock and build indexes: more than a request.
 pub(super) const MIGRATE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -71,7 +70,7 @@ pub(super) trait Driver: Database {
     /// protocol errors, which always do).
     fn connection_ended(e: &sqlx_core::Error) -> bool;
 
-    /// Whether `django_session` exists (where the engine's queries look for it).
+    /// Whether `django_session` exists (where the store's queries look for it).
     async fn table_exists(conn: &mut Self::Connection) -> SqlResult<bool>;
     /// Applies the pending migrations under the migration lock, or `None` when another
     /// migrator held the lock for `lock_timeout`.
@@ -91,30 +90,19 @@ pub(super) trait Driver: Database {
         migration: &'static Migration,
         now: OffsetDateTime,
     ) -> SqlResult<()>;
-    /// The stored text of a session, under a row lock held to the end of the transaction
-    /// (`Some(None)`: a row whose data is not text).
-    async fn lock_row(conn: &mut Self::Connection, key: &str) -> SqlResult<Option<Option<String>>>;
-    /// Writes a session's data and expiry; `keep`: see [`Core::save_changes`].
-    async fn update_row(
-        conn: &mut Self::Connection,
-        key: &str,
-        data: String,
-        expires: OffsetDateTime,
-        keep: OffsetDateTime,
-    ) -> SqlResult<()>;
 }
 
-/// An engine built on [`Core`], so that opening it can be shared.
-pub(super) trait Engine: Sized {
+/// A store built on [`Core`], so that opening it can be shared.
+pub(super) trait SqlStore: Sized {
     type Db: Driver;
-    /// The engine on `pool` (whose database `database` names, without its password).
+    /// The store on `pool` (whose database `database` names, without its password).
     fn new(pool: Pool<Self::Db>, config: &Config, database: Arc<str>) -> Self;
     fn core(&self) -> &Core<Self::Db>;
 }
 
 /// Connects to the database that `config.database_url()` names, then checks or migrates
 /// the schema.
-pub(super) async fn open<E: Engine>(config: &Config) -> Result<E> {
+pub(super) async fn open<E: SqlStore>(config: &Config) -> Result<E> {
     let url = config.database_url();
     let database: Arc<str> = redact_url(url).into();
     let (options, max_connections) = parse_url::<E::Db>(url, &database)?;
@@ -152,25 +140,25 @@ pub(super) async fn open<E: Engine>(config: &Config) -> Result<E> {
         // that broke (server restart) fails one call and is dropped from the pool.
         .test_before_acquire(false)
         .connect_lazy_with(options);
-    let engine = E::new(pool, config, database);
-    let prepared = engine
+    let store = E::new(pool, config, database);
+    let prepared = store
         .core()
         .prepare_schema(&mut conn, config.auto_migrate())
         .await;
     // The pool opens its own connections; this one was only for the checks.
     let _ = conn.close().await;
     prepared?;
-    Ok(engine)
+    Ok(store)
 }
 
-/// The engine on the application's own pool; checks or migrates the schema as [`open`]
+/// The store on the application's own pool; checks or migrates the schema as [`open`]
 /// does.
-pub(super) async fn from_pool<E: Engine>(pool: Pool<E::Db>, config: &Config) -> Result<E> {
+pub(super) async fn from_pool<E: SqlStore>(pool: Pool<E::Db>, config: &Config) -> Result<E> {
     let options = pool.connect_options();
     let (user, host, port, name) = E::Db::address(&options);
     let database: Arc<str> = format!("{}://{user}@{host}:{port}/{name}", E::Db::SCHEME).into();
-    let engine = E::new(pool, config, database);
-    let core = engine.core();
+    let store = E::new(pool, config, database);
+    let core = store.core();
     let mut conn = core
         .bounded(
             "connecting",
@@ -180,7 +168,7 @@ pub(super) async fn from_pool<E: Engine>(pool: Pool<E::Db>, config: &Config) -> 
         .await?;
     core.prepare_schema(&mut conn, config.auto_migrate())
         .await?;
-    Ok(engine)
+    Ok(store)
 }
 
 /// The connect options and pool size of a URL (sessio's own `max_connections` parameter
@@ -327,12 +315,11 @@ fn schema_missing(database: &str) -> Error {
     }
 }
 
-/// The pool and settings every call of an engine uses.
+/// The pool and settings every call of a store uses.
 pub(super) struct Core<DB: Database> {
     pub(super) pool: Pool<DB>,
     /// The URL with any password hidden, for messages.
     pub(super) database: Arc<str>,
-    pub(super) codec: StoreCodec,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) timeout: Duration,
 }
@@ -342,13 +329,12 @@ impl<DB: Driver> Core<DB> {
         Self {
             pool,
             database,
-            codec: config.store_codec(),
             clock: config.clock().clone(),
             timeout: config.store_timeout(),
         }
     }
 
-    /// The engine's `Debug`: its database, pool size and timeout.
+    /// The store's `Debug`: its database, pool size and timeout.
     pub(super) fn debug(&self, f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
         f.debug_struct(name)
             .field("database", &self.database)
@@ -425,12 +411,6 @@ impl<DB: Driver> Core<DB> {
         within::<DB, T>(&self.database, self.timeout, what, timeout, call).await
     }
 
-    // Only MySQL maps errors outside `call` and `bounded` (its create and insert loops).
-    #[cfg(feature = "mysql")]
-    pub(super) fn sql_error(&self, what: &str, e: sqlx_core::Error) -> Error {
-        sql_error::<DB, _>(&self.database, self.timeout, what, e)
-    }
-
     /// A call that did not finish within the store timeout.
     pub(super) fn timed_out(&self, what: &str, elapsed: tokio::time::error::Elapsed) -> Error {
         Error::store(
@@ -438,75 +418,6 @@ impl<DB: Driver> Core<DB> {
             timed_out::<DB>(what, self.timeout, &self.database),
             elapsed,
         )
-    }
-
-    pub(super) fn encode(&self, data: &SessionData) -> String {
-        self.codec.encode(data, self.clock.now().unix_timestamp())
-    }
-
-    pub(super) fn encode_shared(&self, data: &Arc<SessionData>) -> String {
-        self.codec
-            .encode_shared(data, self.clock.now().unix_timestamp())
-    }
-
-    /// Django's `SessionBase.decode`: data that does not verify or parse is an empty
-    /// session (with a warning), never an error.
-    pub(super) fn decode(&self, key: &str, text: Option<String>) -> Arc<SessionData> {
-        self.codec
-            .decode_or_empty(text.as_deref(), &LogId(key))
-            .data
-    }
-
-    /// Reads the row with a row lock (`SELECT ... FOR UPDATE`), applies the changes and
-    /// writes it back in one transaction: concurrent merges of one session serialise on the
-    /// row instead of overwriting each other. With `slack`, a stored expiry date that close
-    /// to `expires` stays (see [`keep_expiry_from`](super::keep_expiry_from)).
-    pub(super) async fn save_changes(
-        &self,
-        key: &str,
-        changes: &Changes,
-        expires: OffsetDateTime,
-        slack: Option<Duration>,
-    ) -> Result<(String, SessionData)> {
-        let merge = async {
-            let mut tx = self.pool.begin().await?;
-            let Some(text) = DB::lock_row(&mut *tx, key).await? else {
-                tx.rollback().await?;
-                return Ok(None);
-            };
-            let mut data = Arc::unwrap_or_clone(self.decode(key, text));
-            changes.apply(&mut data);
-            let keep = slack.map_or(expires, |slack| {
-                super::keep_expiry_from(expires, self.clock.now(), slack)
-            });
-            DB::update_row(&mut *tx, key, self.encode(&data), expires, keep).await?;
-            tx.commit().await?;
-            Ok(Some(data))
-        };
-        match self
-            .bounded("saving a session", self.timeout, merge)
-            .await?
-        {
-            Some(data) => Ok((key.to_owned(), data)),
-            // Deleted by a concurrent logout: it stays deleted.
-            None => Err(Error::SessionInterrupted),
-        }
-    }
-
-    /// [`save_changes`](Self::save_changes), as the fallback of a conditional save.
-    pub(super) async fn merged(
-        &self,
-        key: &str,
-        changes: &Changes,
-        expires: OffsetDateTime,
-        slack: Option<Duration>,
-    ) -> Result<Saved> {
-        let (cookie, merged) = self.save_changes(key, changes, expires, slack).await?;
-        Ok(Saved {
-            cookie,
-            merged: Some(merged),
-            version: None,
-        })
     }
 
     /// Counts the expired rows with `count` (given "now").
