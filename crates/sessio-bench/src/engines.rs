@@ -481,7 +481,7 @@ pub fn memory_estimates(
             let data = session_data_of(workload);
             let expires = time::OffsetDateTime::now_utc() + time::Duration::days(14);
             let before = crate::cpu::rss_bytes().context("no /proc/self/statm")?;
-            let engine = sessio::engine::open(&config).await?;
+            let engine = sessio::open(&config).await?;
             for _ in 0..count {
                 // Each session gets its own copy of the data, as sessions decoded from
                 // requests would.

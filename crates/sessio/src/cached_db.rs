@@ -86,7 +86,7 @@ pub async fn open(config: &Config) -> Result<CachedDbEngine> {
 ///     .database_url("sqlite://sessions.sqlite3")
 ///     .cache_url("redis://127.0.0.1:6379/0")
 ///     .build()?;
-/// let engine = sessio::engine::open(&config).await?;
+/// let engine = sessio::open(&config).await?;
 /// assert_eq!(engine.name(), "cached-db");
 /// # Ok(()) }
 /// ```

@@ -65,6 +65,7 @@ pub mod file;
 pub mod key;
 mod manager;
 pub mod middleware;
+mod open;
 pub mod server;
 mod session;
 pub mod signed_cookies;
@@ -83,6 +84,7 @@ pub use error::{redact_url, Error, Result};
 pub use expiry::Expiry;
 pub use manager::{SessionManager, DEFAULT_CLEAR_BATCH};
 pub use middleware::{ResponseFuture, SessionLayer, SessionService};
+pub use open::open;
 pub use session::Session;
 
 /// The README's examples compile as doc tests.

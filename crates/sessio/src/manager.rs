@@ -32,11 +32,11 @@ impl SessionManager {
     /// Opens the engine the configuration names (and creates its schema when
     /// `auto_migrate` is on).
     pub async fn open(config: Config) -> Result<Self> {
-        let engine = crate::engine::open(&config).await?;
+        let engine = crate::open(&config).await?;
         // Cookie engines keep "log out everywhere" counters in a server engine.
         let revocation = match config.cookie_revocation() {
             Some(kind) if engine.is_client_side() => {
-                Some(crate::engine::open_kind(&config, kind).await?)
+                Some(crate::open::open_kind(&config, kind).await?)
             }
             _ => None,
         };

@@ -46,7 +46,7 @@ async fn memory(url: &str, clock: &ManualClock) -> Arc<dyn SessionEngine> {
         .build()
         .unwrap();
     // Chosen by configuration alone.
-    sessio::engine::open(&config).await.unwrap()
+    sessio::open(&config).await.unwrap()
 }
 
 #[tokio::test]
@@ -153,7 +153,7 @@ async fn memory_urls_are_checked() {
             .cache_url(bad)
             .build()
             .unwrap();
-        let err = sessio::engine::open(&config).await.unwrap_err();
+        let err = sessio::open(&config).await.unwrap_err();
         assert!(matches!(err, Error::Config(_)), "{bad}: {err}");
         assert!(err.to_string().contains("max_entries"), "{err}");
     }

@@ -467,7 +467,7 @@ mod suite {
         // Through the URL dispatch too, with the other scheme name.
         let (scheme, other) = S::SCHEMES;
         let other_url = url.replacen(scheme, other, 1);
-        assert_schema_missing(sessio::engine::open(&config(&other_url, &clock, false)).await);
+        assert_schema_missing(sessio::open(&config(&other_url, &clock, false)).await);
 
         let engine = S::open(&config(url, &clock, true)).await.unwrap();
         let key = engine

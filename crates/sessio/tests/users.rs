@@ -586,7 +586,7 @@ async fn a_login_costs_the_same_however_many_sessions_the_user_has() {
         .track_user_sessions(true)
         .build()
         .unwrap();
-    let inner = sessio::engine::open(&config).await.unwrap();
+    let inner = sessio::open(&config).await.unwrap();
     let counting = std::sync::Arc::new(Counting {
         inner,
         calls: Default::default(),

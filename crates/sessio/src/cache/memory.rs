@@ -86,7 +86,7 @@ const NIL: u32 = u32::MAX;
 ///     .engine(EngineKind::Cache)
 ///     .cache_url("memory://?max_entries=50000")
 ///     .build()?;
-/// let engine = sessio::engine::open(&config).await?;
+/// let engine = sessio::open(&config).await?;
 /// assert_eq!(engine.name(), "cache");
 /// # Ok(()) }
 /// ```

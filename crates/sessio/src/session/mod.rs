@@ -105,7 +105,7 @@ impl Session {
     ///         .engine(sessio::EngineKind::SignedCookies)
     ///         .build()?,
     /// );
-    /// let engine = sessio::engine::open(&config).await?;
+    /// let engine = sessio::open(&config).await?;
     /// let session = sessio::Session::new(engine, config, None);
     /// session.insert("user_id", 42).await?;
     /// session.save().await?;
